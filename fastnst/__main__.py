@@ -1,0 +1,5 @@
+import sys
+
+from fastnst.cli import main
+
+sys.exit(main())

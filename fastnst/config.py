@@ -1,0 +1,137 @@
+"""Frozen dataclass configs, loaded from a TOML recipe plus CLI overrides.
+
+A recipe is a TOML file whose top level holds TrainConfig fields, with ``[net]`` and
+``[loss]`` tables for NetConfig and LossConfig. Unknown keys are an error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from fastnst import UserError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    """TransformNet shape. ``arch`` names the preset these values came from."""
+
+    arch: str = "johnson"
+    channels: tuple[int, int, int] = (32, 64, 128)  # stem, after 1st down, after 2nd down
+    res_blocks: int = 5
+    end_kernel: int = 9  # stem and output conv kernel (Johnson: 9x9)
+    upsample: str = "nearest"  # nearest resize + conv (Odena et al. 2016) | "shuffle" (pixel shuffle)
+    stem: str = "conv"  # "conv": full-res conv stem | "unshuffle": pixel-unshuffle by 2 first
+    block: str = "full"  # residual block convs: "full" 3x3 | "separable" depthwise + pointwise
+    padding: str = "reflect"  # "reflect" (Johnson) | "zeros"
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Which VGG, which layers, which weights. Shared by train, optimize and eval."""
+
+    vgg: str = "caffe-vgg19"
+    pool: str = "max"
+    content_layers: tuple[str, ...] = ("relu2_2",)
+    # layer -> per-layer weight
+    style_layers: dict[str, float] = field(
+        default_factory=lambda: {"relu1_1": 1.0, "relu2_1": 1.0, "relu3_1": 1.0, "relu4_1": 1.0, "relu5_1": 1.0}
+    )
+    content_weight: float = 1.0
+    style_weight: float = 1.0
+    tv_weight: float = 0.0
+    stability_weight: float = 0.0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    style: str = ""
+    data: str = "../shared/data/content"
+    data_split: str = "train"
+    image_size: int = 256
+    style_size: int = 512
+    batch_size: int = 4
+    lr: float = 1e-3
+    steps: int = 0  # 0: use epochs
+    epochs: int = 2
+    seed: int = 0
+    device: str = "auto"
+    workers: int = 2
+    checkpoint_every: int = 200
+    preview_every: int = 100
+    log_every: int = 10
+    run_dir: str = "runs/style"
+    output: str = ""  # ONNX path; default <run_dir>/<style name>.onnx
+    net: NetConfig = field(default_factory=NetConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+
+
+def _coerce(tp: Any, value: Any, where: str) -> Any:
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise UserError(f"config: [{where}] must be a table")
+        return from_dict(tp, value, where)
+    origin = getattr(tp, "__origin__", None)
+    if origin is tuple and isinstance(value, (list, tuple)):
+        return tuple(value)
+    if tp is float and isinstance(value, int):
+        return float(value)
+    return value
+
+
+def from_dict(cls: type, data: dict[str, Any], where: str = "") -> Any:
+    """Build dataclass ``cls`` from a (nested) dict; unknown keys raise UserError."""
+    hints = get_type_hints(cls)
+    unknown = sorted(set(data) - set(hints))
+    if unknown:
+        prefix = f"{where}." if where else ""
+        raise UserError(f"unknown config key(s): {', '.join(prefix + k for k in unknown)}")
+    return cls(**{k: _coerce(hints[k], v, f"{where}.{k}".strip(".")) for k, v in data.items()})
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def to_json(cfg: Any) -> str:
+    return json.dumps(to_dict(cfg), sort_keys=True)
+
+
+TABLES = ("net", "loss")
+
+
+def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Merge ``overrides`` into a copy of ``base``, key by key inside the [net] and [loss]
+    tables; a value (a list, a style_layers dict) replaces. None values are ignored."""
+    out = dict(base)
+    for k, v in overrides.items():
+        if v is None:
+            continue
+        if k in TABLES and isinstance(v, dict):
+            out[k] = {**out.get(k, {}), **{kk: vv for kk, vv in v.items() if vv is not None}}
+        else:
+            out[k] = v
+    return out
+
+
+def load_recipe(path: str | Path | None, overrides: dict[str, Any] | None = None, cls: type = TrainConfig) -> Any:
+    """TOML recipe (optional) + overrides -> a frozen config of type ``cls``."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"recipe not found: {path}")
+        try:
+            data = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as e:
+            raise UserError(f"recipe {path} is not valid TOML: {e}") from None
+    return from_dict(cls, merge(data, overrides or {}))

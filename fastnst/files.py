@@ -1,0 +1,44 @@
+"""Atomic file writes: a temp file in the destination folder, then ``os.replace``."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from fastnst import UserError
+
+
+def check_writable_dir(path: str | os.PathLike) -> Path:
+    """Return ``path`` (a file to be written) after checking that its folder exists and is writable."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise UserError(f"output folder does not exist: {folder}")
+    if not os.access(folder, os.W_OK):
+        raise UserError(f"output folder is not writable: {folder}")
+    return path
+
+
+@contextlib.contextmanager
+def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temp path next to ``dest``; on success rename it onto ``dest``, else delete it.
+
+    The temp name keeps ``dest``'s suffix, so writers that pick a format by extension
+    (Pillow, OpenCV, torch.save) behave the same. A crash or ``kill -9`` at any moment leaves
+    either the old ``dest`` or the new one, never a half-written file.
+    """
+    dest = check_writable_dir(dest)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=f".tmp{dest.suffix}", dir=dest.parent or ".")
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:  # make the bytes durable before the rename
+            os.fsync(f.fileno())
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

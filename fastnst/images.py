@@ -1,0 +1,75 @@
+"""Image files <-> uint8 RGB arrays (Pillow + numpy only; the player path uses this too)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from fastnst import UserError
+from fastnst.files import atomic_path
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Any Pillow mode (L, P, RGBA, CMYK, 16-bit) -> 8-bit RGB, EXIF orientation applied."""
+    img = ImageOps.exif_transpose(img)
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # Pillow's convert() clips 16-bit values to 255 instead of scaling them.
+        arr = np.asarray(img, dtype=np.float32)
+        scale = 257.0 if arr.max() > 255 else 1.0
+        img = Image.fromarray(np.clip(arr / scale + 0.5, 0, 255).astype(np.uint8), "L")
+    return img.convert("RGB")
+
+
+def load_image(path: str | os.PathLike, max_size: int | None = None, what: str = "image") -> np.ndarray:
+    """Read an image file as a (H, W, 3) uint8 RGB array.
+
+    ``max_size`` caps the long side (downscaling with a log message). ``what`` names the
+    image in error messages ("content image", "style image").
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{what} not found: {path}")
+    try:
+        with Image.open(path) as img:
+            img.load()
+            img = to_rgb(img)
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        raise UserError(f"cannot read {what} {path}: not an image, or corrupt ({e})") from None
+    if max_size and max(img.size) > max_size:
+        old = img.size
+        img = resize_long_side(img, max_size)
+        log.info("%s %s is %dx%d; downscaled to %dx%d (max size %d)", what, path.name, *old, *img.size, max_size)
+    return np.asarray(img)
+
+
+def resize_long_side(img: Image.Image, size: int) -> Image.Image:
+    """Resize so the long side is ``size`` pixels, keeping the aspect ratio."""
+    w, h = img.size
+    s = size / max(w, h)
+    return img.resize((max(1, round(w * s)), max(1, round(h * s))), Image.Resampling.LANCZOS)
+
+
+def save_image(rgb: np.ndarray, path: str | os.PathLike) -> Path:
+    """Write a (H, W, 3) uint8 RGB array atomically; the format follows the extension."""
+    path = Path(path)
+    if path.suffix.lower() not in IMAGE_SUFFIXES + (".tif", ".tiff"):
+        raise UserError(f"unknown image format for output {path} (use .png, .jpg, .webp, .bmp or .tif)")
+    with atomic_path(path) as tmp:
+        Image.fromarray(rgb).save(tmp, format=Image.registered_extensions()[path.suffix.lower()])
+    return path
+
+
+def list_images(folder: str | os.PathLike) -> list[Path]:
+    """All image files under ``folder``, recursively, sorted."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"image folder not found: {folder}")
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())

@@ -1,0 +1,107 @@
+"""Perceptual losses (Gatys et al. 2016; Johnson et al. 2016) as pure functions, plus one
+``PerceptualLoss`` module that wires them to a VGGEncoder and holds the style targets."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fastnst.vgg import VGGEncoder
+
+
+def gram_matrix(feats: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (B, C, C) Gram matrix normalised by C*H*W."""
+    b, c, h, w = feats.shape
+    f = feats.reshape(b, c, h * w)  # (B, C, HW)
+    return torch.bmm(f, f.transpose(1, 2)) / (c * h * w)
+
+
+def content_loss(feats: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared error between feature maps of the same shape: a scalar."""
+    return F.mse_loss(feats, target)
+
+
+def style_loss(
+    grams: Mapping[str, torch.Tensor], targets: Mapping[str, torch.Tensor], weights: Mapping[str, float]
+) -> torch.Tensor:
+    """Weighted sum over layers of the MSE between Gram matrices.
+
+    ``grams[l]``: (B, C, C); ``targets[l]``: (1, C, C) or (B, C, C), broadcast over the batch.
+    """
+    total = 0.0
+    for layer, w in weights.items():
+        g = grams[layer]
+        total = total + w * (g - targets[layer]).pow(2).mean()
+    return total
+
+
+def tv_loss(img: torch.Tensor) -> torch.Tensor:
+    """Total variation of (B, C, H, W): mean squared difference between neighbouring pixels."""
+    dh = img[..., 1:, :] - img[..., :-1, :]  # (B, C, H-1, W)
+    dw = img[..., :, 1:] - img[..., :, :-1]  # (B, C, H, W-1)
+    return dh.pow(2).mean() + dw.pow(2).mean()
+
+
+class PerceptualLoss(nn.Module):
+    """Content + style + TV loss against fixed style image(s).
+
+    The style Gram targets are computed once here and kept as buffers (1, C, C); several
+    style images are blended with ``style_blend`` weights (normalised to sum to 1).
+
+    ``forward(x, content_targets)`` with x: (B, 3, H, W) RGB [0, 1] and the dict from
+    ``content_targets(content)`` returns {"content", "style", "tv", "total"} scalars; the
+    first three are unweighted, ``total`` is the weighted sum.
+    """
+
+    def __init__(
+        self,
+        encoder: VGGEncoder,
+        styles: Sequence[torch.Tensor],
+        content_layers: Sequence[str],
+        style_layers: Mapping[str, float],
+        content_weight: float = 1.0,
+        style_weight: float = 1.0,
+        tv_weight: float = 0.0,
+        style_blend: Sequence[float] | None = None,
+    ):
+        super().__init__()
+        missing = set(content_layers) | set(style_layers)
+        missing -= set(encoder.layers)
+        if missing:
+            raise ValueError(f"encoder does not return layer(s) {sorted(missing)}")
+        self.encoder = encoder
+        self.content_layers = tuple(content_layers)
+        self.style_layers = dict(style_layers)
+        self.content_weight, self.style_weight, self.tv_weight = content_weight, style_weight, tv_weight
+        blend = torch.tensor(style_blend if style_blend is not None else [1.0] * len(styles), dtype=torch.float32)
+        if len(blend) != len(styles) or (blend < 0).any() or blend.sum() <= 0:
+            raise ValueError("style_blend needs one non-negative weight per style image")
+        blend = blend / blend.sum()
+        with torch.no_grad():
+            for layer in self.style_layers:
+                target = sum(w * gram_matrix(encoder(s)[layer]) for w, s in zip(blend.tolist(), styles))  # (1, C, C)
+                self.register_buffer(self._buf(layer), target)
+
+    @staticmethod
+    def _buf(layer: str) -> str:
+        return f"gram_{layer}"
+
+    @property
+    def style_targets(self) -> dict[str, torch.Tensor]:
+        return {layer: getattr(self, self._buf(layer)) for layer in self.style_layers}
+
+    @torch.no_grad()
+    def content_targets(self, content: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Features of the content image(s) (B, 3, H, W) at the content layers."""
+        return self.encoder(content, self.content_layers)
+
+    def forward(self, x: torch.Tensor, content_targets: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        feats = self.encoder(x)
+        c = sum(content_loss(feats[l], content_targets[l]) for l in self.content_layers)
+        s = style_loss({l: gram_matrix(feats[l]) for l in self.style_layers}, self.style_targets, self.style_layers)
+        tv = tv_loss(x)
+        total = self.content_weight * c + self.style_weight * s + self.tv_weight * tv
+        return {"content": c, "style": s, "tv": tv, "total": total}
