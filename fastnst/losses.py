@@ -105,3 +105,29 @@ class PerceptualLoss(nn.Module):
         tv = tv_loss(x)
         total = self.content_weight * c + self.style_weight * s + self.tv_weight * tv
         return {"content": c, "style": s, "tv": tv, "total": total}
+
+
+def stability_loss(
+    fn, x: torch.Tensor, y: torch.Tensor, max_shift: int = 8, noise_std: float = 0.02,
+    margin: int = 8, generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Transformation-equivariance + noise-consistency loss for video stability.
+
+    A small random camera motion T (an integer translation, as a crop) plus sensor-like
+    Gaussian noise should not change the texture: fn(T(x) + noise) ~= T(fn(x)), in the spirit
+    of Gupta et al. 2017 and the noise training of the chainer fast-neuralstyle forks.
+    Shifts that are not multiples of the net's stride (4) are exactly what makes strokes boil.
+
+    x: (B, 3, H, W) input, y = fn(x): (B, 3, H, W). Returns the mean squared difference on
+    the interior (``margin`` px from the crop's borders are ignored: padding is not equivariant).
+    Zero for any translation-equivariant, noise-free ``fn`` when ``noise_std`` is 0.
+    """
+    _, _, h, w = x.shape
+    dy, dx = (int(v) for v in torch.randint(1, max_shift + 1, (2,), generator=generator))
+    shifted = x[:, :, dy:, dx:]  # (B, 3, H-dy, W-dx): the scene moved up-left by (dy, dx)
+    if noise_std > 0:
+        noise = torch.randn(shifted.shape, generator=generator, device=x.device, dtype=x.dtype)
+        shifted = shifted + noise_std * noise
+    y_shift = fn(shifted)  # (B, 3, H-dy, W-dx)
+    m = margin
+    return F.mse_loss(y_shift[:, :, m : h - dy - m, m : w - dx - m], y[:, :, dy + m : h - m, dx + m : w - m])

@@ -1,0 +1,56 @@
+"""Temporal stability: the warping-error metric (numpy/OpenCV) and the stability loss (torch)."""
+
+import cv2
+import numpy as np
+import pytest
+
+from fastnst.temporal import video_warping_error
+
+
+def _textured(h=200, w=260, seed=0):
+    rng = np.random.default_rng(seed)
+    img = cv2.GaussianBlur(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), (0, 0), 3)
+    return cv2.normalize(img, None, 0, 255, cv2.NORM_MINMAX)
+
+
+def _panning(n=5, step=2):
+    """A static textured scene seen by a camera that pans by ``step`` px per frame."""
+    scene = _textured()
+    return [np.ascontiguousarray(scene[20 - step * i : 180 - step * i, 20 + step * i : 220 + step * i]) for i in range(n)]
+
+
+def test_translation_with_identity_model_is_near_zero():
+    styl, inp = video_warping_error(_panning(), lambda f: f)
+    assert styl < 0.5 and inp < 0.5
+
+
+def test_error_grows_with_frame_to_frame_noise():
+    rng = np.random.default_rng(1)
+    frames = _panning()
+    clean, _ = video_warping_error(frames, lambda f: f)
+    noisy_fn = lambda f: np.clip(f + rng.normal(0, 12, f.shape), 0, 255).astype(np.uint8)  # noqa: E731
+    noisy, inp = video_warping_error(frames, noisy_fn)
+    assert noisy > clean + 5
+    assert inp == pytest.approx(clean)
+
+
+def test_needs_two_frames():
+    with pytest.raises(ValueError):
+        video_warping_error([_textured()], lambda f: f)
+
+
+def test_stability_loss_zero_for_equivariant_positive_otherwise():
+    torch = pytest.importorskip("torch")
+    from fastnst.losses import stability_loss
+
+    x = torch.rand(2, 3, 48, 48)
+    g = torch.Generator().manual_seed(0)
+    pointwise = torch.sigmoid  # commutes with any translation
+    assert stability_loss(pointwise, x, pointwise(x), noise_std=0.0, generator=g).item() == pytest.approx(0.0, abs=1e-12)
+
+    # A position-dependent function is not translation-equivariant.
+    ramp = torch.linspace(0, 1, 48).view(1, 1, 1, 48)
+    fn = lambda t: t * ramp[..., : t.shape[-1]]  # noqa: E731
+    assert stability_loss(fn, x, fn(x), noise_std=0.0, generator=g).item() > 1e-4
+    # Noise alone makes even the identity inconsistent.
+    assert stability_loss(lambda t: t, x, x, noise_std=0.05, generator=g).item() > 1e-4
