@@ -78,3 +78,48 @@ def video_warping_error(
     if not styl_errs:
         raise ValueError("need at least two frames to measure temporal stability")
     return float(np.mean(styl_errs)), float(np.mean(in_errs))
+
+
+class TemporalSmoother:
+    """Flow-guided blending of each stylized frame with the previous (smoothed) one.
+
+    The previous output is warped along the input's optical flow (DIS, computed at
+    ``flow_scale`` of the frame size to stay cheap), so motion is followed instead of
+    smeared. Where the warp does not explain the input (occlusion, a cut, fast motion:
+    grey-level error above ``threshold``), the current frame is kept as is. Elsewhere the
+    result is ``(1 - alpha) * current + alpha * warped_previous``: an exponential moving
+    average along motion paths. Buffers are reused from frame to frame.
+    """
+
+    def __init__(self, alpha: float = 0.6, flow_scale: float = 0.5, threshold: float = 12.0):
+        self.alpha, self.flow_scale, self.threshold = alpha, flow_scale, threshold
+        self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the previous frame (call on a model switch or a seek)."""
+        self._prev_gray = self._prev_out = None
+        self._grid = None
+
+    def __call__(self, frame: np.ndarray, stylized: np.ndarray) -> np.ndarray:
+        """frame, stylized: (H, W, 3) uint8 of the same size -> smoothed (H, W, 3) uint8."""
+        h, w = frame.shape[:2]
+        sw, sh = max(8, round(w * self.flow_scale)), max(8, round(h * self.flow_scale))
+        gray = cv2.cvtColor(cv2.resize(frame, (sw, sh), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
+        prev_gray, prev_out = self._prev_gray, self._prev_out
+        if prev_gray is None or prev_gray.shape != gray.shape or prev_out.shape != stylized.shape:
+            self._prev_gray, self._prev_out = gray, stylized.copy()
+            return stylized
+        if self._grid is None or self._grid.shape[:2] != (sh, sw):
+            xs, ys = np.meshgrid(np.arange(sw, dtype=np.float32), np.arange(sh, dtype=np.float32))
+            self._grid = np.dstack([xs, ys])
+        where = self._grid + self._dis.calc(gray, prev_gray, None)  # (sh, sw, 2) position in t-1
+        err = cv2.absdiff(cv2.remap(prev_gray, where, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE), gray)
+        weight_prev = np.where(err < self.threshold, np.float32(self.alpha), np.float32(0.0))  # (sh, sw)
+        # Upsample the low-resolution flow (in full-resolution pixels) and the blend weights.
+        where_full = cv2.resize(where, (w, h), interpolation=cv2.INTER_LINEAR) / np.float32(self.flow_scale)
+        weight_prev = cv2.resize(weight_prev, (w, h), interpolation=cv2.INTER_LINEAR)
+        warped = cv2.remap(prev_out, where_full, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        out = cv2.blendLinear(stylized, warped, 1.0 - weight_prev, weight_prev)
+        self._prev_gray, self._prev_out = gray, out
+        return out

@@ -54,3 +54,18 @@ def test_stability_loss_zero_for_equivariant_positive_otherwise():
     assert stability_loss(fn, x, fn(x), noise_std=0.0, generator=g).item() > 1e-4
     # Noise alone makes even the identity inconsistent.
     assert stability_loss(lambda t: t, x, x, noise_std=0.05, generator=g).item() > 1e-4
+
+
+def test_smoother_reduces_flicker_and_passes_first_frame_through():
+    from fastnst.temporal import TemporalSmoother
+
+    rng = np.random.default_rng(2)
+    frames = _panning(n=8)
+    noisy = lambda f: np.clip(f + rng.normal(0, 12, f.shape), 0, 255).astype(np.uint8)  # noqa: E731
+    raw, _ = video_warping_error(frames, noisy)
+    smoother = TemporalSmoother()
+    first = noisy(frames[0])
+    assert np.array_equal(smoother(frames[0], first), first)
+    smoother.reset()
+    smoothed, _ = video_warping_error(frames, lambda f: smoother(f, noisy(f)))
+    assert smoothed < 0.7 * raw
