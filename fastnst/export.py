@@ -11,54 +11,167 @@ metadata_props: fastnst.style, fastnst.version, fastnst.config (JSON), fastnst.v
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import fastnst
+from fastnst import UserError
 from fastnst.files import atomic_path
 
 log = logging.getLogger(__name__)
 
 IO_CONTRACT = "uint8-bgr-nhwc"
 INPUT_NAME, OUTPUT_NAME = "frames", "stylized"
+FLOAT_IO_CONTRACT, FLOAT_INPUT_NAME = "float-rgb-nchw", "image"
 
 
 class FrameIO(nn.Module):
-    """Wraps a TransformNet: (N, H, W, 3) uint8 BGR -> (N, H, W, 3) uint8 BGR."""
+    """Wraps a TransformNet: (N, H, W, 3) uint8 BGR -> (N, H, W, 3) uint8 BGR.
+
+    The conversions fold into the graph, where each would otherwise cost a full-resolution
+    pass: the /255 scaling and the BGR<->RGB swaps go into a copy of the stem and output
+    weights. For a stride2 stem (TransformNet docs), even the NHWC<->NCHW transposes go: the
+    frame is viewed as a one-channel (N, 1, H, 3W) image, whose stem conv has kernel (k, 3k) and
+    stride (2, 6) (the same weights, interleaved), and whose output transposed conv writes the
+    (N, 1, H, 3W) = (N, H, W, 3) layout directly. The wrapped net itself is left untouched.
+    """
 
     def __init__(self, net: nn.Module):
         super().__init__()
-        self.net = net
+        self.interleaved = net.cfg.stem == "stride2"
+        self.net = copy.deepcopy(net).cpu().eval()
+        if self.interleaved:
+            self.register_buffer("bias", _interleave_io(self.net))  # (3,) BGR
+        else:
+            _fold_io(self.net)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        x = frames.permute(0, 3, 1, 2).flip(1).float() / 255.0  # (N, 3, H, W) RGB [0, 1]
-        y = self.net(x)  # (N, 3, H, W) RGB [0, 1]
-        y = (y.flip(1) * 255.0).round().clamp(0, 255)
-        return y.permute(0, 2, 3, 1).to(torch.uint8)  # (N, H, W, 3) BGR
+        if not self.interleaved:
+            x = frames.permute(0, 3, 1, 2).float()  # (N, 3, H, W) BGR 0-255
+            y = (torch.sigmoid(self.net.logits(x)) * 255.0).round()  # (N, 3, H, W) BGR
+            return y.to(torch.uint8).permute(0, 2, 3, 1)  # (N, H, W, 3)
+        n, h, w, _ = frames.shape
+        # Odd sizes: one replicated row/column, as TransformNet.forward does (dropped below).
+        frames = F.pad(frames.unsqueeze(0), (0, 0, 0, w % 2, 0, h % 2), mode="replicate")[0]  # (N, H', W', 3)
+        hp, wp = frames.shape[1], frames.shape[2]
+        x = frames.reshape(n, 1, hp, wp * 3).float()  # (N, 1, H', 3W') interleaved BGR 0-255
+        # The bias tiled along a row: a broadcast over the last dim of 3 is slow in onnxruntime.
+        z = self.net.logits(x) + self.bias.repeat(wp)  # (N, 1, H', 3W') BGR logits
+        y = (torch.sigmoid(z) * 255.0).round().to(torch.uint8)
+        return y.reshape(n, hp, wp, 3)[:, :h, :w]  # (N, H, W, 3)
+
+
+def _fold_io(net: nn.Module) -> None:
+    """In place on a copy: the stem takes BGR 0-255, the output conv emits BGR logits."""
+    stem = next(m for m in net.stem.modules() if isinstance(m, nn.Conv2d))
+    out = next(m for m in net.out.modules() if isinstance(m, nn.Conv2d))
+    with torch.no_grad():
+        stem.weight.copy_(stem.weight.flip(1) / 255.0)  # (c1, 3, k, k): input channels RGB -> BGR
+        out.weight.copy_(out.weight.flip(0))  # (3, c1, k, k)
+        out.bias.copy_(out.bias.flip(0))
+
+
+def _interleave_io(net: nn.Module) -> torch.Tensor:
+    """In place on a copy: swap a stride2 net's stem conv and output transposed conv for their
+    equivalents on the interleaved (N, 1, H, 3W) BGR 0-255 layout. Returns the output bias,
+    (3,) BGR, which a one-channel transposed conv cannot hold."""
+    stem, out = net.stem[0], net.out
+    (kh, kw), (ph, pw) = stem.kernel_size, stem.padding
+    # weight[o, 0, i, 3j + c] = w[o, 2 - c, i, j] / 255: the BGR channel c of pixel column j
+    w = stem.weight.detach().flip(1).permute(0, 2, 3, 1) / 255.0  # (c1, k, k, 3) BGR
+    conv = nn.Conv2d(1, stem.out_channels, (kh, 3 * kw), stride=(2, 6), padding=(ph, 3 * pw))
+    (ko, _), (po, _) = out.kernel_size, out.padding
+    wo = out.weight.detach().flip(1).permute(0, 2, 3, 1)  # (c1, k, k, 3) BGR
+    deconv = nn.ConvTranspose2d(out.in_channels, 1, (ko, 3 * ko), stride=(2, 6), padding=(po, 3 * po), bias=False)
+    with torch.no_grad():
+        conv.weight.copy_(w.reshape(stem.out_channels, 1, kh, 3 * kw))
+        conv.bias.copy_(stem.bias)
+        deconv.weight.copy_(wo.reshape(out.in_channels, 1, ko, 3 * ko))
+    net.stem[0], net.out = conv, deconv
+    return out.bias.detach().flip(0).clone()  # (3,) BGR
 
 
 def export_onnx(net: nn.Module, path: str | os.PathLike, metadata: dict[str, str] | None = None,
-                sample_size: tuple[int, int] = (64, 64)) -> Path:
-    """Export ``net`` (a TransformNet, in eval mode, on the CPU) to ``path`` atomically."""
+                sample_size: tuple[int, int] = (64, 64), float_io: bool = False) -> Path:
+    """Export ``net`` (a TransformNet; moved to the CPU, eval mode) to ``path`` atomically.
+
+    ``float_io=True`` exports the bare network instead (input ``image`` float32 (N, 3, H, W) RGB
+    in [0, 1], output ``stylized`` likewise; ``fastnst.io = "float-rgb-nchw"``): for exact parity
+    tests and other runtimes. Shipped models use the uint8 contract above.
+    """
     import onnx
 
     path = Path(path)
     net = net.cpu().eval()
-    sample = torch.zeros(1, *sample_size, 3, dtype=torch.uint8)
+    if float_io:
+        module, sample, io, inp = net, torch.zeros(1, 3, *sample_size), FLOAT_IO_CONTRACT, FLOAT_INPUT_NAME
+        axes = {0: "N", 2: "H", 3: "W"}
+    else:
+        module, sample, io, inp = FrameIO(net), torch.zeros(1, *sample_size, 3, dtype=torch.uint8), IO_CONTRACT, INPUT_NAME
+        axes = {0: "N", 1: "H", 2: "W"}
     with atomic_path(path) as tmp:
         torch.onnx.export(
-            FrameIO(net), (sample,), str(tmp), dynamo=False, opset_version=17,
-            input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "N", 1: "H", 2: "W"}, OUTPUT_NAME: {0: "N", 1: "H", 2: "W"}},
+            module, (sample,), str(tmp), dynamo=False, opset_version=17,
+            input_names=[inp], output_names=[OUTPUT_NAME], dynamic_axes={inp: axes, OUTPUT_NAME: axes},
         )
         model = onnx.load(str(tmp))
-        meta = {"fastnst.version": fastnst.__version__, "fastnst.io": IO_CONTRACT, **(metadata or {})}
+        meta = {"fastnst.version": fastnst.__version__, **(metadata or {}), "fastnst.io": io}
         for k, v in meta.items():
             model.metadata_props.add(key=k, value=str(v))
         onnx.save(model, str(tmp))
     log.info("exported %s", path)
     return path
+
+
+class ParityError(UserError):
+    """onnxruntime's output differs from torch's by more than the tolerance."""
+
+
+PARITY_SIZES = ((67, 91), (128, 160))  # two sizes, odd on purpose: dynamic H/W and odd-size paths
+
+
+def check_parity(net: nn.Module, onnx_path: str | os.PathLike, sizes=PARITY_SIZES, tol: float = 1e-3) -> float:
+    """Run the ONNX model in onnxruntime and the torch model eagerly on the same random frames at
+    each (H, W) in ``sizes``; return the worst mean absolute difference in [0, 1] units.
+
+    uint8 models: torch and onnxruntime agree to ~1e-6 before rounding, so a pixel sitting on a
+    rounding boundary may differ by one level (1/255 > tol); the check therefore fails if any pixel
+    is off by more than one level or the mean difference exceeds ``tol``. Float models: the max
+    difference must stay within ``tol``. Raises ParityError, naming the size.
+    """
+    import numpy as np
+    import onnxruntime as ort
+
+    net = net.cpu().eval()
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    inp = sess.get_inputs()[0]
+    rng = np.random.default_rng(0)
+    worst = 0.0
+    for h, w in sizes:
+        with torch.no_grad():
+            if inp.type == "tensor(uint8)":
+                x = rng.integers(0, 256, (1, h, w, 3), dtype=np.uint8)  # (1, H, W, 3) BGR
+                want = FrameIO(net)(torch.from_numpy(x)).numpy().astype(np.float64) / 255.0
+            else:
+                x = rng.random((1, 3, h, w), dtype=np.float32)  # (1, 3, H, W) RGB
+                want = net(torch.from_numpy(x)).numpy().astype(np.float64)
+        got = sess.run([OUTPUT_NAME], {inp.name: x})[0]
+        if got.shape != want.shape:
+            raise ParityError(f"{onnx_path}: onnxruntime output shape {got.shape} != torch {want.shape} at {h}x{w}")
+        got = got.astype(np.float64) / (255.0 if inp.type == "tensor(uint8)" else 1.0)
+        diff = np.abs(got - want)
+        mean, peak = float(diff.mean()), float(diff.max())
+        bad = (peak > 1.5 / 255 or mean > tol) if inp.type == "tensor(uint8)" else peak > tol
+        if bad:
+            raise ParityError(f"{onnx_path}: onnxruntime differs from torch at {h}x{w} "
+                              f"(max {peak:.2g}, mean {mean:.2g}, tolerance {tol}); do not ship this model")
+        worst = max(worst, mean)
+        log.debug("parity %dx%d: max %.3g, mean %.3g", h, w, peak, mean)
+    log.info("onnxruntime matches torch at %s (mean abs diff %.2g)", ", ".join(f"{h}x{w}" for h, w in sizes), worst)
+    return worst

@@ -1,16 +1,15 @@
 """TransformNet: the feed-forward style network (Johnson et al. 2016) and its faster variants.
 
-Contract: ``forward(x)`` takes (B, 3, H, W) RGB in [0, 1] for any H, W >= 1 and returns
-(B, 3, H, W) RGB in [0, 1] (a sigmoid output). Odd sizes work: each upsampling stage resizes
-(or crops) to the exact size of the matching downsampling stage, and the pixel-unshuffle stem
-pads odd inputs by one replicated row/column that the output drops again.
+Contract: ``forward(x)`` takes (B, 3, H, W) RGB in [0, 1] and returns (B, 3, H, W) RGB in
+[0, 1] (a sigmoid output), for any H and W (odd ones included) large enough that the deepest
+level keeps more than one pixel for instance norm (and, with reflection padding, more pixels
+than the pad). Each upsampling stage resizes or crops to the exact size of the matching
+downsampling stage; a stride2 stem pads odd inputs by one replicated row/column that the
+output drops again. ``logits(x)`` is the pre-sigmoid body, which ``fastnst.export.FrameIO``
+rewires to fold the uint8/BGR/NHWC conversions into the ONNX graph.
 
-The net is ``stem -> down1 -> down2 -> residual blocks -> up1 -> up2 -> out``. With
-``stem="unshuffle"`` the whole pyramid runs one octave lower: the frame is folded 2x2 into 12
-channels (space-to-depth, Shi et al. 2016), every layer runs at H/2 and below, and the output
-conv emits 12 channels that a pixel shuffle unfolds back to (3, H, W). ``logits(x)`` is that
-pre-sigmoid, pre-unfold body; ``fastnst.export.FrameIO`` calls it directly so that the
-uint8/BGR/NHWC conversions fold into the graph.
+models/README.md records what each option costs at 640x480 on a 2-core CPU and why "fast" is
+built the way it is.
 """
 
 from __future__ import annotations
@@ -26,11 +25,9 @@ PRESETS: dict[str, NetConfig] = {
     "johnson": NetConfig(),
     # >= 30 fps at 640x480 on 2 CPU cores (models/README.md has the measurements): nothing but
     # the 2x2 fold/unfold runs at full resolution; narrow, separable residual stage at H/8.
-    "fast": NetConfig(arch="fast", channels=(16, 32, 64), res_blocks=3, end_kernel=3, upsample="shuffle",
-                      stem="unshuffle", block="separable", padding="zeros"),
+    "fast": NetConfig(arch="fast", channels=(16, 32, 64), res_blocks=3, end_kernel=4, upsample="deconv",
+                      stem="stride2", block="separable", padding="zeros"),
 }
-
-UNSHUFFLE = 2  # space-to-depth factor of the "unshuffle" stem
 
 
 def preset(name: str) -> NetConfig:
@@ -42,14 +39,16 @@ def preset(name: str) -> NetConfig:
 
 
 class ConvNormAct(nn.Sequential):
-    """pad -> conv -> instance norm (Ulyanov et al. 2016) -> ReLU (each optional)."""
+    """pad -> conv -> instance norm (Ulyanov et al. 2016) -> ReLU (each optional).
+    ``pad``: the padding width (default ``k // 2``, "same" at stride 1)."""
 
     def __init__(self, cin: int, cout: int, k: int, stride: int = 1, padding: str = "reflect",
-                 norm: bool = True, act: bool = True, groups: int = 1):
+                 norm: bool = True, act: bool = True, groups: int = 1, pad: int | None = None):
+        pad = k // 2 if pad is None else pad
         layers: list[nn.Module] = []
-        if padding == "reflect" and k > 1:
-            layers.append(nn.ReflectionPad2d(k // 2))
-        layers.append(nn.Conv2d(cin, cout, k, stride, padding=k // 2 if padding == "zeros" else 0, groups=groups))
+        if padding == "reflect" and pad > 0:
+            layers.append(nn.ReflectionPad2d(pad))
+        layers.append(nn.Conv2d(cin, cout, k, stride, padding=pad if padding == "zeros" else 0, groups=groups))
         if norm:
             layers.append(nn.InstanceNorm2d(cout, affine=True))
         if act:
@@ -80,65 +79,83 @@ class ResidualBlock(nn.Module):
 
 
 class Upsample(nn.Module):
-    """x2 upsampling to an exact ``size``: nearest resize + conv (Odena et al. 2016), or a conv to
-    4x the channels at low resolution + pixel shuffle (Shi et al. 2016), which keeps the conv
-    at the low resolution. Instance norm + ReLU follow, at the high resolution."""
+    """x2 upsampling to an exact ``size``, then instance norm + ReLU at the high resolution.
+
+    "nearest": nearest resize + 3x3 conv (Odena et al. 2016); "shuffle": 3x3 conv to 4x the
+    channels at the low resolution + pixel shuffle (Shi et al. 2016); "deconv": a 4x4 stride-2
+    transposed conv (kernel divisible by the stride, so no uneven overlap; 2.25x fewer MACs).
+    """
 
     def __init__(self, cin: int, cout: int, mode: str, padding: str):
         super().__init__()
-        if mode not in ("nearest", "shuffle"):
-            raise ValueError(f"unknown upsample mode {mode!r}")
         self.mode = mode
         if mode == "nearest":
             self.conv = ConvNormAct(cin, cout, 3, padding=padding, norm=False, act=False)
-        else:
+        elif mode == "shuffle":
             self.conv = ConvNormAct(cin, 4 * cout, 3, padding=padding, norm=False, act=False)
+        elif mode == "deconv":
+            self.conv = nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1)
+        else:
+            raise ValueError(f"unknown upsample mode {mode!r}")
         self.norm = nn.InstanceNorm2d(cout, affine=True)
 
     def forward(self, x: torch.Tensor, size: torch.Size) -> torch.Tensor:
         if self.mode == "nearest":
             y = self.conv(F.interpolate(x, size=size, mode="nearest"))  # (B, cout, *size)
-        else:
+        elif self.mode == "shuffle":
             y = F.pixel_shuffle(self.conv(x), 2)[..., : size[0], : size[1]]  # (B, cout, *size)
+        else:
+            y = self.conv(x)[..., : size[0], : size[1]]  # (B, cout, 2h, 2w) -> (B, cout, *size)
         return F.relu(self.norm(y))
 
 
 class TransformNet(nn.Module):
-    """Encoder (stem + two stride-2 convs), residual blocks, decoder (two upsamplings + out conv)."""
+    """Encoder (stem + two stride-2 convs), residual blocks, decoder (two upsamplings + out conv).
+
+    ``stem="conv"``: a stride-1 ``end_kernel`` conv stem and output conv at full resolution
+    (Johnson). ``stem="stride2"``: the stem is a stride-2 ``end_kernel`` conv (a learned
+    space-to-depth) and the output a stride-2 transposed conv, so the whole net runs at H/2 and
+    below, and in ONNX nothing but those two touches the full-resolution frame; both use zero
+    padding whatever ``padding`` says (``fastnst.export.FrameIO`` relies on it), and
+    ``end_kernel`` must be even (2: no overlap; 4: a 4x4 window every 2 pixels).
+    """
 
     def __init__(self, cfg: NetConfig = NetConfig()):
         super().__init__()
-        if cfg.stem not in ("conv", "unshuffle"):
-            raise ValueError(f"unknown stem {cfg.stem!r}")
+        if cfg.stem not in ("conv", "stride2"):
+            raise ValueError(f"unknown stem {cfg.stem!r} (conv or stride2)")
         if cfg.padding not in ("reflect", "zeros"):
-            raise ValueError(f"unknown padding {cfg.padding!r}")
+            raise ValueError(f"unknown padding {cfg.padding!r} (reflect or zeros)")
+        k = cfg.end_kernel
+        if cfg.stem == "stride2" and k % 2:
+            raise ValueError(f"a stride2 stem needs an even end_kernel, got {k}")
         self.cfg = cfg
         c1, c2, c3 = cfg.channels
         pad = cfg.padding
-        self.fold = UNSHUFFLE if cfg.stem == "unshuffle" else 1
-        io_ch = 3 * self.fold**2
-        self.stem = ConvNormAct(io_ch, c1, cfg.end_kernel, padding=pad)
+        if cfg.stem == "conv":
+            self.stem = ConvNormAct(3, c1, k, padding=pad)
+            self.out = ConvNormAct(c1, 3, k, padding=pad, norm=False, act=False)
+        else:
+            self.stem = ConvNormAct(3, c1, k, stride=2, padding="zeros", pad=(k - 2) // 2)
+            self.out = nn.ConvTranspose2d(c1, 3, k, stride=2, padding=(k - 2) // 2)
         self.down1 = ConvNormAct(c1, c2, 3, stride=2, padding=pad)
         self.down2 = ConvNormAct(c2, c3, 3, stride=2, padding=pad)
         self.res = nn.Sequential(*[ResidualBlock(c3, cfg.block, pad) for _ in range(cfg.res_blocks)])
         self.up1 = Upsample(c3, c2, cfg.upsample, pad)
         self.up2 = Upsample(c2, c1, cfg.upsample, pad)
-        self.out = ConvNormAct(c1, io_ch, cfg.end_kernel, padding=pad, norm=False, act=False)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 3*f*f, h, w) -> (B, 3*f*f, h, w) pre-sigmoid output, f = ``self.fold``; for f = 2,
-        the input is a space-to-depth folded frame of even size (2h, 2w)."""
-        s1 = self.stem(x)  # (B, c1, h, w)
-        s2 = self.down1(s1)  # (B, c2, ceil(h/2), ceil(w/2))
-        y = self.res(self.down2(s2))  # (B, c3, ceil(h/4), ceil(w/4))
-        y = self.up1(y, s2.shape[-2:])  # (B, c2, h/2, w/2)
-        y = self.up2(y, s1.shape[-2:])  # (B, c1, h, w)
-        return self.out(y)  # (B, 3*f*f, h, w)
+        """(B, 3, H, W) -> (B, 3, H, W) pre-sigmoid output (H, W even for a stride2 stem)."""
+        s1 = self.stem(x)  # (B, c1, H, W), or (B, c1, H/2, W/2) for a stride2 stem
+        s2 = self.down1(s1)  # (B, c2, ceil(h1/2), ceil(w1/2))
+        y = self.res(self.down2(s2))  # (B, c3, ceil(h1/4), ceil(w1/4))
+        y = self.up1(y, s2.shape[-2:])  # (B, c2, *s2 size)
+        y = self.up2(y, s1.shape[-2:])  # (B, c1, *s1 size)
+        return self.out(y)  # (B, 3, H, W)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.fold == 1:
+        if self.cfg.stem == "conv":
             return torch.sigmoid(self.logits(x))  # (B, 3, H, W) in [0, 1]
         h, w = x.shape[-2:]
         x = F.pad(x, (0, w % 2, 0, h % 2), mode="replicate")  # (B, 3, H', W'), even
-        y = self.logits(F.pixel_unshuffle(x, 2))  # (B, 12, H'/2, W'/2)
-        return torch.sigmoid(F.pixel_shuffle(y, 2)[..., :h, :w])  # (B, 3, H, W) in [0, 1]
+        return torch.sigmoid(self.logits(x)[..., :h, :w])  # (B, 3, H, W) in [0, 1]

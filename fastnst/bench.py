@@ -1,0 +1,196 @@
+"""``fastnst bench``: how fast will a model run on this machine?
+
+For each model and size it measures, interleaved in one run so that machine noise hits both
+alike:
+
+- the **player path**: ``run_player`` headless (capture thread, pre-processing, inference,
+  post-processing), the same code ``fastnst webcam`` runs, fed from frames in memory or from
+  a video file (``source``);
+- the **bare** ``session.run`` rate on the same frames, already at the processing size.
+
+Each figure is the median over ``repeats`` runs of at least ``min_seconds`` each, after a
+warm-up. With ``reference=True`` the original Johnson architecture (random weights: the speed
+does not depend on them) is exported on the fly and every fps is also given as a ratio to it.
+Only the reference needs torch, imported lazily.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from fastnst import UserError
+from fastnst.player import STAGES, run_player
+from fastnst.runtime import StyleModel, processing_size
+from fastnst.video import open_source
+
+log = logging.getLogger(__name__)
+
+REFERENCE_LABEL = "johnson (reference)"
+
+
+@dataclass
+class BenchResult:
+    model: str
+    size: tuple[int, int]  # (w, h) processed
+    fps: float  # player path, median over runs
+    ms_median: float  # player path, per frame (all stages)
+    ms_p95: float
+    bare_fps: float  # session.run alone, median over runs
+
+    @property
+    def player_vs_bare(self) -> float:
+        return self.fps / self.bare_fps
+
+
+def parse_sizes(text: str) -> list[tuple[int, int]]:
+    """"320x240,640x480" -> [(320, 240), (640, 480)]."""
+    sizes = []
+    for part in text.split(","):
+        try:
+            w, h = (int(v) for v in part.lower().strip().split("x"))
+        except ValueError:
+            raise UserError(f"bad size {part!r}: use WIDTHxHEIGHT, e.g. 640x480") from None
+        if w < 16 or h < 16:
+            raise UserError(f"size {part!r} is too small (at least 16x16)")
+        sizes.append((w, h))
+    return sizes
+
+
+def export_reference(folder: Path) -> Path:
+    """The original Johnson architecture with random weights, exported to ``folder`` (needs torch)."""
+    try:
+        import torch
+
+        from fastnst.export import export_onnx
+        from fastnst.nets import TransformNet, preset
+    except ImportError as e:
+        raise UserError(f"--reference needs torch to build the reference net ({e}); "
+                        "install the training extra: pip install 'fastnst[train]'") from None
+    torch.manual_seed(0)
+    return export_onnx(TransformNet(preset("johnson")), folder / "johnson-reference.onnx",
+                       {"fastnst.style": REFERENCE_LABEL})
+
+
+class _FrameLoop:
+    """A ``cv2.VideoCapture`` stand-in that serves the same frames over and over."""
+
+    def __init__(self, frames: list[np.ndarray]):
+        self._frames, self._i = frames, 0
+
+    def read(self) -> tuple[bool, np.ndarray]:
+        self._i += 1
+        return True, self._frames[self._i % len(self._frames)]
+
+    def release(self) -> None:
+        pass
+
+
+def _synthetic_frames(size: tuple[int, int], n: int = 4) -> list[np.ndarray]:
+    rng = np.random.default_rng(0)
+    w, h = size
+    return [cv2.GaussianBlur(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), (0, 0), 3) for _ in range(n)]
+
+
+def _video_frames(source: str, width: int, n: int = 8) -> tuple[list[np.ndarray], tuple[int, int]]:
+    """The first ``n`` frames of ``source`` as the player processes them (at ``width``), and that size."""
+    cap = open_source(source)
+    try:
+        frames = [f for ok, f in (cap.read() for _ in range(n)) if ok]
+    finally:
+        cap.release()
+    if not frames:
+        raise UserError(f"cannot read any frame from {source}")
+    size = processing_size(frames[0].shape[1], frames[0].shape[0], width)
+    return [cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames], size
+
+
+def _bare_fps(model: StyleModel, frames: list[np.ndarray], n: int) -> float:
+    run, inp, out = model.session.run, model.input_name, [model.output_name]
+    batches = [f[None] for f in frames]  # (1, h, w, 3) views
+    t0 = time.perf_counter()
+    for i in range(n):
+        run(out, {inp: batches[i % len(batches)]})
+    return n / (time.perf_counter() - t0)
+
+
+def _player_run(model: StyleModel, frames: list[np.ndarray], size: tuple[int, int], n: int,
+                source: str | None):
+    cap = open_source(source) if source else _FrameLoop(frames)
+    try:
+        return run_player([model], cap, keep_latest=False, width=size[0], display=False, max_frames=n)
+    finally:
+        cap.release()
+
+
+def bench_model(model: StyleModel, size: tuple[int, int], repeats: int = 5, min_seconds: float = 1.0,
+                source: str | None = None) -> BenchResult:
+    """Player-path and bare fps of ``model`` at ``size`` (w, h); with ``source``, frames from that video."""
+    if source:
+        frames, size = _video_frames(source, size[0])
+    else:
+        frames = _synthetic_frames(size)
+    _bare_fps(model, frames, 2)  # warm-up: onnxruntime allocates its arena on the first runs
+    n = max(2, math.ceil(min_seconds * _bare_fps(model, frames, 2)))  # frames per run
+    if source:
+        n = min(n, 200)  # stay inside short videos
+    _player_run(model, frames, size, 2, source)  # warm-up of the player path
+    fps, bare, per_frame = [], [], []
+    for r in range(repeats):
+        order = (0, 1) if r % 2 == 0 else (1, 0)  # alternate, so drift hits both alike
+        for which in order:
+            if which == 0:
+                bare.append(_bare_fps(model, frames, n))
+            else:
+                summary = _player_run(model, frames, size, n, source)
+                fps.append(summary.fps)
+                per_frame += [sum(ms) for ms in zip(*(summary.stages[s] for s in STAGES))]
+    log.debug("%s %dx%d: player %s, bare %s", model.name, *size, fps, bare)
+    return BenchResult(model.path.stem, size, float(np.median(fps)), float(np.median(per_frame)),
+                       float(np.percentile(per_frame, 95)), float(np.median(bare)))
+
+
+def run_bench(models: list[str], sizes: list[tuple[int, int]], threads: int | None = None,
+              provider: str | None = None, reference: bool = False, repeats: int = 5,
+              min_seconds: float = 1.0, source: str | None = None) -> list[BenchResult]:
+    """Every model (and the reference) at every size."""
+    if not models and not reference:
+        raise UserError("nothing to measure: give --model M.onnx and/or --reference")
+    if repeats < 1:
+        raise UserError(f"--repeats must be at least 1, got {repeats}")
+    with tempfile.TemporaryDirectory(prefix="fastnst-bench-") as tmp:
+        paths = ([export_reference(Path(tmp))] if reference else []) + list(models)
+        loaded = [StyleModel(p, provider, threads) for p in paths]
+        results = []
+        for size in sizes:
+            for i, model in enumerate(loaded):
+                log.info("measuring %s at %dx%d", model.path.stem, *size)
+                result = bench_model(model, size, repeats, min_seconds, source)
+                if reference and i == 0:
+                    result.model = REFERENCE_LABEL
+                results.append(result)
+    return results
+
+
+def format_table(results: list[BenchResult]) -> str:
+    """A plain-text table; with a reference row per size, an "x ref" column too."""
+    ref = {r.size: r.fps for r in results if r.model == REFERENCE_LABEL}
+    head = f"{'model':<24}{'size':>10}{'fps':>8}{'ms/frame':>10}{'p95 ms':>9}{'run() fps':>11}{'vs run()':>10}"
+    head += f"{'x ref':>8}" if ref else ""
+    lines = [head, "-" * len(head)]
+    for r in results:
+        line = (f"{r.model[:23]:<24}{f'{r.size[0]}x{r.size[1]}':>10}{r.fps:>8.2f}{r.ms_median:>10.1f}"
+                f"{r.ms_p95:>9.1f}{r.bare_fps:>11.2f}{r.player_vs_bare:>9.1%} ")
+        if r.size in ref:
+            line += f"{r.fps / ref[r.size]:>7.2f}x"
+        lines.append(line)
+    lines.append("fps and ms/frame: the whole player path (capture thread, pre-processing, inference, "
+                 "post-processing); run() fps: bare session.run on the same frames; medians of the runs.")
+    return "\n".join(lines)

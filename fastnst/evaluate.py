@@ -1,0 +1,175 @@
+"""Quality of a style model: the mean perceptual loss of its outputs on a folder of photos.
+
+Every photo is resized (Lanczos) so that its short side is ``size`` and center-cropped to
+``size`` x ``size``, so every image weighs the same and the figures of different models (and
+of the Gatys reference) are comparable. The losses are the model's own training loss (its
+``LossConfig`` and ``style_size``, read from the ONNX metadata ``fastnst.config``): content,
+style and TV terms each multiplied by their weight, so that they add up to ``total``.
+
+``evaluate(...)`` is the library entry point that ``fastnst eval`` calls; it returns one
+``EvalRow`` per method (the model, then ``gatys-N`` when asked). Per-image metrics take
+(content, output) pairs, so other measures (e.g. temporal warping error on a video) can be
+added as further functions over the same loaded model.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image
+
+from fastnst import UserError
+from fastnst.config import OptimizeConfig, TrainConfig, from_dict
+from fastnst.images import list_images, load_image
+from fastnst.losses import PerceptualLoss
+from fastnst.vgg import VGGEncoder
+
+log = logging.getLogger(__name__)
+
+TERMS = ("content", "style", "tv", "total")
+
+
+@dataclass
+class EvalRow:
+    """One method's mean losses (weighted terms and their sum) over ``images`` photos."""
+
+    method: str
+    images: int
+    losses: dict[str, float]
+    seconds_per_image: float
+
+
+def load_eval_image(path: str | os.PathLike, size: int) -> np.ndarray:
+    """A photo as (size, size, 3) uint8 RGB: short side resized to ``size``, center crop."""
+    img = Image.fromarray(load_image(path, what="content image"))
+    w, h = img.size
+    s = size / min(w, h)
+    nw, nh = max(size, round(w * s)), max(size, round(h * s))
+    if (nw, nh) != (w, h):
+        img = img.resize((nw, nh), Image.Resampling.LANCZOS)
+    left, top = (nw - size) // 2, (nh - size) // 2
+    return np.asarray(img.crop((left, top, left + size, top + size)))
+
+
+def train_config_of(metadata: dict[str, str], model: str = "model") -> TrainConfig:
+    """The TrainConfig stored in a model's ``fastnst.config`` metadata (defaults, with a
+    warning, when there is none, e.g. a model not trained by fastnst)."""
+    text = metadata.get("fastnst.config")
+    if not text:
+        log.warning("%s has no fastnst.config metadata: using the default loss configuration", model)
+        return TrainConfig()
+    try:
+        return from_dict(TrainConfig, json.loads(text))
+    except (json.JSONDecodeError, TypeError) as e:
+        raise UserError(f"{model}: unreadable fastnst.config metadata ({e})") from None
+
+
+def _to_tensor(rgb: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) uint8 RGB -> (1, 3, H, W) float32 in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float() / 255.0
+
+
+def build_criterion(cfg: TrainConfig, style_rgb: np.ndarray, encoder: VGGEncoder) -> PerceptualLoss:
+    """The training loss of ``cfg`` against one style image ((H, W, 3) uint8 RGB, already at
+    the training's ``style_size``)."""
+    loss = cfg.loss
+    return PerceptualLoss(encoder, [_to_tensor(style_rgb)], loss.content_layers, loss.style_layers,
+                          loss.content_weight, loss.style_weight, loss.tv_weight)
+
+
+@torch.no_grad()
+def perceptual_losses(criterion: PerceptualLoss, content_rgb: np.ndarray, output_rgb: np.ndarray) -> dict[str, float]:
+    """Weighted content, style and TV terms and their total for one (content, output) pair of
+    (H, W, 3) uint8 RGB images of the same size."""
+    if content_rgb.shape != output_rgb.shape:
+        raise ValueError(f"output shape {output_rgb.shape} != content shape {content_rgb.shape}")
+    x = _to_tensor(output_rgb)  # (1, 3, H, W)
+    raw = criterion(x, criterion.content_targets(_to_tensor(content_rgb)))
+    weights = {"content": criterion.content_weight, "style": criterion.style_weight, "tv": criterion.tv_weight}
+    out = {k: w * raw[k].item() for k, w in weights.items()}
+    out["total"] = raw["total"].item()
+    return out
+
+
+def mean_losses(criterion: PerceptualLoss, contents: Sequence[np.ndarray],
+                method: Callable[[np.ndarray], np.ndarray], name: str) -> EvalRow:
+    """Run ``method`` (RGB uint8 -> RGB uint8 of the same size) on every content image and
+    average ``perceptual_losses`` over them."""
+    sums = dict.fromkeys(TERMS, 0.0)
+    seconds = 0.0
+    for i, content in enumerate(contents):
+        t0 = time.perf_counter()
+        output = method(content)
+        seconds += time.perf_counter() - t0
+        for k, v in perceptual_losses(criterion, content, output).items():
+            sums[k] += v
+        log.debug("%s: image %d of %d done", name, i + 1, len(contents))
+    n = max(1, len(contents))
+    return EvalRow(name, len(contents), {k: v / n for k, v in sums.items()}, seconds / n)
+
+
+def evaluate(model: str | os.PathLike, style: str | os.PathLike, content: str | os.PathLike, size: int = 256,
+             limit: int | None = None, gatys: int = 0, encoder: VGGEncoder | None = None,
+             threads: int | None = None) -> list[EvalRow]:
+    """Mean training losses of an ONNX model's outputs on the photos in ``content`` (sorted;
+    the first ``limit``), and with ``gatys`` > 0 of ``fastnst.optimize`` run for that many
+    L-BFGS iterations per photo with the same loss. ``encoder``: a VGGEncoder returning the
+    loss's layers (default: the one the model was trained with)."""
+    from fastnst.runtime import StyleModel
+
+    if size < 16:
+        raise UserError(f"--size must be at least 16, got {size}")
+    if gatys < 0 or (limit is not None and limit < 1):
+        raise UserError("--gatys must be >= 0 and --limit >= 1")
+    runner = StyleModel(model, provider="cpu", threads=threads)
+    cfg = train_config_of(runner.metadata, str(runner.path))
+    paths = list_images(content)[:limit]
+    if not paths:
+        raise UserError(f"no images (jpg, jpeg, png, webp, bmp) in {content}")
+    contents = [load_eval_image(p, size) for p in paths]
+    style_rgb = load_image(style, cfg.style_size, "style image")
+    if encoder is None:
+        from fastnst.train import make_encoder
+
+        encoder = make_encoder(cfg)
+    criterion = build_criterion(cfg, style_rgb, encoder)
+    log.info("eval: %d photos at %dx%d, loss of %s (vgg %s)", len(contents), size, size, runner.name, cfg.loss.vgg)
+
+    def stylize(rgb: np.ndarray) -> np.ndarray:
+        bgr = runner.run(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))  # (H, W, 3) BGR
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+    rows = [mean_losses(criterion, contents, stylize, runner.name)]
+    if gatys:
+        from fastnst.optimize import optimize
+
+        # The same loss, the content at the eval size, the style at the training's style size.
+        ocfg = OptimizeConfig(loss=cfg.loss, scales=(size,), iterations=(gatys,),
+                              style_scale=max(style_rgb.shape[:2]) / size, device="cpu")
+
+        def gatys_method(rgb: np.ndarray) -> np.ndarray:
+            return optimize(rgb, [style_rgb], ocfg, progress=False, encoder=encoder).image
+
+        rows.append(mean_losses(criterion, contents, gatys_method, f"gatys-{gatys}"))
+    return rows
+
+
+def format_table(rows: Sequence[EvalRow]) -> str:
+    """A markdown table of ``rows``, with each total also relative to the first row's."""
+    ref = rows[0].losses["total"] if rows else 0.0
+    lines = ["| method | images | content | style | tv | total | vs first | s/image |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        rel = f"{r.losses['total'] / ref:.3f}" if ref else "-"
+        lines.append(f"| {r.method} | {r.images} | " + " | ".join(f"{r.losses[k]:.4g}" for k in TERMS)
+                     + f" | {rel} | {r.seconds_per_image:.3f} |")
+    return "\n".join(lines)

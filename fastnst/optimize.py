@@ -1,0 +1,303 @@
+"""The Gatys et al. (2016) method: optimise the pixels of one image so that its VGG features
+match a content photo and its Gram matrices match one or more paintings.
+
+``optimize(content, styles, cfg)`` is the library entry point (``fastnst optimize`` and
+``fastnst eval --gatys`` call it). It runs coarse to fine over ``cfg.scales``, each scale
+initialised from the upsampled previous result, with L-BFGS (default) or Adam, and offers the
+colour controls of Gatys et al. (2017).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from fastnst import UserError
+from fastnst.color import luminance_transfer, match_histogram
+from fastnst.config import OptimizeConfig
+from fastnst.images import load_image, resize_long_side
+from fastnst.losses import PerceptualLoss
+from fastnst.vgg import VGGEncoder
+
+log = logging.getLogger(__name__)
+
+OPTIMIZERS = ("lbfgs", "adam")
+PRESERVE_COLOR = ("none", "luminance", "histogram")
+PIXEL_UNITS = 255.0  # the optimised image is in 0-255 units (see ``optimize``)
+DEFAULT_LR = {"lbfgs": 1.0, "adam": 2.0}  # in PIXEL_UNITS
+
+
+@dataclass
+class OptimizeResult:
+    """What ``optimize`` returns.
+
+    ``image``: (H, W, 3) uint8 RGB. ``first_losses``: the components (content, style, tv:
+    unweighted; total: weighted) at the first iteration of the first scale; ``final_losses``:
+    those of the returned image (before colour post-processing) at the last scale.
+    ``history``: one (scale, iteration within the scale, seconds since start, total loss) per
+    loss evaluation.
+    """
+
+    image: np.ndarray
+    first_losses: dict[str, float]
+    final_losses: dict[str, float]
+    iterations: int
+    seconds: float
+    history: list[tuple[int, int, float, float]] = field(default_factory=list)
+
+
+class OptimizeInterrupted(KeyboardInterrupt):
+    """Ctrl-C during ``optimize``: ``.result`` holds the best image so far (at the output size)."""
+
+    def __init__(self, result: OptimizeResult):
+        super().__init__("interrupted")
+        self.result = result
+
+
+def pick_device(name: str) -> torch.device:
+    """"auto" -> cuda, then mps, then cpu; an explicit device must be available."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"unknown device {name!r} (use auto, cpu, cuda, cuda:N or mps)") from None
+    if (dev.type == "cuda" and not torch.cuda.is_available()) or (dev.type == "mps" and not torch.backends.mps.is_available()):
+        raise UserError(f"device {name} is not available on this machine (use --device auto or cpu)")
+    return dev
+
+
+def check_config(cfg: OptimizeConfig, n_styles: int) -> None:
+    """Raise UserError for settings that cannot work (before any heavy work starts)."""
+    loss = cfg.loss
+    for name in ("content_weight", "style_weight", "tv_weight"):
+        if getattr(loss, name) < 0:
+            raise UserError(f"{name.replace('_', '-')} must be >= 0, got {getattr(loss, name)}")
+    bad = {k: w for k, w in loss.style_layers.items() if w < 0}
+    if bad:
+        raise UserError(f"style layer weights must be >= 0, got {bad}")
+    if not loss.style_layers or not loss.content_layers:
+        raise UserError("need at least one content layer and one style layer")
+    if not cfg.scales or any(s < 16 for s in cfg.scales):
+        raise UserError(f"scales (image long sides) must be >= 16 pixels, got {list(cfg.scales)}")
+    if len(cfg.iterations) not in (1, len(cfg.scales)):
+        raise UserError(f"give one iteration count, or one per scale ({len(cfg.scales)}), got {list(cfg.iterations)}")
+    if any(n < 1 for n in cfg.iterations):
+        raise UserError(f"iterations must be >= 1, got {list(cfg.iterations)}")
+    if cfg.optimizer not in OPTIMIZERS:
+        raise UserError(f"unknown optimizer {cfg.optimizer!r} (use {' or '.join(OPTIMIZERS)})")
+    if cfg.lr is not None and cfg.lr <= 0:
+        raise UserError(f"lr must be > 0, got {cfg.lr}")
+    if not 0 < cfg.lr_decay <= 1:
+        raise UserError(f"lr-decay must be in (0, 1], got {cfg.lr_decay}")
+    if cfg.preserve_color not in PRESERVE_COLOR:
+        raise UserError(f"unknown preserve-color {cfg.preserve_color!r} (use {', '.join(PRESERVE_COLOR)})")
+    if cfg.style_scale <= 0:
+        raise UserError(f"style-scale must be > 0, got {cfg.style_scale}")
+    if n_styles < 1:
+        raise UserError("need at least one style image")
+    if cfg.style_blend is not None:
+        if len(cfg.style_blend) != n_styles:
+            raise UserError(f"style-blend needs one weight per style image ({n_styles}), got {len(cfg.style_blend)}")
+        if any(w < 0 for w in cfg.style_blend) or sum(cfg.style_blend) <= 0:
+            raise UserError(f"style-blend weights must be >= 0 and not all 0, got {list(cfg.style_blend)}")
+    if cfg.init not in ("content", "noise") and not Path(cfg.init).is_file():
+        raise UserError(f"init image not found: {cfg.init} (use content, noise or an image path)")
+    if cfg.save_every < 0:
+        raise UserError(f"save-every must be >= 0, got {cfg.save_every}")
+
+
+def build_encoder(cfg: OptimizeConfig, device: torch.device | str = "cpu") -> VGGEncoder:
+    """The frozen VGG that ``cfg``'s loss needs (callers may build it once and reuse it)."""
+    layers = list(cfg.loss.content_layers) + list(cfg.loss.style_layers)
+    return VGGEncoder(layers, weights=cfg.loss.vgg, pool=cfg.loss.pool).to(device)
+
+
+def _resize(rgb: np.ndarray, long_side: int) -> np.ndarray:
+    """(H, W, 3) uint8 -> long side ``long_side`` (Lanczos)."""
+    if max(rgb.shape[:2]) == long_side:
+        return rgb
+    return np.asarray(resize_long_side(Image.fromarray(rgb), long_side))
+
+
+def _to_tensor(rgb: np.ndarray, device: torch.device) -> torch.Tensor:
+    """(H, W, 3) uint8 RGB -> (1, 3, H, W) float32 in [0, 1]."""
+    return torch.tensor(rgb, device=device).permute(2, 0, 1).unsqueeze(0).float().div(255)
+
+
+def _to_uint8(x: torch.Tensor) -> np.ndarray:
+    """(1, 3, H, W) float -> (H, W, 3) uint8, clamped to [0, 1] first."""
+    return x.detach()[0].clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
+
+
+def _luminance(rgb: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 -> its luminance (Y of YCrCb, ITU-R BT.601) replicated to 3 channels."""
+    y = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)  # (H, W)
+    return np.repeat(np.clip(y + 0.5, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+
+
+def _match_luminance(style_y: np.ndarray, content_y: np.ndarray) -> np.ndarray:
+    """Shift and scale the style luminance to the content's mean and std (Gatys et al. 2017, §2.1)."""
+    s, c = style_y.astype(np.float32), content_y.astype(np.float32)
+    out = (s - s.mean()) * (c.std() / max(float(s.std()), 1e-3)) + c.mean()
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+def _initial_image(cfg: OptimizeConfig, content: np.ndarray, device: torch.device) -> torch.Tensor:
+    """The starting point at the first scale: (1, 3, H, W) in [0, 1]."""
+    if cfg.init == "content":
+        return _to_tensor(content, device)
+    h, w = content.shape[:2]
+    if cfg.init == "noise":
+        gen = torch.Generator().manual_seed(cfg.seed)
+        return torch.rand(1, 3, h, w, generator=gen).to(device)
+    init = load_image(cfg.init, what="init image")
+    init = np.asarray(Image.fromarray(init).resize((w, h), Image.Resampling.LANCZOS))
+    return _to_tensor(init, device)
+
+
+def optimize(
+    content_rgb: np.ndarray,
+    styles: Sequence[np.ndarray],
+    cfg: OptimizeConfig = OptimizeConfig(),
+    progress: bool = True,
+    encoder: VGGEncoder | None = None,
+    snapshot: Callable[[int, np.ndarray], None] | None = None,
+) -> OptimizeResult:
+    """Stylise ``content_rgb`` ((H, W, 3) uint8 RGB) with ``styles`` (a list of the same).
+
+    The output's long side is ``cfg.scales[-1]``. ``encoder`` (optional) is a VGGEncoder that
+    returns ``cfg.loss``'s layers, e.g. to reuse one across many images or a random one in
+    tests; by default ``cfg.loss.vgg`` is loaded. ``snapshot(iteration, rgb)`` is called every
+    ``cfg.save_every`` iterations. Ctrl-C raises ``OptimizeInterrupted`` carrying the best
+    image so far.
+    """
+    check_config(cfg, len(styles))
+    device = pick_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    encoder = (encoder if encoder is not None else build_encoder(cfg)).to(device)
+    loss_cfg = cfg.loss
+    iterations = cfg.iterations * len(cfg.scales) if len(cfg.iterations) == 1 else cfg.iterations
+    lr = cfg.lr if cfg.lr is not None else DEFAULT_LR[cfg.optimizer]
+
+    original = content_rgb
+    if cfg.preserve_color == "histogram":  # §3.1: recolour the style to the photo's palette
+        styles = [match_histogram(s, content_rgb) for s in styles]
+    elif cfg.preserve_color == "luminance":  # §3.2: transfer on luminance only, chroma added back at the end
+        content_rgb = _luminance(content_rgb)
+        styles = [_match_luminance(_luminance(s), content_rgb) for s in styles]
+
+    start = time.perf_counter()
+    history: list[tuple[int, int, float, float]] = []
+    first: dict[str, float] = {}
+    count = 0  # iterations run, all scales
+    x: torch.Tensor | None = None  # current image (1, 3, H, W)
+    best: torch.Tensor | None = None  # lowest-loss image of the current scale
+    bar = _progress_bar(sum(iterations), progress)
+    try:
+        for si, (scale, n_iter) in enumerate(zip(cfg.scales, iterations)):
+            content = _resize(content_rgb, scale)
+            h, w = content.shape[:2]
+            style_size = max(16, round(cfg.style_scale * scale))
+            criterion = PerceptualLoss(
+                encoder,
+                [_to_tensor(_resize(s, style_size), device) for s in styles],
+                loss_cfg.content_layers,
+                loss_cfg.style_layers,
+                loss_cfg.content_weight,
+                loss_cfg.style_weight,
+                loss_cfg.tv_weight,
+                cfg.style_blend,
+            )
+            targets = criterion.content_targets(_to_tensor(content, device))
+            if x is None:
+                x = _initial_image(cfg, content, device)
+            else:  # coarse to fine: start from the upsampled previous result
+                x = F.interpolate(x.detach(), size=(h, w), mode="bilinear", align_corners=False)
+            # The optimised variable is in 0-255 units, as in the Caffe-era implementations
+            # (neural-style, pastiche): L-BFGS's first step, 1/|g|_1, depends on the units, and in
+            # [0, 1] units its second, curvature-scaled step overshoots by orders of magnitude.
+            pixels = x.detach().mul(PIXEL_UNITS).contiguous().requires_grad_(True)  # (1, 3, H, W)
+            best, best_total, it_in_scale = x.detach().clone(), float("inf"), 0
+            bar.set_description(f"optimize {w}x{h}")
+
+            def closure() -> torch.Tensor:
+                nonlocal count, best, best_total, it_in_scale, first
+                nonlocal x
+                optimizer.zero_grad(set_to_none=True)
+                x = pixels / PIXEL_UNITS  # (1, 3, H, W) in [0, 1] (unclamped)
+                losses = criterion(x, targets)
+                losses["total"].backward()
+                vals = {k: v.item() for k, v in losses.items()}
+                if not first:
+                    first = vals
+                if vals["total"] < best_total:
+                    best, best_total = x.detach().clone(), vals["total"]
+                count += 1
+                it_in_scale += 1
+                history.append((scale, it_in_scale, time.perf_counter() - start, vals["total"]))
+                bar.set_postfix({k: f"{v:.4g}" for k, v in vals.items()}, refresh=False)
+                bar.update(1)
+                if snapshot is not None and cfg.save_every and count % cfg.save_every == 0:
+                    snapshot(count, _to_uint8(x))
+                return losses["total"]
+
+            if cfg.optimizer == "lbfgs":
+                # One L-BFGS call of n_iter iterations, no line search: one loss evaluation per
+                # iteration, the same work per iteration as pastiche's LBFGS(max_iter=1) loop.
+                # Tolerances 0: always run the iterations asked for (the first step is tiny, t = 1/|g|_1,
+                # and would trip the default step-size tolerance).
+                optimizer = torch.optim.LBFGS(
+                    [pixels], lr=lr, max_iter=n_iter, max_eval=n_iter, history_size=100, tolerance_grad=0.0, tolerance_change=0.0
+                )
+                optimizer.step(closure)
+            else:
+                optimizer = torch.optim.Adam([pixels], lr=lr)
+                decay = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=cfg.lr_decay)
+                for _ in range(n_iter):
+                    optimizer.step(closure)
+                    decay.step()
+            x = pixels.detach() / PIXEL_UNITS  # the last update is not evaluated, but it is kept
+            log.debug("scale %d: %d iterations, best total loss %.4g", scale, it_in_scale, best_total)
+    except KeyboardInterrupt:
+        bar.close()
+        if best is None:
+            raise
+        final_hw = _resize(content_rgb, cfg.scales[-1]).shape[:2]
+        best = F.interpolate(best, size=final_hw, mode="bilinear", align_corners=False)
+        image = _finish(best, cfg, original)
+        raise OptimizeInterrupted(
+            OptimizeResult(image, first, {}, count, time.perf_counter() - start, history)
+        ) from None
+    bar.close()
+
+    with torch.no_grad():  # score what will be written (clamped), not the unclamped iterate
+        x = pixels.detach().div(PIXEL_UNITS).clamp(0, 1)
+        final = {k: v.item() for k, v in criterion(x, targets).items()}
+    return OptimizeResult(_finish(x, cfg, original), first, final, count, time.perf_counter() - start, history)
+
+
+def _finish(x: torch.Tensor, cfg: OptimizeConfig, original: np.ndarray) -> np.ndarray:
+    """(1, 3, H, W) -> uint8 RGB, with the photo's colours put back for ``preserve_color=luminance``."""
+    rgb = _to_uint8(x)
+    if cfg.preserve_color == "luminance":
+        rgb = luminance_transfer(rgb, _resize(original, cfg.scales[-1]))
+    return rgb
+
+
+def _progress_bar(total: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="it", disable=not enabled, dynamic_ncols=True, leave=True)

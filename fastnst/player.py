@@ -1,0 +1,293 @@
+"""The live player: a capture thread, the stylization loop, an OpenCV window, keys, recording.
+
+No torch (GUIDE.md §1). ``run_player`` drives one loop over any ``cv2.VideoCapture``-like
+source (``read() -> (ok, frame)``); ``handle_key`` is the whole keyboard logic as a pure
+function; ``PlayerSummary`` holds the per-stage timings that headless mode prints.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from fastnst import UserError
+from fastnst.images import save_image
+from fastnst.runtime import FramePipeline, StyleModel, processing_size
+from fastnst.video import VideoSink
+
+log = logging.getLogger(__name__)
+
+STAGES = ("capture", "pre-process", "inference", "post-process", "display/write")
+STRENGTH_STEP = 0.1
+KEY_ENTER, KEY_ESC = (10, 13), 27
+WINDOW = "fastnst"
+
+
+# ---------------------------------------------------------------- keys -> state
+@dataclass(frozen=True)
+class PlayerState:
+    """Everything the keys control. ``snapshot`` is a one-shot request the loop clears."""
+
+    model: int = 0
+    n_models: int = 1
+    show_original: bool = False
+    split: bool = False
+    preserve_color: bool = False
+    strength: float = 1.0
+    mirror: bool = False
+    recording: bool = False
+    snapshot: bool = False
+    quit: bool = False
+
+
+def handle_key(state: PlayerState, key: int) -> PlayerState:
+    """The new state after ``key`` (a ``cv2.waitKey`` code; -1: no key). Pure: no I/O."""
+    if key < 0:
+        return state
+    key &= 0xFF
+    ch = chr(key)
+    r = dataclasses.replace
+    if ch in "qQ" or key == KEY_ESC:
+        return r(state, quit=True)
+    if ch == "n":
+        return r(state, model=(state.model + 1) % state.n_models)
+    if ch == "p":
+        return r(state, model=(state.model - 1) % state.n_models)
+    if ch in "123456789":
+        i = int(ch) - 1
+        return r(state, model=i) if i < state.n_models else state
+    if ch == " ":
+        return r(state, show_original=not state.show_original)
+    if ch == "s":
+        return r(state, split=not state.split)
+    if ch == "c":
+        return r(state, preserve_color=not state.preserve_color)
+    if ch in "+=":  # '=' is '+' without shift
+        return r(state, strength=min(1.0, round(state.strength + STRENGTH_STEP, 2)))
+    if ch in "-_":
+        return r(state, strength=max(0.0, round(state.strength - STRENGTH_STEP, 2)))
+    if ch == "m":
+        return r(state, mirror=not state.mirror)
+    if ch == "r":
+        return r(state, recording=not state.recording)
+    if key in KEY_ENTER:
+        return r(state, snapshot=True)
+    return state
+
+
+# ---------------------------------------------------------------- capture
+class CaptureThread:
+    """Reads frames from ``cap`` in a thread.
+
+    ``keep_latest=True`` (cameras, streams): only the newest frame is kept, so latency never
+    grows when inference is slower than the camera. ``keep_latest=False`` (video files): every
+    frame is delivered in order, read ahead up to ``queue_size`` frames.
+    """
+
+    def __init__(self, cap, keep_latest: bool, queue_size: int = 2, max_failures: int = 50):
+        self._cap = cap
+        self._keep_latest = keep_latest
+        self._max_size = 1 if keep_latest else queue_size
+        self._max_failures = max_failures if keep_latest else 1  # a file's first failed read is its end
+        self._frames: collections.deque = collections.deque()
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self.ended = False
+        self.failed = False  # ended because a live source stopped delivering frames
+        self._thread = threading.Thread(target=self._run, name="fastnst-capture", daemon=True)
+
+    def start(self) -> CaptureThread:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        failures = 0
+        try:
+            while not self._stop.is_set():
+                ok, frame = self._cap.read()
+                if not ok or frame is None:
+                    failures += 1
+                    if failures >= self._max_failures:
+                        self.failed = self._keep_latest
+                        break
+                    time.sleep(0.02)
+                    continue
+                failures = 0
+                item = (frame, time.perf_counter())
+                with self._cond:
+                    while len(self._frames) >= self._max_size and not self._stop.is_set():
+                        if self._keep_latest:
+                            self._frames.popleft()  # drop the stale frame
+                        else:
+                            self._cond.wait(0.1)
+                    self._frames.append(item)
+                    self._cond.notify_all()
+        finally:
+            with self._cond:
+                self.ended = True
+                self._cond.notify_all()
+
+    def get(self) -> tuple[np.ndarray, float] | None:
+        """The next frame and the ``perf_counter()`` time it was read; None once the source ended."""
+        with self._cond:
+            while not self._frames and not self.ended:
+                self._cond.wait(0.1)  # a timeout, so Ctrl-C gets through
+            if not self._frames:
+                return None
+            item = self._frames.popleft()
+            self._cond.notify_all()
+            return item
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        self._thread.join(timeout=2.0)
+
+
+# ---------------------------------------------------------------- summary
+@dataclass
+class PlayerSummary:
+    frames: int = 0
+    seconds: float = 0.0
+    stop_reason: str = ""
+    stages: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES})  # ms per frame
+    latency: list[float] = field(default_factory=list)  # ms, frame read -> shown/written
+    outputs: list[Path] = field(default_factory=list)
+    interrupted: bool = False
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    def format(self) -> str:
+        lines = [f"{self.frames} frames in {self.seconds:.2f} s: {self.fps:.2f} fps ({self.stop_reason})",
+                 f"  {'stage':<15}{'median ms':>10}{'p95 ms':>10}"]
+        for name, ms in [*self.stages.items(), ("end-to-end", self.latency)]:
+            if ms:
+                lines.append(f"  {name:<15}{np.median(ms):>10.2f}{np.percentile(ms, 95):>10.2f}")
+        lines += [f"  wrote {p}" for p in self.outputs]
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- the loop
+def _overlay(view: np.ndarray, state: PlayerState, name: str, fps: float, latency_ms: float) -> None:
+    flags = [f"strength {state.strength:.1f}"]
+    flags += [f for f, on in (("original", state.show_original), ("split", state.split),
+                              ("colour", state.preserve_color), ("mirror", state.mirror), ("REC", state.recording)) if on]
+    for i, text in enumerate((f"{name}  {fps:.1f} fps  {latency_ms:.0f} ms", "  ".join(flags))):
+        org = (8, 22 + 22 * i)
+        cv2.putText(view, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 3, cv2.LINE_AA)
+        cv2.putText(view, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1, cv2.LINE_AA)
+
+
+def check_display() -> None:
+    """Raise UserError when no window can be opened (a Linux server without X or Wayland)."""
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise UserError("no display to open a window on: use --no-display (with --frames N and --output out.mp4)")
+
+
+def _timestamped(folder: Path, prefix: str, suffix: str) -> Path:
+    return folder / f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}-{time.time_ns() // 1_000_000 % 1000:03d}{suffix}"
+
+
+def run_player(models: list[StyleModel], cap, *, keep_latest: bool, width: int | None = 640,
+               display: bool = True, max_frames: int | None = None, output: Path | None = None,
+               record_dir: Path = Path("."), fps: float = 30.0, state: PlayerState | None = None) -> PlayerSummary:
+    """Stylize frames from ``cap`` until the source ends, ``max_frames``, 'q' or Ctrl-C.
+
+    ``keep_latest``: see ``CaptureThread`` (True for cameras). ``width``: the processing width
+    (None: the source's). ``output``: write every shown frame to this video (``fps`` frames/s).
+    With ``display=False`` nothing is shown and no keys are read. The caller owns ``cap``.
+    """
+    state = dataclasses.replace(state or PlayerState(), n_models=len(models))
+    summary = PlayerSummary()
+    pipeline = FramePipeline()
+    sink = VideoSink(output, fps) if output else None  # checks the output path before anything starts
+    recorder: VideoSink | None = None
+    capture: CaptureThread | None = None
+    shown_fps, stop = 0.0, ""
+    t_start = time.perf_counter()
+    try:
+        if display:
+            cv2.namedWindow(WINDOW, cv2.WINDOW_NORMAL)  # the frame is scaled to the window
+        capture = CaptureThread(cap, keep_latest).start()
+        t_start = time.perf_counter()
+        while not (max_frames and summary.frames >= max_frames):
+            t0 = time.perf_counter()
+            item = capture.get()
+            if item is None:
+                stop = "the source stopped delivering frames" if capture.failed else "end of video"
+                break
+            frame, t_read = item
+            t1 = time.perf_counter()
+            size = processing_size(frame.shape[1], frame.shape[0], width)
+            small = pipeline.preprocess(frame, size, state.mirror)  # (h, w, 3) BGR
+            t2 = time.perf_counter()
+            styled = small if state.show_original or state.strength <= 0 else models[state.model].run(small)
+            t3 = time.perf_counter()
+            if styled is not small:
+                styled = pipeline.postprocess(styled, small, state.strength, state.preserve_color)
+            view = cv2.hconcat([small, styled]) if state.split else styled
+            t4 = time.perf_counter()
+
+            if sink:
+                sink.write(view)
+            if state.recording and recorder is None:
+                recorder = VideoSink(_timestamped(record_dir, "fastnst", ".mp4"), fps, (view.shape[1], view.shape[0]))
+                log.info("recording to %s", recorder.path)
+            elif not state.recording and recorder is not None:
+                if (path := recorder.close()) is not None:
+                    summary.outputs.append(path)
+                recorder = None
+            if recorder:
+                recorder.write(view)
+            if state.snapshot:
+                summary.outputs.append(save_image(cv2.cvtColor(view, cv2.COLOR_BGR2RGB),
+                                                  _timestamped(record_dir, "fastnst", ".png")))
+                state = dataclasses.replace(state, snapshot=False)
+            if display:
+                if view is small:
+                    view = view.copy()  # don't draw on the captured frame
+                _overlay(view, state, models[state.model].name, shown_fps,
+                         summary.latency[-1] if summary.latency else 0.0)
+                cv2.imshow(WINDOW, view)
+                state = handle_key(state, cv2.waitKey(1))
+                if cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1:
+                    state = dataclasses.replace(state, quit=True)
+            t5 = time.perf_counter()
+
+            for name, (a, b) in zip(STAGES, ((t0, t1), (t1, t2), (t2, t3), (t3, t4), (t4, t5))):
+                summary.stages[name].append((b - a) * 1000)
+            summary.latency.append((t5 - t_read) * 1000)
+            summary.frames += 1
+            rate = 1.0 / max(t5 - t0, 1e-6)
+            shown_fps = rate if summary.frames == 1 else 0.9 * shown_fps + 0.1 * rate  # smoothed for the overlay
+            if state.quit:
+                stop = "quit"
+                break
+        else:
+            stop = f"{max_frames} frames"
+    except KeyboardInterrupt:
+        stop, summary.interrupted = "interrupted", True
+    finally:
+        summary.seconds = time.perf_counter() - t_start
+        if capture is not None:
+            capture.stop()
+        for s in (sink, recorder):  # finalized even on Ctrl-C or a lost camera: the file stays playable
+            if s is not None and (path := s.close()) is not None:
+                summary.outputs.append(path)
+        if display:
+            cv2.destroyAllWindows()
+    summary.stop_reason = stop
+    return summary

@@ -1,0 +1,184 @@
+"""ONNX style models on onnxruntime, and the per-frame pre/post-processing around them.
+
+numpy + OpenCV + onnxruntime only: no torch on this path (GUIDE.md §1).
+
+A model follows the contract in ``fastnst.export``: input ``frames`` uint8 (N, H, W, 3) BGR,
+output ``stylized`` uint8 (N, H, W, 3) BGR, any H and W. An OpenCV frame therefore goes in
+as ``frame[None]``, with no conversion on the Python side.
+
+``FramePipeline`` does the rest of the per-frame work (resize to the processing size,
+mirror, strength blend, colour preservation) into buffers it allocates once per frame size.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+
+from fastnst import UserError
+from fastnst.color import luminance_transfer
+
+log = logging.getLogger(__name__)
+
+SHIPPED_MODELS = Path(__file__).parent / "models"
+
+# Accelerated providers in order of preference; the CPU is always the fallback.
+_PREFERRED = ("CUDAExecutionProvider", "CoreMLExecutionProvider", "DmlExecutionProvider")
+_PROVIDER_ALIASES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
+                     "coreml": "CoreMLExecutionProvider", "dml": "DmlExecutionProvider",
+                     "directml": "DmlExecutionProvider"}
+
+
+def resolve_model(name_or_path: str | os.PathLike) -> Path:
+    """A model argument -> an ONNX file: an existing path, else a model shipped in ``fastnst/models``."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    shipped = SHIPPED_MODELS / f"{name_or_path}.onnx"
+    if path.suffix == "" and shipped.is_file():
+        return shipped
+    raise UserError(f"model not found: {name_or_path}")
+
+
+def default_threads() -> int:
+    """Intra-op threads: the cores this process may run on (one per core; no SMT on the target)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def choose_providers(provider: str | None = None) -> list[str]:
+    """onnxruntime providers to try, best first, ending with the CPU.
+
+    ``provider`` ("cpu", "cuda", "coreml", "dml" or a full onnxruntime name) forces one.
+    """
+    available = ort.get_available_providers()
+    if provider:
+        name = _PROVIDER_ALIASES.get(provider.lower(), provider)
+        if name not in available:
+            raise UserError(f"provider {provider!r} is not available in this onnxruntime "
+                            f"(available: {', '.join(available)})")
+        return [name] if name == "CPUExecutionProvider" else [name, "CPUExecutionProvider"]
+    return [p for p in _PREFERRED if p in available] + ["CPUExecutionProvider"]
+
+
+class StyleModel:
+    """One ONNX style model in an onnxruntime session, tuned for real-time single frames."""
+
+    def __init__(self, name_or_path: str | os.PathLike, provider: str | None = None, threads: int | None = None):
+        self.path = resolve_model(name_or_path)
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL  # one frame: parallelism is within ops
+        opts.intra_op_num_threads = threads or default_threads()
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3  # onnxruntime's own warnings (e.g. provider fallbacks) off stderr
+        try:
+            self.session = ort.InferenceSession(str(self.path), opts, providers=choose_providers(provider))
+        except UserError:
+            raise
+        except Exception as e:  # onnxruntime raises its own Fail/InvalidProtobuf/... types
+            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise UserError(f"cannot load model {self.path}: not a valid ONNX model ({msg})") from None
+        self._check_io()
+        self.input_name = self.session.get_inputs()[0].name
+        self.output_name = self.session.get_outputs()[0].name
+        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+        self.name = self.metadata.get("fastnst.style") or self.path.stem
+        self.providers = self.session.get_providers()
+        log.debug("loaded %s (%s) on %s, %d threads", self.path, self.name, self.providers[0],
+                  opts.intra_op_num_threads)
+
+    def _check_io(self) -> None:
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        expected = "one uint8 (N, H, W, 3) BGR input, as `fastnst export` writes"
+        if len(inputs) != 1 or len(outputs) < 1:
+            raise UserError(f"model {self.path} has {len(inputs)} inputs; expected {expected}")
+        shape, dtype = inputs[0].shape, inputs[0].type
+        channels_ok = len(shape) == 4 and (shape[3] == 3 or not isinstance(shape[3], int))  # 3 or symbolic
+        if not channels_ok:
+            raise UserError(f"model {self.path} takes input of shape {shape}; expected {expected}")
+        if dtype != "tensor(uint8)" or outputs[0].type != "tensor(uint8)":
+            raise UserError(f"model {self.path} takes {dtype}; expected {expected}")
+
+    def run(self, frame: np.ndarray) -> np.ndarray:
+        """(H, W, 3) uint8 BGR -> (H, W, 3) uint8 BGR stylized (a new array)."""
+        return self.session.run([self.output_name], {self.input_name: frame[None]})[0][0]  # (1, H, W, 3) -> (H, W, 3)
+
+
+def processing_size(width: int, height: int, target_width: int | None) -> tuple[int, int]:
+    """(w, h) to stylize a ``width`` x ``height`` frame at ``target_width`` (None or 0: as is).
+
+    Both sides are rounded to even numbers: video encoders (mp4v, H.264) drop an odd row/column.
+    """
+    if not target_width or target_width == width:
+        return width, height
+    h = max(2, round(height * target_width / width / 2) * 2)
+    return max(2, target_width // 2 * 2), h
+
+
+def long_side_size(width: int, height: int, long_side: int | None) -> tuple[int, int]:
+    """(w, h) with the long side ``long_side`` (None or 0: as is), keeping the aspect ratio."""
+    if not long_side or long_side == max(width, height):
+        return width, height
+    s = long_side / max(width, height)
+    return max(1, round(width * s)), max(1, round(height * s))
+
+
+class FramePipeline:
+    """The per-frame path around a model: pre-process -> ``model.run`` -> post-process.
+
+    Buffers are allocated once per frame size and reused, so a returned frame is only valid
+    until the next call. Input frames are never modified.
+    """
+
+    def __init__(self):
+        self._buffers: dict[str, np.ndarray] = {}
+
+    def _buffer(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        buf = self._buffers.get(name)
+        if buf is None or buf.shape != shape:
+            buf = self._buffers[name] = np.empty(shape, np.uint8)
+        return buf
+
+    def preprocess(self, frame: np.ndarray, size: tuple[int, int], mirror: bool = False) -> np.ndarray:
+        """(H, W, 3) uint8 BGR frame -> (h, w, 3) at ``size`` = (w, h), mirrored if asked."""
+        w, h = size
+        small = frame
+        if frame.shape[:2] != (h, w):
+            small = cv2.resize(frame, (w, h), dst=self._buffer("small", (h, w, 3)), interpolation=cv2.INTER_AREA)
+        if mirror:
+            small = cv2.flip(small, 1, dst=self._buffer("mirror", small.shape))
+        return small
+
+    def postprocess(self, stylized: np.ndarray, original: np.ndarray, strength: float = 1.0,
+                    preserve_color: bool = False) -> np.ndarray:
+        """Blend ``stylized`` (ours to overwrite) with ``original`` (h, w, 3): strength, then colour."""
+        out = stylized
+        if strength < 1.0:
+            out = cv2.addWeighted(stylized, strength, original, 1.0 - strength, 0.0, dst=stylized)
+        if preserve_color:
+            out = luminance_transfer(out, original, order="bgr", out=self._buffer("color", out.shape))
+        return out
+
+    def stylize(self, model: StyleModel, frame: np.ndarray, size: tuple[int, int] | None = None,
+                strength: float = 1.0, preserve_color: bool = False) -> np.ndarray:
+        """One (H, W, 3) uint8 BGR frame stylized at processing ``size`` = (w, h) (default: its own),
+        returned at its own size (H, W, 3).
+
+        The strength blend and colour transfer happen at full size, against the sharp original.
+        ``strength <= 0`` returns ``frame`` itself, without inference.
+        """
+        if strength <= 0.0:
+            return frame
+        h, w = frame.shape[:2]
+        styled = model.run(self.preprocess(frame, size or (w, h)))  # (h', w', 3)
+        if styled.shape[:2] != (h, w):
+            styled = cv2.resize(styled, (w, h), dst=self._buffer("full", (h, w, 3)), interpolation=cv2.INTER_LINEAR)
+        return self.postprocess(styled, frame, strength, preserve_color)

@@ -1,0 +1,105 @@
+"""Video sources and atomic video files, on OpenCV (no torch)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from fastnst import UserError
+from fastnst.files import atomic_path
+
+log = logging.getLogger(__name__)
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
+FOURCC = "mp4v"  # MPEG-4 part 2: every opencv-python wheel can write it, every player can read it
+
+
+def is_video_path(path: str | os.PathLike) -> bool:
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES
+
+
+def camera_index(source: str) -> int | None:
+    """The camera index a ``--source`` names ("0", "1", ...), or None for a file, URL or device path."""
+    return int(source) if source.isdigit() else None
+
+
+def open_source(source: str) -> cv2.VideoCapture:
+    """A camera index, video file, URL or device path -> an opened ``cv2.VideoCapture``."""
+    index = camera_index(source)
+    if index is not None:
+        level = cv2.utils.logging.getLogLevel()
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # each backend warns on a miss
+        try:
+            cap = cv2.VideoCapture(index)
+        finally:
+            cv2.utils.logging.setLogLevel(level)
+        if not cap.isOpened():
+            raise UserError(f"no camera at index {index}: pass --source VIDEO to play a video file, "
+                            f"or try another index (--source {index + 1})")
+        return cap
+    if "://" not in source and not Path(source).exists():
+        raise UserError(f"video source not found: {source}")
+    cap = cv2.VideoCapture(source)
+    if not cap.isOpened():
+        raise UserError(f"cannot open video source {source}: not a video OpenCV can read")
+    return cap
+
+
+def source_fps(cap: cv2.VideoCapture, default: float = 30.0) -> float:
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    return fps if 0 < fps < 1000 else default
+
+
+class VideoSink:
+    """An mp4v video file written atomically: it appears at ``path`` only when ``close()`` is called.
+
+    The size is fixed by the first frame unless given; frames of another size are resized to it.
+    ``abort()`` deletes the partial file.
+    """
+
+    def __init__(self, path: str | os.PathLike, fps: float, size: tuple[int, int] | None = None):
+        self.path = Path(path)
+        if not is_video_path(self.path):
+            raise UserError(f"unknown video format for output {self.path} (use .mp4)")
+        self.fps, self.size = fps, size
+        self.frames = 0
+        self._stack = contextlib.ExitStack()
+        self._tmp = self._stack.enter_context(atomic_path(self.path))  # checks the folder now
+        self._writer: cv2.VideoWriter | None = None
+
+    def write(self, frame: np.ndarray) -> None:
+        """Append one (H, W, 3) uint8 BGR frame."""
+        if self._writer is None:
+            self.size = self.size or (frame.shape[1], frame.shape[0])
+            self._writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*FOURCC), self.fps, self.size)
+            if not self._writer.isOpened():
+                self.abort()
+                raise UserError(f"cannot write video {self.path}: OpenCV has no {FOURCC} encoder for it")
+        if (frame.shape[1], frame.shape[0]) != self.size:
+            frame = cv2.resize(frame, self.size, interpolation=cv2.INTER_AREA)
+        self._writer.write(frame)
+        self.frames += 1
+
+    def close(self) -> Path | None:
+        """Finish the file and move it into place (None, and no file, if no frame was written)."""
+        if self.frames == 0:
+            self.abort()
+            log.warning("no frames to write; %s not written", self.path)
+            return None
+        if self._writer is not None:
+            self._writer.release()
+        self._stack.close()
+        log.debug("wrote %s (%d frames)", self.path, self.frames)
+        return self.path
+
+    def abort(self) -> None:
+        """Delete the partial file."""
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+        self._stack.__exit__(RuntimeError, RuntimeError("aborted"), None)

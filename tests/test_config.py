@@ -1,0 +1,50 @@
+"""Recipes: TOML + CLI overrides -> frozen TrainConfig; unknown keys are an error."""
+
+from pathlib import Path
+
+import pytest
+
+from fastnst import UserError, cli
+from fastnst.config import LossConfig, NetConfig, TrainConfig, load_recipe
+
+RECIPES = sorted((Path(__file__).resolve().parents[1] / "train").glob("*.toml"))
+
+
+def test_recipe_and_overrides(tmp_path):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('image_size = 128\nsteps = 50\n[net]\nres_blocks = 3\n[loss]\nstyle_weight = 7\n'
+                      'style_layers = {relu1_1 = 2.0}\n')
+    cfg = load_recipe(recipe, {"steps": 9, "lr": None, "loss": {"tv_weight": 0.5, "style_weight": None}})
+    assert (cfg.image_size, cfg.steps, cfg.lr) == (128, 9, TrainConfig.lr)  # flag wins; None keeps the recipe
+    assert cfg.net == NetConfig(res_blocks=3)
+    assert cfg.loss.style_weight == 7.0 and isinstance(cfg.loss.style_weight, float)
+    assert cfg.loss.style_layers == {"relu1_1": 2.0} and cfg.loss.tv_weight == 0.5
+    assert cfg.loss.content_layers == LossConfig().content_layers
+
+
+@pytest.mark.parametrize("text, key", [
+    ("imagesize = 3\n", "imagesize"),
+    ("[net]\nwidth = 3\n", "net.width"),
+    ("[loss]\nstyle_wieght = 3\n", "loss.style_wieght"),
+])
+def test_unknown_keys_are_rejected(tmp_path, text, key):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(text)
+    with pytest.raises(UserError, match=key.replace(".", r"\.")):
+        load_recipe(recipe)
+
+
+def test_cli_unknown_key_is_one_line_error_before_training(tmp_path, capsys):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text("bogus = 1\n")
+    code = cli.main(["train", "--recipe", str(recipe), "--style", "x.jpg", "--data", str(tmp_path),
+                     "--run-dir", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "bogus" in err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=[p.name for p in RECIPES])
+def test_shipped_recipes_load(recipe):
+    cfg = load_recipe(recipe)
+    assert cfg.loss.style_layers and cfg.batch_size > 0

@@ -1,0 +1,60 @@
+"""ONNX export: the uint8 BGR NHWC contract, metadata, and parity with torch at two sizes."""
+
+import numpy as np
+import pytest
+import torch
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+from fastnst.config import NetConfig
+from fastnst.export import (FLOAT_IO_CONTRACT, INPUT_NAME, IO_CONTRACT, OUTPUT_NAME, ParityError, check_parity,
+                            export_onnx)
+from fastnst.nets import TransformNet
+
+TINY = NetConfig(channels=(4, 8, 8), res_blocks=1)
+SIZES = ((33, 47), (64, 40))
+
+
+def tiny_net(seed=0):
+    torch.manual_seed(seed)
+    return TransformNet(TINY).eval()
+
+
+def metadata(path):
+    return {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+
+
+def test_uint8_export_contract_metadata_and_parity(tmp_path):
+    net = tiny_net()
+    path = export_onnx(net, tmp_path / "m.onnx", {"fastnst.style": "wave", "fastnst.config": "{}", "fastnst.vgg": "random"})
+    meta = metadata(path)
+    assert meta["fastnst.style"] == "wave" and meta["fastnst.io"] == IO_CONTRACT
+    assert {"fastnst.version", "fastnst.config", "fastnst.vgg"} <= set(meta)
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [i.name for i in sess.get_inputs()] == [INPUT_NAME] and sess.get_inputs()[0].type == "tensor(uint8)"
+    for h, w in SIZES:  # dynamic H and W, odd sizes, batch of 2
+        out = sess.run([OUTPUT_NAME], {INPUT_NAME: np.zeros((2, h, w, 3), np.uint8)})[0]
+        assert out.shape == (2, h, w, 3) and out.dtype == np.uint8
+    assert check_parity(net, path, SIZES) <= 1e-3
+    assert not list(tmp_path.glob(".*tmp*"))  # the atomic write left no temp file
+
+
+def test_float_export_matches_eager_within_1e4(tmp_path):
+    net = tiny_net()
+    path = export_onnx(net, tmp_path / "f.onnx", float_io=True)
+    assert metadata(path)["fastnst.io"] == FLOAT_IO_CONTRACT
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for h, w in SIZES:
+        x = torch.rand(1, 3, h, w)
+        got = sess.run([OUTPUT_NAME], {sess.get_inputs()[0].name: x.numpy()})[0]
+        with torch.no_grad():
+            want = net(x).numpy()
+        assert got.shape == want.shape and np.abs(got - want).max() < 1e-4
+    check_parity(net, path, SIZES, tol=1e-4)
+
+
+def test_parity_check_fails_loudly_on_a_different_model(tmp_path):
+    path = export_onnx(tiny_net(0), tmp_path / "m.onnx")
+    with pytest.raises(ParityError, match="differs"):
+        check_parity(tiny_net(1), path, SIZES)

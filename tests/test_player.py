@@ -1,0 +1,204 @@
+"""player.py and `fastnst webcam`: keys, the capture thread, the headless loop and its error paths."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from conftest import read_video, synthetic_frames, write_video
+
+from fastnst import UserError
+from fastnst.cli import main
+from fastnst.player import CaptureThread, PlayerState, handle_key, run_player
+from fastnst.runtime import StyleModel
+
+
+# ---------------------------------------------------------------- keys
+def test_handle_key_switches_models_with_wraparound():
+    s = PlayerState(n_models=3)
+    assert handle_key(s, ord("n")).model == 1
+    assert handle_key(s, ord("p")).model == 2
+    assert handle_key(handle_key(handle_key(s, ord("n")), ord("n")), ord("n")).model == 0
+    assert handle_key(s, ord("3")).model == 2
+    assert handle_key(s, ord("4")) == s  # no 4th model: ignored
+    assert handle_key(s, -1) == s
+
+
+@pytest.mark.parametrize("key, attr", [(" ", "show_original"), ("s", "split"), ("c", "preserve_color"),
+                                       ("m", "mirror"), ("r", "recording")])
+def test_handle_key_toggles(key, attr):
+    s = PlayerState()
+    on = handle_key(s, ord(key))
+    assert getattr(on, attr) is True and getattr(s, attr) is False
+    assert getattr(handle_key(on, ord(key)), attr) is False
+
+
+def test_handle_key_strength_is_clamped():
+    s = PlayerState(strength=1.0)
+    assert handle_key(s, ord("+")).strength == 1.0
+    down = handle_key(handle_key(s, ord("-")), ord("-"))
+    assert down.strength == pytest.approx(0.8)
+    assert handle_key(down, ord("=")).strength == pytest.approx(0.9)
+    zero = PlayerState(strength=0.0)
+    assert handle_key(zero, ord("-")).strength == 0.0
+
+
+def test_handle_key_snapshot_and_quit():
+    s = PlayerState()
+    assert handle_key(s, 13).snapshot and handle_key(s, 10).snapshot
+    assert handle_key(s, ord("q")).quit and handle_key(s, 27).quit
+    assert handle_key(s, ord("x")) == s
+
+
+# ---------------------------------------------------------------- capture thread
+class ListCapture:
+    """A cv2.VideoCapture stand-in: ``frames``, then failed reads (an unplugged camera / end of file)."""
+
+    def __init__(self, frames):
+        self.frames = list(frames)
+        self.reads = 0
+        self.lock = threading.Lock()
+
+    def read(self):
+        with self.lock:
+            self.reads += 1
+            return (True, self.frames.pop(0)) if self.frames else (False, None)
+
+    def release(self):
+        pass
+
+
+def _numbered(n):
+    return [np.full((8, 8, 3), i, np.uint8) for i in range(n)]
+
+
+def test_capture_in_order_delivers_every_frame():
+    cap = CaptureThread(ListCapture(_numbered(10)), keep_latest=False).start()
+    got = []
+    while (item := cap.get()) is not None:
+        got.append(int(item[0][0, 0, 0]))
+    cap.stop()
+    assert got == list(range(10))
+
+
+def test_capture_keep_latest_drops_stale_frames():
+    cap = CaptureThread(ListCapture(_numbered(10)), keep_latest=True, max_failures=1).start()
+    cap._thread.join(5)  # the source is exhausted while nobody reads
+    assert cap.ended
+    item = cap.get()
+    assert int(item[0][0, 0, 0]) == 9  # only the newest frame was kept
+    assert cap.get() is None
+    assert cap.failed  # a live source that stops is a failure, not an end of file
+
+
+# ---------------------------------------------------------------- the loop
+def test_headless_webcam_writes_n_frames(tiny_onnx, synthetic_video, tmp_path, capsys):
+    out = tmp_path / "out.mp4"
+    rc = main(["webcam", "-m", str(tiny_onnx), "--source", str(synthetic_video), "--width", "32",
+               "--no-display", "--frames", "7", "--output", str(out)])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "7 frames" in text
+    for stage in ("capture", "pre-process", "inference", "post-process", "display/write", "end-to-end"):
+        assert stage in text
+    frames, fps = read_video(out)
+    assert len(frames) == 7 and frames[0].shape == (24, 32, 3)
+    assert fps == pytest.approx(10.0)
+
+
+def test_headless_webcam_end_of_video_is_clean(tiny_onnx, synthetic_video, tmp_path, capsys):
+    out = tmp_path / "out.mp4"
+    assert main(["webcam", "-m", str(tiny_onnx), "--source", str(synthetic_video), "--width", "0",
+                 "--no-display", "--frames", "100", "--output", str(out)]) == 0
+    assert "end of video" in capsys.readouterr().out
+    frames, _ = read_video(out)
+    assert len(frames) == 12 and frames[0].shape == (48, 64, 3)
+
+
+def test_recording_snapshot_and_split_from_state(tiny_onnx, tmp_path):
+    model = StyleModel(tiny_onnx)
+    out = tmp_path / "split.mp4"
+    summary = run_player([model], ListCapture(synthetic_frames(5)), keep_latest=False, width=None, display=False,
+                         output=out, record_dir=tmp_path,
+                         state=PlayerState(split=True, recording=True, snapshot=True))
+    assert summary.frames == 5 and summary.stop_reason == "end of video"
+    recordings = sorted(tmp_path.glob("fastnst-*.mp4"))
+    snapshots = sorted(tmp_path.glob("fastnst-*.png"))
+    assert len(recordings) == 1 and len(snapshots) == 1
+    frames, _ = read_video(recordings[0])
+    assert len(frames) == 5 and frames[0].shape == (48, 128, 3)  # split: original | stylized
+    assert read_video(out)[0][0].shape == (48, 128, 3)
+    assert not list(tmp_path.glob(".*tmp*"))  # no temp files left behind
+
+
+def test_unplugged_camera_stops_with_summary_and_playable_recording(tiny_onnx, tmp_path):
+    model = StyleModel(tiny_onnx)
+    out = tmp_path / "rec.mp4"
+    summary = run_player([model], ListCapture(synthetic_frames(3)), keep_latest=True, width=None,
+                         display=False, output=out)
+    assert summary.frames >= 1 and "stopped delivering" in summary.stop_reason
+    frames, _ = read_video(out)
+    assert len(frames) == summary.frames
+
+
+class InterruptAfter(StyleModel):
+    """The real tiny model, with a Ctrl-C arriving during the ``n``-th inference."""
+
+    def __init__(self, path, n):
+        super().__init__(path)
+        self.n, self.calls = n, 0
+
+    def run(self, frame):
+        self.calls += 1
+        if self.calls == self.n:
+            raise KeyboardInterrupt
+        return super().run(frame)
+
+
+def test_ctrl_c_prints_summary_and_finalizes_output(tiny_onnx, tmp_path):
+    out = tmp_path / "out.mp4"
+    summary = run_player([InterruptAfter(tiny_onnx, 4)], ListCapture(synthetic_frames(10)), keep_latest=False,
+                         width=None, display=False, output=out)
+    assert summary.interrupted and summary.frames == 3
+    assert len(read_video(out)[0]) == 3
+    assert "3 frames" in summary.format()
+
+
+# ---------------------------------------------------------------- error paths
+def test_no_camera_suggests_source(tiny_onnx, capsys):
+    assert main(["webcam", "-m", str(tiny_onnx), "--source", "97", "--no-display", "--frames", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "no camera at index 97" in err and "--source VIDEO" in err
+
+
+def test_unreadable_and_missing_video(tiny_onnx, tmp_path, capsys):
+    bad = tmp_path / "bad.mp4"
+    bad.write_text("not a video")
+    assert main(["webcam", "-m", str(tiny_onnx), "--source", str(bad), "--no-display"]) == 2
+    assert "cannot open video source" in capsys.readouterr().err
+    assert main(["webcam", "-m", str(tiny_onnx), "--source", str(tmp_path / "gone.mp4"), "--no-display"]) == 2
+    assert "not found" in capsys.readouterr().err
+
+
+def test_model_errors_exit_cleanly(tmp_path, synthetic_video, capsys):
+    assert main(["webcam", "-m", str(tmp_path / "missing.onnx"), "--source", str(synthetic_video), "--no-display"]) == 2
+    assert "model not found" in capsys.readouterr().err
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"\x00\x01junk")
+    assert main(["webcam", "-m", str(junk), "--source", str(synthetic_video), "--no-display"]) == 2
+    assert "not a valid ONNX model" in capsys.readouterr().err
+
+
+def test_no_display_without_flag_is_a_user_error(tiny_onnx, synthetic_video, monkeypatch, capsys):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setattr("sys.platform", "linux")
+    assert main(["webcam", "-m", str(tiny_onnx), "--source", str(synthetic_video)]) == 2
+    assert "--no-display" in capsys.readouterr().err
+
+
+def test_bad_output_suffix(tiny_onnx, synthetic_video, tmp_path):
+    with pytest.raises(UserError, match="unknown video format"):
+        run_player([StyleModel(tiny_onnx)], ListCapture([]), keep_latest=False, display=False,
+                   output=tmp_path / "out.gif")

@@ -1,0 +1,139 @@
+"""runtime.py: model loading and checks, providers, the per-frame pipeline; the no-torch import check."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import cv2
+import numpy as np
+import pytest
+from conftest import synthetic_frames
+
+from fastnst import UserError
+from fastnst.runtime import FramePipeline, StyleModel, choose_providers, processing_size, resolve_model
+
+
+def _onnx_model(path, elem_type: str, shape: list):
+    """An Identity model with one input of ``elem_type`` and ``shape``, built without torch."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    t = getattr(TensorProto, elem_type)
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", t, shape)],
+                              [helper.make_tensor_value_info("y", t, shape)])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+def test_model_loads_with_name_and_keeps_size(tiny_onnx):
+    model = StyleModel(tiny_onnx, provider="cpu", threads=1)
+    assert model.name == "tiny"
+    assert model.metadata["fastnst.io"] == "uint8-bgr-nhwc"
+    for h, w in ((48, 64), (37, 51)):  # two sizes, one odd
+        frame = synthetic_frames(1, (w, h))[0]
+        out = model.run(frame)
+        assert out.shape == (h, w, 3) and out.dtype == np.uint8
+
+
+def test_missing_model_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="model not found"):
+        resolve_model(tmp_path / "nope.onnx")
+    with pytest.raises(UserError, match="model not found"):
+        StyleModel("no-such-shipped-style")
+
+
+def test_not_onnx_is_a_user_error(tmp_path):
+    bad = tmp_path / "bad.onnx"
+    bad.write_text("this is not a protobuf")
+    with pytest.raises(UserError, match="not a valid ONNX model"):
+        StyleModel(bad)
+
+
+@pytest.mark.parametrize("elem_type, shape", [("UINT8", [1, 48, 3]), ("FLOAT", [1, 48, 64, 3]), ("UINT8", [1, 3, 48, 64])])
+def test_wrong_input_is_a_user_error(tmp_path, elem_type, shape):
+    path = _onnx_model(tmp_path / "wrong.onnx", elem_type, shape)
+    with pytest.raises(UserError, match=r"expected one uint8 \(N, H, W, 3\)"):
+        StyleModel(path)
+
+
+def test_providers():
+    assert choose_providers("cpu") == ["CPUExecutionProvider"]
+    assert choose_providers()[-1] == "CPUExecutionProvider"
+    with pytest.raises(UserError, match="not available"):
+        choose_providers("no-such-provider")
+
+
+def test_processing_size_is_even_and_keeps_aspect():
+    assert processing_size(768, 576, 640) == (640, 480)
+    assert processing_size(720, 528, 640) == (640, 470)
+    assert processing_size(65, 47, None) == (65, 47)
+    w, h = processing_size(1001, 333, 501)
+    assert w % 2 == 0 and h % 2 == 0
+
+
+def test_preprocess_resizes_mirrors_and_leaves_input_alone():
+    frame = synthetic_frames(1, (64, 48))[0]
+    before = frame.copy()
+    pipe = FramePipeline()
+    small = pipe.preprocess(frame, (32, 24))
+    assert small.shape == (24, 32, 3)
+    mirrored = pipe.preprocess(frame, (64, 48), mirror=True)
+    np.testing.assert_array_equal(mirrored, frame[:, ::-1])
+    np.testing.assert_array_equal(frame, before)
+    assert pipe.preprocess(frame, (64, 48)) is frame  # no copy when nothing to do
+
+
+def test_strength_zero_returns_input_and_half_blends(tiny_onnx):
+    model = StyleModel(tiny_onnx)
+    frame = synthetic_frames(1, (64, 48))[0]
+    pipe = FramePipeline()
+    np.testing.assert_array_equal(pipe.stylize(model, frame, strength=0.0), frame)
+    full = pipe.stylize(model, frame, strength=1.0).copy()
+    half = pipe.stylize(model, frame, strength=0.5)
+    expected = (full.astype(np.float32) + frame) / 2
+    assert np.abs(half - expected).max() <= 1.0
+    assert not np.array_equal(full, frame)
+
+
+def test_preserve_color_keeps_chroma(tiny_onnx):
+    model = StyleModel(tiny_onnx)
+    frame = synthetic_frames(1, (64, 48))[0] // 2 + 64  # muted colours: no gamut clipping when Y changes
+    pipe = FramePipeline()
+    styled = pipe.stylize(model, frame).copy()
+    kept = pipe.stylize(model, frame, preserve_color=True)
+    ycc_in, ycc_styled, ycc_kept = (cv2.cvtColor(x, cv2.COLOR_BGR2YCrCb).astype(int) for x in (frame, styled, kept))
+    assert np.abs(ycc_kept[..., 1:] - ycc_in[..., 1:]).mean() < 2.0  # chroma: the input's
+    assert np.abs(ycc_kept[..., 0] - ycc_styled[..., 0]).mean() < 2.0  # luminance: the stylized
+    assert np.abs(ycc_styled[..., 1:] - ycc_in[..., 1:]).mean() > 5.0  # (the test can fail)
+
+
+def test_stylize_at_smaller_size_returns_frame_size(tiny_onnx):
+    model = StyleModel(tiny_onnx)
+    frame = synthetic_frames(1, (64, 48))[0]
+    assert FramePipeline().stylize(model, frame, size=(32, 24)).shape == (48, 64, 3)
+
+
+_NO_TORCH = """
+import sys
+class BlockTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError("torch is blocked in this test")
+sys.meta_path.insert(0, BlockTorch())
+import fastnst.cli, fastnst.runtime, fastnst.player, fastnst.bench, fastnst.stylize, fastnst.video
+rc = fastnst.cli.main(["stylize", "-m", sys.argv[1], sys.argv[2], "-o", sys.argv[3]])
+assert "torch" not in sys.modules
+sys.exit(rc)
+"""
+
+
+def test_player_path_runs_without_torch(tiny_onnx, tmp_path):
+    img = tmp_path / "in.png"
+    cv2.imwrite(str(img), synthetic_frames(1, (40, 30))[0])
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(_NO_TORCH), str(tiny_onnx), str(img), str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "out" / "in_tiny.png").is_file()

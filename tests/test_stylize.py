@@ -1,0 +1,97 @@
+"""`fastnst stylize`: images and videos round-trip with their size, frame count and fps."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from conftest import SHARED_DATA, read_video, synthetic_frames
+
+from fastnst.cli import main
+
+
+def _image(tmp_path, name="photo.png", size=(45, 37)):
+    path = tmp_path / name
+    cv2.imwrite(str(path), synthetic_frames(1, size)[0])
+    return path
+
+
+def test_image_round_trip_keeps_size(tiny_onnx, tmp_path, capsys):
+    src = _image(tmp_path)
+    out_dir = tmp_path / "out"
+    assert main(["stylize", "-m", str(tiny_onnx), str(src), "-o", str(out_dir), "--size", "24"]) == 0
+    out = out_dir / "photo_tiny.png"
+    assert str(out) in capsys.readouterr().out
+    img = cv2.imread(str(out))
+    assert img.shape == (37, 45, 3)
+    assert not np.array_equal(img, cv2.imread(str(src)))
+
+
+def test_strength_zero_returns_the_input(tiny_onnx, tmp_path):
+    src = _image(tmp_path)
+    assert main(["stylize", "-m", str(tiny_onnx), str(src), "-o", str(tmp_path), "--strength", "0"]) == 0
+    np.testing.assert_array_equal(cv2.imread(str(tmp_path / "photo_tiny.png")), cv2.imread(str(src)))
+
+
+def test_video_round_trip_keeps_frames_size_and_fps(tiny_onnx, synthetic_video, tmp_path):
+    out_dir = tmp_path / "out"
+    assert main(["stylize", "-m", str(tiny_onnx), str(synthetic_video), "-o", str(out_dir),
+                 "--size", "32", "--preserve-color", "--strength", "0.8"]) == 0
+    frames, fps = read_video(out_dir / "clip_tiny.mp4")
+    assert len(frames) == 12 and frames[0].shape == (48, 64, 3)
+    assert fps == pytest.approx(10.0)
+    assert list(out_dir.iterdir()) == [out_dir / "clip_tiny.mp4"]  # no temp files left
+
+
+def test_several_models_give_several_outputs(tiny_onnx, synthetic_video, tmp_path):
+    other = tmp_path / "other.onnx"
+    other.write_bytes(tiny_onnx.read_bytes())
+    src = _image(tmp_path)
+    out_dir = tmp_path / "out"
+    assert main(["stylize", "-m", str(tiny_onnx), "-m", str(other), str(src), str(synthetic_video),
+                 "-o", str(out_dir)]) == 0
+    names = sorted(p.name for p in out_dir.iterdir())
+    assert names == ["clip_other.mp4", "clip_tiny.mp4", "photo_other.png", "photo_tiny.png"]
+    assert len(read_video(out_dir / "clip_other.mp4")[0]) == 12
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--strength", "1.5"], "--strength must be between 0 and 1"),
+    (["--size", "4"], "--size must be at least 16"),
+])
+def test_bad_flags(tiny_onnx, tmp_path, capsys, args, message):
+    src = _image(tmp_path)
+    assert main(["stylize", "-m", str(tiny_onnx), str(src), "-o", str(tmp_path), *args]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_bad_inputs(tiny_onnx, tmp_path, capsys):
+    assert main(["stylize", "-m", str(tiny_onnx), str(tmp_path / "nope.png"), "-o", str(tmp_path)]) == 2
+    assert "input not found" in capsys.readouterr().err
+    txt = tmp_path / "notes.txt"
+    txt.write_text("hi")
+    assert main(["stylize", "-m", str(tiny_onnx), str(txt), "-o", str(tmp_path)]) == 2
+    assert "unsupported input" in capsys.readouterr().err
+    broken = tmp_path / "broken.mp4"
+    broken.write_text("not a video")
+    assert main(["stylize", "-m", str(tiny_onnx), str(broken), "-o", str(tmp_path / "out")]) == 2
+    assert "cannot open video" in capsys.readouterr().err
+    assert list((tmp_path / "out").iterdir()) == []  # nothing partial
+
+
+def test_same_output_twice_is_refused(tiny_onnx, tmp_path, capsys):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a, b = _image(tmp_path / "a"), _image(tmp_path / "b")
+    assert main(["stylize", "-m", str(tiny_onnx), str(a), str(b), "-o", str(tmp_path)]) == 2
+    assert "two files would be written" in capsys.readouterr().err
+
+
+def test_real_photo(tiny_onnx, tmp_path):
+    content = SHARED_DATA / "content"
+    if not content.is_dir():
+        pytest.skip(f"integration data not present at {SHARED_DATA}")
+    src = sorted(content.glob("*.jp*g"))[0]
+    assert main(["stylize", "-m", str(tiny_onnx), str(src), "-o", str(tmp_path), "--size", "64"]) == 0
+    out = tmp_path / f"{src.stem}_tiny{src.suffix}"
+    assert cv2.imread(str(out)).shape == cv2.imread(str(src)).shape
