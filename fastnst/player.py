@@ -94,7 +94,7 @@ class CaptureThread:
     frame is delivered in order, read ahead up to ``queue_size`` frames.
     """
 
-    def __init__(self, cap, keep_latest: bool, queue_size: int = 2, max_failures: int = 50):
+    def __init__(self, cap, keep_latest: bool, queue_size: int = 1, max_failures: int = 50):
         self._cap = cap
         self._keep_latest = keep_latest
         self._max_size = 1 if keep_latest else queue_size

