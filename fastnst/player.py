@@ -182,9 +182,9 @@ class PlayerSummary:
 
 # ---------------------------------------------------------------- the loop
 def _overlay(view: np.ndarray, state: PlayerState, name: str, fps: float, latency_ms: float) -> None:
-    flags = [f"strength {state.strength:.1f}"]
-    flags += [f for f, on in (("original", state.show_original), ("split", state.split),
-                              ("colour", state.preserve_color), ("mirror", state.mirror), ("REC", state.recording)) if on]
+    toggles = {"original": state.show_original, "split": state.split, "colour": state.preserve_color,
+               "mirror": state.mirror, "REC": state.recording}
+    flags = [f"strength {state.strength:.1f}"] + [name for name, on in toggles.items() if on]
     for i, text in enumerate((f"{name}  {fps:.1f} fps  {latency_ms:.0f} ms", "  ".join(flags))):
         org = (8, 22 + 22 * i)
         cv2.putText(view, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 3, cv2.LINE_AA)
@@ -216,7 +216,7 @@ def run_player(models: list[StyleModel], cap, *, keep_latest: bool, width: int |
     sink = VideoSink(output, fps) if output else None  # checks the output path before anything starts
     recorder: VideoSink | None = None
     capture: CaptureThread | None = None
-    shown_fps, stop = 0.0, ""
+    shown_fps, stop, window_seen = 0.0, "", False
     t_start = time.perf_counter()
     try:
         if display:
@@ -263,8 +263,10 @@ def run_player(models: list[StyleModel], cap, *, keep_latest: bool, width: int |
                          summary.latency[-1] if summary.latency else 0.0)
                 cv2.imshow(WINDOW, view)
                 state = handle_key(state, cv2.waitKey(1))
-                if cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1:
+                visible = cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) >= 1
+                if window_seen and not visible:  # closed with the mouse (some backends map it late)
                     state = dataclasses.replace(state, quit=True)
+                window_seen |= visible
             t5 = time.perf_counter()
 
             for name, (a, b) in zip(STAGES, ((t0, t1), (t1, t2), (t2, t3), (t3, t4), (t4, t5))):

@@ -46,7 +46,7 @@ def resolve_model(name_or_path: str | os.PathLike) -> Path:
 
 
 def default_threads() -> int:
-    """Intra-op threads: the cores this process may run on (one per core; no SMT on the target)."""
+    """Intra-op threads: the CPUs this process may run on. With SMT, ``--threads`` = physical cores may be faster."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # macOS, Windows
@@ -73,6 +73,8 @@ class StyleModel:
 
     def __init__(self, name_or_path: str | os.PathLike, provider: str | None = None, threads: int | None = None):
         self.path = resolve_model(name_or_path)
+        if threads is not None and threads < 1:
+            raise UserError(f"--threads must be at least 1, got {threads}")
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL  # one frame: parallelism is within ops

@@ -6,7 +6,7 @@ import threading
 
 import numpy as np
 import pytest
-from conftest import read_video, synthetic_frames, write_video
+from conftest import read_video, synthetic_frames
 
 from fastnst import UserError
 from fastnst.cli import main
@@ -198,7 +198,7 @@ def test_no_display_without_flag_is_a_user_error(tiny_onnx, synthetic_video, mon
     assert "--no-display" in capsys.readouterr().err
 
 
-def test_bad_output_suffix(tiny_onnx, synthetic_video, tmp_path):
+def test_bad_output_suffix(tiny_onnx, tmp_path):
     with pytest.raises(UserError, match="unknown video format"):
         run_player([StyleModel(tiny_onnx)], ListCapture([]), keep_latest=False, display=False,
                    output=tmp_path / "out.gif")

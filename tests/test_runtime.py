@@ -52,7 +52,11 @@ def test_not_onnx_is_a_user_error(tmp_path):
         StyleModel(bad)
 
 
-@pytest.mark.parametrize("elem_type, shape", [("UINT8", [1, 48, 3]), ("FLOAT", [1, 48, 64, 3]), ("UINT8", [1, 3, 48, 64])])
+@pytest.mark.parametrize("elem_type, shape", [
+    ("UINT8", [1, 48, 3]),  # wrong rank
+    ("FLOAT", [1, 48, 64, 3]),  # wrong dtype
+    ("UINT8", [1, 3, 48, 64]),  # NCHW, not NHWC
+])
 def test_wrong_input_is_a_user_error(tmp_path, elem_type, shape):
     path = _onnx_model(tmp_path / "wrong.onnx", elem_type, shape)
     with pytest.raises(UserError, match=r"expected one uint8 \(N, H, W, 3\)"):
@@ -133,7 +137,8 @@ sys.exit(rc)
 def test_player_path_runs_without_torch(tiny_onnx, tmp_path):
     img = tmp_path / "in.png"
     cv2.imwrite(str(img), synthetic_frames(1, (40, 30))[0])
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(_NO_TORCH), str(tiny_onnx), str(img), str(tmp_path / "out")],
+    args = [str(tiny_onnx), str(img), str(tmp_path / "out")]
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(_NO_TORCH), *args],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "out" / "in_tiny.png").is_file()

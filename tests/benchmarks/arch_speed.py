@@ -8,7 +8,7 @@ it. Reported: the median over rounds of each round's mean frame time.
 
     flock /tmp/fastnst-cpu.lock /work/venv/bin/python tests/benchmarks/arch_speed.py
 
-Options: --size WxH, --threads N, --rounds N, --only name,name (johnson is always included).
+Options: --size WxH, --threads N, --rounds N, --only "name;name" (johnson always runs).
 """
 
 from __future__ import annotations
@@ -97,10 +97,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--budget", type=float, default=0.5, help="seconds per model per round (at least 1 frame)")
-    ap.add_argument("--only", default="", help="comma-separated candidate names (johnson always runs)")
+    ap.add_argument("--only", default="", help="semicolon-separated candidate names (johnson always runs)")
     args = ap.parse_args(argv)
     w, h = (int(v) for v in args.size.lower().split("x"))
-    names = [n for n in CANDIDATES if n == "johnson" or not args.only or n in args.only.split(",")]
+    names = [n for n in CANDIDATES if n == "johnson" or not args.only or n in args.only.split(";")]
     torch.manual_seed(0)
     frame = np.random.default_rng(0).integers(0, 256, (1, h, w, 3), dtype=np.uint8)  # (1, H, W, 3) BGR
     sessions = {}
