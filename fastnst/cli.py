@@ -373,12 +373,30 @@ def _run_bench(args) -> int:
 
 
 def _add_eval(sub) -> None:
-    p = sub.add_parser("eval", help="perceptual loss of a model on a folder of photos")
+    p = sub.add_parser(
+        "eval", help="perceptual loss of a model on a folder of photos",
+        description="Mean content, style and TV losses (weighted, as in training; they add up to the total) "
+                    "of a model's outputs on a folder of photos, with the model's own training loss "
+                    "(read from its metadata). Each photo is resized to short side --size and center-cropped "
+                    "to a square. Use photos the model was not trained on.")
+    p.add_argument("--model", required=True, help="ONNX model (.onnx) or the name of a shipped model")
+    p.add_argument("--style", required=True, help="the style image the model was trained with")
+    p.add_argument("--content", required=True, help="folder of photos (searched recursively, sorted by name)")
+    p.add_argument("--size", type=int, default=256, help="square evaluation size in pixels (default 256)")
+    p.add_argument("--limit", type=int, help="use only the first N photos")
+    p.add_argument("--gatys", type=int, default=0, metavar="N",
+                   help="also run `fastnst optimize` for N L-BFGS iterations per photo with the same loss (the quality reference)")
+    p.add_argument("--threads", type=int, help="onnxruntime threads (default: all cores)")
     p.set_defaults(func=_run_eval)
 
 
 def _run_eval(args) -> int:
-    raise UserError("eval: not implemented yet")
+    from fastnst.evaluate import evaluate, format_table
+
+    rows = evaluate(args.model, args.style, args.content, size=args.size, limit=args.limit, gatys=args.gatys,
+                    threads=args.threads)
+    print(format_table(rows))
+    return 0
 
 
 # ---------------------------------------------------------------- main

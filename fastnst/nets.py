@@ -23,9 +23,9 @@ from fastnst.config import NetConfig
 PRESETS: dict[str, NetConfig] = {
     # Johnson et al. 2016, with upsample+conv instead of transposed conv (Odena et al. 2016).
     "johnson": NetConfig(),
-    # >= 30 fps at 640x480 on 2 CPU cores (models/README.md has the measurements): nothing but
-    # the 2x2 fold/unfold runs at full resolution; narrow, separable residual stage at H/8.
-    "fast": NetConfig(arch="fast", channels=(16, 32, 64), res_blocks=3, end_kernel=4, upsample="deconv",
+    # >= 30 fps at 640x480 on 2 CPU cores (models/README.md has the measurements): only the
+    # stride-2 stem and output touch full resolution; narrow, separable residual stage at H/8.
+    "fast": NetConfig(arch="fast", channels=(16, 32, 64), res_blocks=3, end_kernel=4, upsample="nearest",
                       stem="stride2", block="separable", padding="zeros"),
 }
 
@@ -127,8 +127,8 @@ class TransformNet(nn.Module):
         if cfg.padding not in ("reflect", "zeros"):
             raise ValueError(f"unknown padding {cfg.padding!r} (reflect or zeros)")
         k = cfg.end_kernel
-        if cfg.stem == "stride2" and k % 2:
-            raise ValueError(f"a stride2 stem needs an even end_kernel, got {k}")
+        if (cfg.stem == "stride2") != (k % 2 == 0):
+            raise ValueError(f"a {cfg.stem} stem needs an {'even' if cfg.stem == 'stride2' else 'odd'} end_kernel, got {k}")
         self.cfg = cfg
         c1, c2, c3 = cfg.channels
         pad = cfg.padding

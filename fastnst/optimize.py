@@ -237,7 +237,9 @@ def optimize(
                 nonlocal count, best, best_total, it_in_scale, first
                 nonlocal x
                 optimizer.zero_grad(set_to_none=True)
-                x = pixels / PIXEL_UNITS  # (1, 3, H, W) in [0, 1] (unclamped)
+                with torch.no_grad():  # keep the image displayable, so the loss is that of what is written
+                    pixels.clamp_(0, PIXEL_UNITS)
+                x = pixels / PIXEL_UNITS  # (1, 3, H, W) in [0, 1]
                 losses = criterion(x, targets)
                 losses["total"].backward()
                 vals = {k: v.item() for k, v in losses.items()}

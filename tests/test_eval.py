@@ -1,0 +1,134 @@
+"""evaluate.py and `fastnst eval`: finite losses of a tiny model, the loss read from the
+model's metadata, an identity model scoring zero content loss, and the Gatys reference row."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+onnx = pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
+from fastnst import UserError, cli
+from fastnst.config import LossConfig, NetConfig, TrainConfig, to_json
+from fastnst.evaluate import TERMS, evaluate, load_eval_image, train_config_of
+from fastnst.export import export_onnx
+from fastnst.nets import TransformNet
+
+# A loss that a random VGG cut at relu2_1 computes in milliseconds.
+LOSS = LossConfig(vgg="random", content_layers=("relu1_2",), style_layers={"relu1_1": 1.0, "relu2_1": 1.0},
+                  content_weight=2.0, style_weight=1e3, tv_weight=0.5)
+CFG = TrainConfig(style_size=48, net=NetConfig(channels=(4, 8, 8), res_blocks=1), loss=LOSS)
+
+
+def _image(path, w, h, seed):
+    rng = np.random.default_rng(seed)
+    xs, ys = np.meshgrid(np.linspace(0, 255, w), np.linspace(0, 255, h))
+    rgb = np.dstack([xs, ys, rng.integers(0, 256, (h, w))]).astype(np.uint8)  # (h, w, 3)
+    Image.fromarray(rgb).save(path)
+    return path
+
+
+@pytest.fixture
+def photos(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i, (w, h) in enumerate([(48, 40), (40, 56), (64, 64)]):
+        _image(folder / f"p{i}.png", w, h, i)
+    return folder
+
+
+@pytest.fixture
+def style(tmp_path):
+    return _image(tmp_path / "style.png", 60, 44, 9)
+
+
+def _identity_model(path, metadata):
+    """The uint8 contract with an Identity graph: its output is its input."""
+    from onnx import TensorProto, helper
+
+    shape = ["N", "H", "W", 3]
+    graph = helper.make_graph([helper.make_node("Identity", ["frames"], ["stylized"])], "identity",
+                              [helper.make_tensor_value_info("frames", TensorProto.UINT8, shape)],
+                              [helper.make_tensor_value_info("stylized", TensorProto.UINT8, shape)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    for k, v in metadata.items():
+        model.metadata_props.add(key=k, value=v)
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.fixture
+def models(tmp_path):
+    meta = {"fastnst.config": to_json(CFG), "fastnst.style": "tiny"}
+    torch.manual_seed(0)
+    tiny = export_onnx(TransformNet(CFG.net), tmp_path / "tiny.onnx", meta)
+    return tiny, _identity_model(tmp_path / "identity.onnx", meta)
+
+
+def test_load_eval_image_is_a_center_square(tmp_path):
+    path = _image(tmp_path / "wide.png", 90, 30, 0)
+    out = load_eval_image(path, 20)
+    assert out.shape == (20, 20, 3) and out.dtype == np.uint8
+    full = np.asarray(Image.open(path).resize((60, 20), Image.Resampling.LANCZOS))
+    assert np.array_equal(out, full[:, 20:40])
+
+
+def test_train_config_round_trips_through_metadata():
+    assert train_config_of({"fastnst.config": to_json(CFG)}) == CFG
+    assert train_config_of({}) == TrainConfig()  # no metadata: defaults (with a warning)
+    with pytest.raises(UserError, match="fastnst.config"):
+        train_config_of({"fastnst.config": "{not json"})
+
+
+def test_model_losses_are_finite_and_weighted_terms_add_up(models, photos, style):
+    torch.manual_seed(0)
+    (row,) = evaluate(models[0], style, photos, size=32)
+    assert row.images == 3 and row.method == "tiny"
+    assert all(math.isfinite(row.losses[k]) and row.losses[k] >= 0 for k in TERMS)
+    assert row.losses["content"] > 0 and row.losses["style"] > 0
+    assert row.losses["total"] == pytest.approx(row.losses["content"] + row.losses["style"] + row.losses["tv"], rel=1e-5)
+
+
+def test_identity_model_has_zero_content_loss_and_tiny_model_does_not(models, photos, style):
+    torch.manual_seed(0)
+    (tiny,) = evaluate(models[0], style, photos, size=32, limit=2)
+    torch.manual_seed(0)
+    (ident,) = evaluate(models[1], style, photos, size=32, limit=2)
+    assert ident.images == tiny.images == 2
+    assert ident.losses["content"] == pytest.approx(0.0, abs=1e-9)
+    assert tiny.losses["content"] > 1e-6
+    # TV of the photo itself, weighted: the synthetic photos have a noisy blue channel.
+    assert ident.losses["tv"] > 0
+
+
+def test_gatys_reference_row(models, photos, style):
+    torch.manual_seed(0)
+    rows = evaluate(models[1], style, photos, size=32, limit=1, gatys=5)
+    assert [r.method for r in rows] == ["tiny", "gatys-5"] and rows[1].images == 1
+    assert all(math.isfinite(rows[1].losses[k]) for k in TERMS)
+    # Gatys starts from the photo (the identity model's output) and descends the same loss.
+    assert rows[1].losses["total"] <= rows[0].losses["total"] * (1 + 1e-6)
+
+
+def test_cli_prints_a_table(models, photos, style, capsys):
+    torch.manual_seed(0)
+    assert cli.main(["eval", "--model", str(models[0]), "--style", str(style), "--content", str(photos),
+                     "--size", "32", "--limit", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "| method | images | content | style | tv | total |" in out
+    assert "| tiny | 2 |" in out
+
+
+@pytest.mark.parametrize("args,msg", [(["--content", "MISSING"], "not found"), (["--size", "8"], "size"),
+                                      (["--limit", "0"], "limit")])
+def test_cli_bad_input_is_one_line_exit_2(models, photos, style, capsys, args, msg):
+    base = {"--model": str(models[0]), "--style": str(style), "--content": str(photos)}
+    base.update(dict(zip(args[::2], args[1::2])))
+    argv = ["eval"] + [x for kv in base.items() for x in kv]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert msg in err and err.count("\n") == 1

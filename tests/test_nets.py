@@ -1,0 +1,115 @@
+"""nets.py: every preset and option builds and keeps the size (odd ones too); the fast
+preset's ONNX export (with the I/O folded into its weights) matches the plain net."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from fastnst import UserError
+from fastnst.config import NetConfig
+from fastnst.export import FrameIO, export_onnx
+from fastnst.nets import PRESETS, TransformNet, preset
+
+TINY = {"channels": (4, 8, 8), "res_blocks": 1}
+SIZES = ((33, 47), (40, 64))  # odd and even
+
+
+def tiny(cfg: NetConfig, seed: int = 0) -> TransformNet:
+    torch.manual_seed(seed)
+    net = TransformNet(dataclasses.replace(cfg, **TINY)).eval()
+    with torch.no_grad():  # move off the init so that the folding has non-trivial weights to get wrong
+        for p in net.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    return net
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_presets_keep_size_in_range(name):
+    net = tiny(preset(name))
+    for h, w in SIZES + ((17, 9),):
+        x = torch.rand(2, 3, h, w)
+        with torch.no_grad():
+            y = net(x)
+        assert y.shape == x.shape
+        assert 0 <= y.min() and y.max() <= 1
+
+
+OPTIONS = [{"stem": "conv", "end_kernel": 3}, {"stem": "stride2"}, {"upsample": "nearest"}, {"upsample": "shuffle"},
+           {"upsample": "deconv"}, {"block": "full"}, {"block": "separable"}, {"padding": "reflect"},
+           {"padding": "zeros"}, {"end_kernel": 2}, {"end_kernel": 6}]
+
+
+@pytest.mark.parametrize("changes", OPTIONS)
+def test_each_option_builds_runs_and_trains(changes):
+    cfg = dataclasses.replace(PRESETS["fast"], **changes)
+    net = tiny(cfg).train()
+    x = torch.rand(2, 3, 33, 47)
+    y = net(x)
+    assert y.shape == x.shape
+    y.mean().backward()
+    assert all(p.grad is not None for p in net.parameters())
+
+
+@pytest.mark.parametrize("changes", [{"stem": "pixels"}, {"padding": "circular"}, {"upsample": "bicubic"},
+                                     {"block": "dense"}, {"stem": "stride2", "end_kernel": 3},
+                                     {"stem": "conv", "end_kernel": 4}])
+def test_bad_options_raise(changes):
+    with pytest.raises(ValueError):
+        TransformNet(dataclasses.replace(PRESETS["fast"], **changes))
+
+
+def test_unknown_preset_is_a_user_error():
+    with pytest.raises(UserError, match="fast"):
+        preset("fastest")
+
+
+def test_fast_preset_runs_everything_below_full_resolution():
+    """Only the stem and output touch full resolution; the stem sees the frame at stride 2."""
+    net = TransformNet(PRESETS["fast"])
+    seen = []
+    hooks = [m.register_forward_hook(lambda m, i, o: seen.append((m, o.shape[-2:]))) for m in net.modules()
+             if isinstance(m, torch.nn.Conv2d)]
+    net(torch.rand(1, 3, 64, 96))
+    for h in hooks:
+        h.remove()
+    assert max(s[0] for _, s in seen) <= 32  # every Conv2d output at H/2 or below
+    assert isinstance(net.out, torch.nn.ConvTranspose2d) and net.out.stride == (2, 2)
+
+
+def _reference(net: TransformNet, frames: np.ndarray) -> np.ndarray:
+    """The plain net on (N, H, W, 3) uint8 BGR frames, through the contract by hand."""
+    x = torch.from_numpy(frames[..., ::-1].copy()).permute(0, 3, 1, 2).float() / 255.0  # (N, 3, H, W) RGB
+    with torch.no_grad():
+        y = net(x)
+    return (y * 255).round().permute(0, 2, 3, 1).numpy()[..., ::-1].astype(np.int16)  # (N, H, W, 3) BGR
+
+
+@pytest.mark.parametrize("name", ["fast", "johnson"])
+def test_onnx_with_folded_io_matches_the_plain_net(tmp_path, name):
+    ort = pytest.importorskip("onnxruntime")
+    net = tiny(PRESETS[name])
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    path = export_onnx(net, tmp_path / f"{name}.onnx")
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    for h, w in SIZES:
+        frames = rng.integers(0, 256, (2, h, w, 3), dtype=np.uint8)
+        want = _reference(net, frames)
+        got = sess.run(None, {"frames": frames})[0]
+        eager = FrameIO(net)(torch.from_numpy(frames)).numpy()
+        assert got.shape == (2, h, w, 3) and got.dtype == np.uint8
+        assert np.abs(got.astype(np.int16) - want).max() <= 1
+        assert np.abs(eager.astype(np.int16) - want).max() <= 1
+    for k, v in net.state_dict().items():  # folding worked on a copy
+        assert torch.equal(v, before[k]), k
+
+
+def test_fast_onnx_has_no_full_resolution_transpose(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    path = export_onnx(tiny(PRESETS["fast"]), tmp_path / "fast.onnx")
+    nodes = onnx.load(str(path)).graph.node
+    assert not {"DepthToSpace", "SpaceToDepth"} & {n.op_type for n in nodes}
+    perms = [list(a.ints) for n in nodes if n.op_type == "Transpose" for a in n.attribute]
+    assert all(len(p) <= 2 for p in perms), perms  # only the pad amounts' (2, n) table, no image transpose
