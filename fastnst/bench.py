@@ -20,6 +20,7 @@ import logging
 import math
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,8 +76,10 @@ def export_reference(folder: Path) -> Path:
         raise UserError(f"--reference needs torch to build the reference net ({e}); "
                         "install the training extra: pip install 'fastnst[train]'") from None
     torch.manual_seed(0)
-    return export_onnx(TransformNet(preset("johnson")), folder / "johnson-reference.onnx",
-                       {"fastnst.style": REFERENCE_LABEL})
+    with warnings.catch_warnings():  # the exporter's tracer warnings say nothing about speed
+        warnings.simplefilter("ignore")
+        return export_onnx(TransformNet(preset("johnson")), folder / "johnson-reference.onnx",
+                           {"fastnst.style": REFERENCE_LABEL})
 
 
 class _FrameLoop:

@@ -12,6 +12,7 @@ mirror, strength blend, colour preservation) into buffers it allocates once per 
 
 from __future__ import annotations
 
+import importlib.resources
 import logging
 import os
 from pathlib import Path
@@ -25,8 +26,6 @@ from fastnst.color import luminance_transfer
 
 log = logging.getLogger(__name__)
 
-SHIPPED_MODELS = Path(__file__).parent / "models"
-
 # Accelerated providers in order of preference; the CPU is always the fallback.
 _PREFERRED = ("CUDAExecutionProvider", "CoreMLExecutionProvider", "DmlExecutionProvider")
 _PROVIDER_ALIASES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
@@ -35,13 +34,14 @@ _PROVIDER_ALIASES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvid
 
 
 def resolve_model(name_or_path: str | os.PathLike) -> Path:
-    """A model argument -> an ONNX file: an existing path, else a model shipped in ``fastnst/models``."""
+    """A model argument -> an ONNX file: an existing path, else a style shipped in ``fastnst.models``."""
     path = Path(name_or_path)
     if path.is_file():
         return path
-    shipped = SHIPPED_MODELS / f"{name_or_path}.onnx"
-    if path.suffix == "" and shipped.is_file():
-        return shipped
+    if path.suffix == "" and len(path.parts) == 1:
+        shipped = importlib.resources.files("fastnst.models") / f"{path.name}.onnx"
+        if shipped.is_file():
+            return Path(str(shipped))
     raise UserError(f"model not found: {name_or_path}")
 
 
