@@ -8,6 +8,9 @@ alike:
   a video file (``source``);
 - the **bare** ``session.run`` rate on the same frames, already at the processing size.
 
+With ``smooth=True`` the player path is also measured with flow-guided temporal smoothing
+on (``fastnst webcam --smooth``), in the same interleaved runs, as a second row.
+
 Each figure is the median over ``repeats`` runs of at least ``min_seconds`` each, after a
 warm-up. With ``reference=True`` the original Johnson architecture (random weights: the speed
 does not depend on them) is exported on the fly and every fps is also given as a ratio to it.
@@ -28,13 +31,14 @@ import cv2
 import numpy as np
 
 from fastnst import UserError
-from fastnst.player import STAGES, run_player
+from fastnst.player import STAGES, PlayerState, run_player
 from fastnst.runtime import StyleModel, processing_size
 from fastnst.video import open_source
 
 log = logging.getLogger(__name__)
 
 REFERENCE_LABEL = "johnson (reference)"
+SMOOTH_SUFFIX = " +smooth"
 
 
 @dataclass
@@ -125,17 +129,21 @@ def _bare_fps(model: StyleModel, frames: list[np.ndarray], n: int) -> float:
 
 
 def _player_run(model: StyleModel, frames: list[np.ndarray], size: tuple[int, int], n: int,
-                source: str | None):
+                source: str | None, smooth: bool = False):
     cap = open_source(source) if source else _FrameLoop(frames)
     try:
-        return run_player([model], cap, keep_latest=False, width=size[0], display=False, max_frames=n)
+        return run_player([model], cap, keep_latest=False, width=size[0], display=False, max_frames=n,
+                          state=PlayerState(smooth=smooth))
     finally:
         cap.release()
 
 
 def bench_model(model: StyleModel, size: tuple[int, int], repeats: int = 5, min_seconds: float = 1.0,
-                source: str | None = None) -> BenchResult:
-    """Player-path and bare fps of ``model`` at ``size`` (w, h); with ``source``, frames from that video."""
+                source: str | None = None, smooth: bool = False) -> list[BenchResult]:
+    """Player-path and bare fps of ``model`` at ``size`` (w, h); with ``source``, frames from that video.
+
+    One result, or with ``smooth`` two: without and with temporal smoothing, measured interleaved.
+    """
     if source:
         frames, size = _video_frames(source, size[0])
     else:
@@ -144,26 +152,31 @@ def bench_model(model: StyleModel, size: tuple[int, int], repeats: int = 5, min_
     n = max(2, math.ceil(min_seconds * _bare_fps(model, frames, 2)))  # frames per run
     if source:
         n = min(n, 200)  # stay inside short videos
-    _player_run(model, frames, size, 2, source)  # warm-up of the player path
-    fps, bare, per_frame = [], [], []
+    variants = (False, True) if smooth else (False,)  # player path without / with smoothing
+    for v in variants:
+        _player_run(model, frames, size, 2, source, v)  # warm-up of the player path
+    fps: dict[bool, list[float]] = {v: [] for v in variants}
+    per_frame: dict[bool, list[float]] = {v: [] for v in variants}
+    bare = []
+    jobs = ("bare", *variants)
     for r in range(repeats):
-        order = (0, 1) if r % 2 == 0 else (1, 0)  # alternate, so drift hits both alike
-        for which in order:
-            if which == 0:
+        for job in jobs[r % len(jobs):] + jobs[:r % len(jobs)]:  # rotate, so drift hits all alike
+            if job == "bare":
                 bare.append(_bare_fps(model, frames, n))
             else:
-                summary = _player_run(model, frames, size, n, source)
-                fps.append(summary.fps)
-                per_frame += [sum(ms) for ms in zip(*(summary.stages[s] for s in STAGES))]
+                summary = _player_run(model, frames, size, n, source, job)
+                fps[job].append(summary.fps)
+                per_frame[job] += [sum(ms) for ms in zip(*(summary.stages[s] for s in STAGES))]
     log.debug("%s %dx%d: player %s, bare %s", model.name, *size, fps, bare)
-    return BenchResult(model.path.stem, size, float(np.median(fps)), float(np.median(per_frame)),
-                       float(np.percentile(per_frame, 95)), float(np.median(bare)))
+    return [BenchResult(model.path.stem + (SMOOTH_SUFFIX if v else ""), size, float(np.median(fps[v])),
+                        float(np.median(per_frame[v])), float(np.percentile(per_frame[v], 95)),
+                        float(np.median(bare))) for v in variants]
 
 
 def run_bench(models: list[str], sizes: list[tuple[int, int]], threads: int | None = None,
               provider: str | None = None, reference: bool = False, repeats: int = 5,
-              min_seconds: float = 1.0, source: str | None = None) -> list[BenchResult]:
-    """Every model (and the reference) at every size."""
+              min_seconds: float = 1.0, source: str | None = None, smooth: bool = False) -> list[BenchResult]:
+    """Every model (and the reference) at every size; with ``smooth``, each also with smoothing on."""
     if not models and not reference:
         raise UserError("nothing to measure: give --model M.onnx and/or --reference")
     if repeats < 1:
@@ -175,25 +188,32 @@ def run_bench(models: list[str], sizes: list[tuple[int, int]], threads: int | No
         for size in sizes:
             for i, model in enumerate(loaded):
                 log.info("measuring %s at %dx%d", model.path.stem, *size)
-                result = bench_model(model, size, repeats, min_seconds, source)
+                rows = bench_model(model, size, repeats, min_seconds, source, smooth)
                 if reference and i == 0:
-                    result.model = REFERENCE_LABEL
-                results.append(result)
+                    for row in rows:
+                        row.model = row.model.replace(model.path.stem, REFERENCE_LABEL, 1)
+                results += rows
     return results
 
 
 def format_table(results: list[BenchResult]) -> str:
-    """A plain-text table; with a reference row per size, an "x ref" column too."""
-    ref = {r.size: r.fps for r in results if r.model == REFERENCE_LABEL}
-    head = f"{'model':<24}{'size':>10}{'fps':>8}{'ms/frame':>10}{'p95 ms':>9}{'run() fps':>11}{'vs run()':>10}"
+    """A plain-text table; with a reference row per size, an "x ref" column too (a "+smooth" row
+    against the reference's "+smooth" row), and with smoothing rows, their fps relative to without."""
+    ref = {(r.size, r.model.endswith(SMOOTH_SUFFIX)): r.fps for r in results
+           if r.model in (REFERENCE_LABEL, REFERENCE_LABEL + SMOOTH_SUFFIX)}
+    head = f"{'model':<30}{'size':>10}{'fps':>8}{'ms/frame':>10}{'p95 ms':>9}{'run() fps':>11}{'vs run()':>10}"
     head += f"{'x ref':>8}" if ref else ""
     lines = [head, "-" * len(head)]
     for r in results:
-        line = (f"{r.model[:23]:<24}{f'{r.size[0]}x{r.size[1]}':>10}{r.fps:>8.2f}{r.ms_median:>10.1f}"
+        line = (f"{r.model[:29]:<30}{f'{r.size[0]}x{r.size[1]}':>10}{r.fps:>8.2f}{r.ms_median:>10.1f}"
                 f"{r.ms_p95:>9.1f}{r.bare_fps:>11.2f}{r.player_vs_bare:>9.1%} ")
-        if r.size in ref:
-            line += f"{r.fps / ref[r.size]:>7.2f}x"
+        if (key := (r.size, r.model.endswith(SMOOTH_SUFFIX))) in ref:
+            line += f"{r.fps / ref[key]:>7.2f}x"
         lines.append(line)
+    plain = {(r.model, r.size): r.fps for r in results}
+    for r in results:
+        if r.model.endswith(SMOOTH_SUFFIX) and (base := plain.get((r.model[:-len(SMOOTH_SUFFIX)], r.size))):
+            lines.append(f"{r.model}: {r.fps / base:.1%} of the fps without smoothing at {r.size[0]}x{r.size[1]}")
     lines.append("fps and ms/frame: the whole player path (capture thread, pre-processing, inference, "
                  "post-processing); run() fps: bare session.run on the same frames; medians of the runs.")
     return "\n".join(lines)

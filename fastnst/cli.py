@@ -271,13 +271,16 @@ def _add_stylize(sub) -> None:
     p = sub.add_parser("stylize", help="stylize images and videos with an ONNX model")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="images, videos or folders of images")
     p.add_argument("--model", "-m", action="append", required=True,
-                   help="ONNX model (repeat for several; each gives its own output)")
+                   help="ONNX model file or shipped style name (see `fastnst models`); repeat for several, "
+                        "each gives its own output")
     p.add_argument("--output-dir", "-o", default=".", help="output folder (default: .); outputs are "
                    "<input>_<model>.<ext>, videos .mp4")
     p.add_argument("--size", type=int, help="processing long side in pixels (default: the input's); "
                    "the output keeps the input's size")
     p.add_argument("--strength", type=float, default=1.0, help="0..1: blend with the original (default 1)")
     p.add_argument("--preserve-color", action="store_true", help="keep the input's colours, restyle luminance only")
+    p.add_argument("--smooth", action="store_true",
+                   help="videos: flow-guided blending with the previous frames (less flicker)")
     _add_runtime_args(p)
     p.set_defaults(func=_run_stylize)
 
@@ -287,7 +290,8 @@ def _run_stylize(args) -> int:
     from fastnst.stylize import stylize_files
 
     models = [StyleModel(m, args.provider, args.threads) for m in args.model]
-    for path in stylize_files(models, args.inputs, args.output_dir, args.size, args.strength, args.preserve_color):
+    for path in stylize_files(models, args.inputs, args.output_dir, args.size, args.strength, args.preserve_color,
+                              smooth=args.smooth):
         print(path)
     return 0
 
@@ -295,8 +299,10 @@ def _run_stylize(args) -> int:
 def _add_webcam(sub) -> None:
     p = sub.add_parser("webcam", help="live stylization of a camera (or video) in an OpenCV window",
                        description="Keys: n/p or 1-9 model, space original, s split, c colour, +/- strength, "
-                                   "m mirror, r record, Enter snapshot, q/Esc quit.")
-    p.add_argument("--model", "-m", action="append", required=True, help="ONNX model (repeat to switch with n/p/1-9)")
+                                   "m mirror, f smoothing (flicker), r record, Enter snapshot, q/Esc quit.")
+    p.add_argument("--model", "-m", action="append",
+                   help="ONNX model file or shipped style name; repeat to switch with n/p/1-9 "
+                        "(default: every shipped model, see `fastnst models`)")
     p.add_argument("--source", default="0", help="camera index, video file, URL or device path (default: 0)")
     p.add_argument("--width", type=int, default=640, help="processing width (default 640; 0: the source's)")
     p.add_argument("--no-display", action="store_true", help="headless: no window; print a timing summary")
@@ -306,6 +312,8 @@ def _add_webcam(sub) -> None:
     p.add_argument("--strength", type=float, default=1.0, help="initial strength, 0..1 (default 1)")
     p.add_argument("--preserve-color", action="store_true", help="start with colour preservation on")
     p.add_argument("--mirror", action="store_true", help="start mirrored")
+    p.add_argument("--smooth", action="store_true",
+                   help="start with flow-guided temporal smoothing on (less flicker; key f toggles it)")
     _add_runtime_args(p)
     p.set_defaults(func=_run_webcam)
 
@@ -315,7 +323,7 @@ def _run_webcam(args) -> int:
 
     from fastnst.files import check_writable_dir
     from fastnst.player import PlayerState, check_display, run_player
-    from fastnst.runtime import StyleModel
+    from fastnst.runtime import StyleModel, shipped_models
     from fastnst.video import open_source, source_fps
 
     if not 0.0 <= args.strength <= 1.0:
@@ -327,14 +335,20 @@ def _run_webcam(args) -> int:
     if not args.no_display:
         check_display()
         check_writable_dir(Path(args.record_dir) / "snapshot.png")  # for 'r' and Enter, before the window opens
-    models = [StyleModel(m, args.provider, args.threads) for m in args.model]
+    names = args.model or list(shipped_models().values())
+    if not names:
+        raise UserError("no shipped models are installed: pass --model M.onnx (train one with `fastnst train`)")
+    models = [StyleModel(m, args.provider, args.threads) for m in names]
+    if not args.model:
+        print(f"shipped models: {', '.join(m.path.stem for m in models)} (n/p or 1-9 to switch)")
     cap = open_source(args.source)
     try:
         summary = run_player(
             models, cap, keep_latest=not Path(args.source).is_file(), width=args.width or None,
             display=not args.no_display, max_frames=args.frames, output=Path(args.output) if args.output else None,
             record_dir=Path(args.record_dir), fps=source_fps(cap),
-            state=PlayerState(strength=args.strength, preserve_color=args.preserve_color, mirror=args.mirror))
+            state=PlayerState(strength=args.strength, preserve_color=args.preserve_color, mirror=args.mirror,
+                              smooth=args.smooth))
     finally:
         cap.release()
     print(summary.format())
@@ -343,6 +357,29 @@ def _run_webcam(args) -> int:
     if summary.stop_reason.startswith("the source stopped"):
         _error(f"{args.source} stopped delivering frames (camera unplugged?)")
         return 1
+    return 0
+
+
+# ---------------------------------------------------------------- models (issue 7)
+def _add_models(sub) -> None:
+    p = sub.add_parser("models", help="list the shipped style models",
+                       description="The styles installed with fastnst: pass a name to --model "
+                                   "(fastnst webcam --model NAME). Each has a model card NAME.md next to it.")
+    p.set_defaults(func=_run_models)
+
+
+def _run_models(args) -> int:
+    from fastnst.runtime import card_summary, shipped_dir, shipped_models
+
+    models = shipped_models()
+    if not models:
+        print(f"no shipped models are installed (looked in {shipped_dir()})")
+        return 0
+    width = max(map(len, models))
+    for name, path in models.items():
+        summary = card_summary(path.with_suffix(".md")) or "(no model card summary)"
+        print(f"{name:<{width}}  {path.stat().st_size / 1e6:5.1f} MB  {summary}")
+    print(f"model files and cards (NAME.md): {shipped_dir()}")
     return 0
 
 
@@ -357,6 +394,8 @@ def _add_bench(sub) -> None:
     p.add_argument("--seconds", type=float, default=1.0, help="minimum length of one timed run (default 1)")
     p.add_argument("--source", help="read frames from this video through the player's capture thread "
                    "(default: synthetic frames in memory); the size's width sets the processing width")
+    p.add_argument("--smooth", action="store_true",
+                   help="also measure the player with temporal smoothing on (webcam --smooth), side by side")
     _add_runtime_args(p)
     p.set_defaults(func=_run_bench)
 
@@ -366,7 +405,7 @@ def _run_bench(args) -> int:
     from fastnst.runtime import default_threads
 
     results = run_bench(args.model, parse_sizes(args.size), args.threads, args.provider, args.reference,
-                        args.repeats, args.seconds, args.source)
+                        args.repeats, args.seconds, args.source, args.smooth)
     print(f"onnxruntime, {args.threads or default_threads()} threads")
     print(format_table(results))
     return 0
@@ -408,7 +447,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"fastnst {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in (_add_train, _add_export, _add_optimize, _add_stylize, _add_webcam, _add_bench, _add_eval):
+    for add in (_add_train, _add_export, _add_optimize, _add_stylize, _add_webcam, _add_models, _add_bench, _add_eval):
         add(sub)
     return parser
 

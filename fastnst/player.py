@@ -45,6 +45,7 @@ class PlayerState:
     preserve_color: bool = False
     strength: float = 1.0
     mirror: bool = False
+    smooth: bool = False  # flow-guided temporal smoothing (fewer flickering strokes)
     recording: bool = False
     snapshot: bool = False
     quit: bool = False
@@ -78,6 +79,8 @@ def handle_key(state: PlayerState, key: int) -> PlayerState:
         return r(state, strength=max(0.0, round(state.strength - STRENGTH_STEP, 2)))
     if ch == "m":
         return r(state, mirror=not state.mirror)
+    if ch == "f":  # "flicker"
+        return r(state, smooth=not state.smooth)
     if ch == "r":
         return r(state, recording=not state.recording)
     if key in KEY_ENTER:
@@ -183,7 +186,7 @@ class PlayerSummary:
 # ---------------------------------------------------------------- the loop
 def _overlay(view: np.ndarray, state: PlayerState, name: str, fps: float, latency_ms: float) -> None:
     toggles = {"original": state.show_original, "split": state.split, "colour": state.preserve_color,
-               "mirror": state.mirror, "REC": state.recording}
+               "mirror": state.mirror, "smooth": state.smooth, "REC": state.recording}
     flags = [f"strength {state.strength:.1f}"] + [name for name, on in toggles.items() if on]
     for i, text in enumerate((f"{name}  {fps:.1f} fps  {latency_ms:.0f} ms", "  ".join(flags))):
         org = (8, 22 + 22 * i)
@@ -217,6 +220,7 @@ def run_player(models: list[StyleModel], cap, *, keep_latest: bool, width: int |
     recorder: VideoSink | None = None
     capture: CaptureThread | None = None
     shown_fps, stop, window_seen = 0.0, "", False
+    smoothed_for = None  # (model, mirror) of the previous smoothed frame; None: history to forget
     t_start = time.perf_counter()
     try:
         if display:
@@ -237,7 +241,12 @@ def run_player(models: list[StyleModel], cap, *, keep_latest: bool, width: int |
             styled = small if state.show_original or state.strength <= 0 else models[state.model].run(small)
             t3 = time.perf_counter()
             if styled is not small:
+                if state.smooth:
+                    if smoothed_for != (state.model, state.mirror):  # another model or a mirrored view
+                        pipeline.reset_smoothing()
+                    styled = pipeline.smooth(small, styled)
                 styled = pipeline.postprocess(styled, small, state.strength, state.preserve_color)
+            smoothed_for = (state.model, state.mirror) if state.smooth and styled is not small else None
             view = cv2.hconcat([small, styled]) if state.split else styled
             t4 = time.perf_counter()
 

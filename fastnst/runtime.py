@@ -7,7 +7,8 @@ output ``stylized`` uint8 (N, H, W, 3) BGR, any H and W. An OpenCV frame therefo
 as ``frame[None]``, with no conversion on the Python side.
 
 ``FramePipeline`` does the rest of the per-frame work (resize to the processing size,
-mirror, strength blend, colour preservation) into buffers it allocates once per frame size.
+mirror, optional flow-guided temporal smoothing, strength blend, colour preservation) into
+buffers it allocates once per frame size.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import onnxruntime as ort
 
 from fastnst import UserError
 from fastnst.color import luminance_transfer
+from fastnst.temporal import TemporalSmoother
 
 log = logging.getLogger(__name__)
 
@@ -33,16 +35,39 @@ _PROVIDER_ALIASES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvid
                      "directml": "DmlExecutionProvider"}
 
 
+def shipped_dir() -> Path:
+    """The folder of the styles shipped with the package (``fastnst.models``: the repo's ``models/``)."""
+    return Path(str(importlib.resources.files("fastnst.models")))
+
+
+def shipped_models() -> dict[str, Path]:
+    """Shipped style name -> its ONNX file, sorted by name."""
+    return {p.stem: p for p in sorted(shipped_dir().glob("*.onnx"))}
+
+
+def card_summary(card: Path) -> str:
+    """A model card's one-line summary: its ``Summary:`` line, else the first line of text that is
+    not a heading, list item, table row, quote or HTML comment ("" when none or no card)."""
+    try:
+        lines = [line.strip() for line in card.read_text(encoding="utf-8").splitlines()]
+    except OSError:
+        return ""
+    for line in lines:
+        if line.lower().startswith("summary:"):
+            return line.partition(":")[2].strip()
+    return next((line for line in lines if line and not line.startswith(("#", "-", "*", "|", ">", "<!--", "```"))), "")
+
+
 def resolve_model(name_or_path: str | os.PathLike) -> Path:
     """A model argument -> an ONNX file: an existing path, else a style shipped in ``fastnst.models``."""
     path = Path(name_or_path)
     if path.is_file():
         return path
-    if path.suffix == "" and len(path.parts) == 1:
-        shipped = importlib.resources.files("fastnst.models") / f"{path.name}.onnx"
-        if shipped.is_file():
-            return Path(str(shipped))
-    raise UserError(f"model not found: {name_or_path}")
+    shipped = shipped_models()
+    if path.suffix == "" and len(path.parts) == 1 and path.name in shipped:
+        return shipped[path.name]
+    hint = f"shipped models: {', '.join(shipped)}" if shipped else "no shipped models are installed"
+    raise UserError(f"model not found: {name_or_path} ({hint})")
 
 
 def default_threads() -> int:
@@ -142,6 +167,7 @@ class FramePipeline:
 
     def __init__(self):
         self._buffers: dict[str, np.ndarray] = {}
+        self._smoother: TemporalSmoother | None = None  # made on first use: one per video stream
 
     def _buffer(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
         buf = self._buffers.get(name)
@@ -162,6 +188,28 @@ class FramePipeline:
             small = cv2.flip(small, 1, dst=self._buffer("mirror", small.shape))
         return small
 
+    def smooth(self, frame: np.ndarray, stylized: np.ndarray) -> np.ndarray:
+        """Flow-guided temporal smoothing (``fastnst.temporal.TemporalSmoother``) of ``stylized``
+        (h, w, 3), the model's output for ``frame`` (h, w, 3), against the previous frames.
+
+        It runs on the raw model output, before the strength blend and colour transfer: those
+        mix in the current sharp frame, which must not be dragged along the history. The result
+        is ours to overwrite (the smoother's own state is copied out).
+        """
+        if self._smoother is None:
+            self._smoother = TemporalSmoother()
+        out = self._smoother(frame, stylized)
+        if out is stylized:  # the first frame after a reset: the smoother kept its own copy
+            return out
+        buf = self._buffer("smooth", out.shape)
+        np.copyto(buf, out)
+        return buf
+
+    def reset_smoothing(self) -> None:
+        """Forget the previous frames (a model switch, a seek, a mode change)."""
+        if self._smoother is not None:
+            self._smoother.reset()
+
     def postprocess(self, stylized: np.ndarray, original: np.ndarray, strength: float = 1.0,
                     preserve_color: bool = False) -> np.ndarray:
         """Blend ``stylized`` (ours to overwrite) with ``original`` (h, w, 3): strength, then colour."""
@@ -173,9 +221,10 @@ class FramePipeline:
         return out
 
     def stylize(self, model: StyleModel, frame: np.ndarray, size: tuple[int, int] | None = None,
-                strength: float = 1.0, preserve_color: bool = False) -> np.ndarray:
+                strength: float = 1.0, preserve_color: bool = False, smooth: bool = False) -> np.ndarray:
         """One (H, W, 3) uint8 BGR frame stylized at processing ``size`` = (w, h) (default: its own),
-        returned at its own size (H, W, 3).
+        returned at its own size (H, W, 3). ``smooth``: blend with the previous frames of this
+        pipeline (see ``smooth``; use one pipeline per model and video).
 
         The strength blend and colour transfer happen at full size, against the sharp original.
         ``strength <= 0`` returns ``frame`` itself, without inference.
@@ -183,7 +232,10 @@ class FramePipeline:
         if strength <= 0.0:
             return frame
         h, w = frame.shape[:2]
-        styled = model.run(self.preprocess(frame, size or (w, h)))  # (h', w', 3)
+        small = self.preprocess(frame, size or (w, h))  # (h', w', 3)
+        styled = model.run(small)  # (h', w', 3)
+        if smooth:
+            styled = self.smooth(small, styled)  # at the processing size: cheaper
         if styled.shape[:2] != (h, w):
             styled = cv2.resize(styled, (w, h), dst=self._buffer("full", (h, w, 3)), interpolation=cv2.INTER_LINEAR)
         return self.postprocess(styled, frame, strength, preserve_color)

@@ -57,22 +57,26 @@ def stylize_image(models: list[StyleModel], src: Path, out_dir: Path, size: int 
 
 
 def stylize_video(models: list[StyleModel], src: Path, out_dir: Path, size: int | None = None,
-                  strength: float = 1.0, preserve_color: bool = False, progress: bool = True) -> list[Path]:
-    """One video through each model in a single decoding pass: same fps, size and frame count."""
+                  strength: float = 1.0, preserve_color: bool = False, progress: bool = True,
+                  smooth: bool = False) -> list[Path]:
+    """One video through each model in a single decoding pass: same fps, size and frame count.
+
+    ``smooth``: flow-guided temporal smoothing of each model's output (``FramePipeline.smooth``).
+    """
     cap = open_source(str(src))
     sinks: list[VideoSink] = []
     try:
         fps, total = source_fps(cap), int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
         sinks = [VideoSink(output_path(src, m, out_dir), fps) for m in models]
-        pipeline = FramePipeline()
+        pipelines = [FramePipeline() for _ in models]  # one each: the smoothing history is per model
         with tqdm(total=total or None, unit="frame", desc=src.name, disable=not progress, leave=False) as bar:
             while True:
                 ok, frame = cap.read()  # (H, W, 3) BGR
                 if not ok:
                     break
                 proc = long_side_size(frame.shape[1], frame.shape[0], size)
-                for model, sink in zip(models, sinks):
-                    sink.write(pipeline.stylize(model, frame, proc, strength, preserve_color))
+                for model, sink, pipeline in zip(models, sinks, pipelines):
+                    sink.write(pipeline.stylize(model, frame, proc, strength, preserve_color, smooth))
                 bar.update()
         if not sinks or sinks[0].frames == 0:
             raise UserError(f"cannot read any frame from video {src}")
@@ -87,8 +91,8 @@ def stylize_video(models: list[StyleModel], src: Path, out_dir: Path, size: int 
 
 def stylize_files(models: list[StyleModel], inputs: list[str | os.PathLike], out_dir: str | os.PathLike,
                   size: int | None = None, strength: float = 1.0, preserve_color: bool = False,
-                  progress: bool = True) -> list[Path]:
-    """Every input through every model; returns the written files."""
+                  progress: bool = True, smooth: bool = False) -> list[Path]:
+    """Every input through every model; returns the written files. ``smooth`` applies to videos only."""
     if not 0.0 <= strength <= 1.0:
         raise UserError(f"--strength must be between 0 and 1, got {strength}")
     if size is not None and size < 16:
@@ -107,7 +111,7 @@ def stylize_files(models: list[StyleModel], inputs: list[str | os.PathLike], out
     written: list[Path] = []
     for src in tqdm(paths, unit="file", disable=not progress or len(paths) < 2):
         if is_video_path(src):
-            written += stylize_video(models, src, out_dir, size, strength, preserve_color, progress)
+            written += stylize_video(models, src, out_dir, size, strength, preserve_color, progress, smooth)
         else:
             written += stylize_image(models, src, out_dir, size, strength, preserve_color)
         log.debug("stylized %s", src)

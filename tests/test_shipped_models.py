@@ -1,0 +1,111 @@
+"""Shipped styles (issue 7): every installed model loads, has its card and metadata, and runs;
+`fastnst models`, `webcam` with no --model and `--model NAME`, on a temporary models folder."""
+
+from __future__ import annotations
+
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+from conftest import read_video, synthetic_frames
+
+import fastnst.runtime
+from fastnst import UserError
+from fastnst.cli import main
+from fastnst.runtime import StyleModel, card_summary, resolve_model, shipped_dir, shipped_models
+
+METADATA_KEYS = ("fastnst.style", "fastnst.version", "fastnst.config", "fastnst.vgg", "fastnst.io")
+_SHIPPED = shipped_models()
+_NONE_YET = pytest.param(None, marks=pytest.mark.skip(reason=f"no shipped models installed yet in {shipped_dir()}"))
+
+
+# ---------------------------------------------------------------- the models actually shipped
+@pytest.mark.parametrize("name", list(_SHIPPED) or [_NONE_YET])
+def test_shipped_model_loads_has_card_and_metadata_and_runs(name):
+    path = _SHIPPED[name]
+    model = StyleModel(name, provider="cpu", threads=1)  # by name, as users reach it
+    assert model.path == path
+    card = path.with_suffix(".md")
+    assert card.is_file(), f"{name} has no model card {card.name}"
+    assert card_summary(card), f"{card.name} has no one-line summary"
+    missing = [k for k in METADATA_KEYS if not model.metadata.get(k)]
+    assert not missing, f"{name} lacks metadata {missing}"
+    assert model.metadata["fastnst.io"] == "uint8-bgr-nhwc"
+    frame = synthetic_frames(1, (64, 48))[0]  # (48, 64, 3)
+    out = model.run(frame)
+    assert out.shape == (48, 64, 3) and out.dtype == np.uint8
+    assert not np.array_equal(out, frame)
+
+
+def test_models_command_lists_the_shipped_models(capsys):
+    if not _SHIPPED:
+        pytest.skip(f"no shipped models installed yet in {shipped_dir()}")
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    for name, path in _SHIPPED.items():
+        line = next(line for line in out.splitlines() if line.startswith(name + " "))
+        assert card_summary(path.with_suffix(".md")) in line
+
+
+# ---------------------------------------------------------------- the plumbing, on a temporary folder
+@pytest.fixture
+def models_dir(tmp_path, monkeypatch):
+    """An empty folder standing in for the installed ``fastnst.models``."""
+    folder = tmp_path / "models"
+    folder.mkdir()
+    monkeypatch.setattr(fastnst.runtime, "shipped_dir", lambda: folder)
+    return folder
+
+
+def _ship(folder, tiny_onnx, name, card: str | None):
+    shutil.copyfile(tiny_onnx, folder / f"{name}.onnx")
+    if card is not None:
+        (folder / f"{name}.md").write_text(card, encoding="utf-8")
+
+
+def test_card_summary_convention(tmp_path):
+    card = tmp_path / "a.md"
+    card.write_text("# wave\n\n- recipe: x\n\nHokusai's *Great Wave*, 1.2 MB.\nMore text.\n", encoding="utf-8")
+    assert card_summary(card) == "Hokusai's *Great Wave*, 1.2 MB."
+    card.write_text("# wave\n\nFirst paragraph.\n\nSummary: the one line.\n", encoding="utf-8")
+    assert card_summary(card) == "the one line."
+    assert card_summary(tmp_path / "missing.md") == ""
+
+
+def test_models_command(models_dir, tiny_onnx, capsys):
+    assert main(["models"]) == 0
+    assert "no shipped models are installed" in capsys.readouterr().out
+    _ship(models_dir, tiny_onnx, "wave", "# wave\n\nSummary: Hokusai, in blue.\n")
+    _ship(models_dir, tiny_onnx, "scream", None)
+    assert main(["models"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("scream ") and "(no model card summary)" in lines[0]
+    assert lines[1].startswith("wave ") and lines[1].endswith("Hokusai, in blue.")
+
+
+def test_model_by_name_and_unknown_name(models_dir, tiny_onnx, tmp_path, capsys):
+    _ship(models_dir, tiny_onnx, "wave", "Summary: x\n")
+    assert resolve_model("wave") == models_dir / "wave.onnx"
+    with pytest.raises(UserError, match=r"model not found: nope \(shipped models: wave\)"):
+        resolve_model("nope")
+    photo = tmp_path / "photo.png"
+    cv2.imwrite(str(photo), synthetic_frames(1)[0])
+    assert main(["stylize", str(photo), "--model", "wave", "-o", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "photo_wave.png").is_file()
+
+
+def test_webcam_without_model_plays_every_shipped_model(models_dir, tiny_onnx, synthetic_video, tmp_path, capsys):
+    _ship(models_dir, tiny_onnx, "wave", None)
+    _ship(models_dir, tiny_onnx, "scream", None)
+    out = tmp_path / "out.mp4"
+    assert main(["webcam", "--source", str(synthetic_video), "--no-display", "--frames", "3", "--width", "0",
+                 "--output", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "shipped models: scream, wave" in text
+    assert len(read_video(out)[0]) == 3
+
+
+def test_webcam_without_model_and_none_shipped(models_dir, synthetic_video, capsys):
+    assert main(["webcam", "--source", str(synthetic_video), "--no-display", "--frames", "1"]) == 2
+    assert "no shipped models are installed: pass --model" in capsys.readouterr().err
