@@ -28,9 +28,9 @@ class NetConfig:
     arch: str = "johnson"
     channels: tuple[int, int, int] = (32, 64, 128)  # stem, after 1st down, after 2nd down
     res_blocks: int = 5
-    end_kernel: int = 9  # stem and output conv kernel (Johnson: 9x9)
-    upsample: str = "nearest"  # nearest resize + conv (Odena et al. 2016) | "shuffle" (pixel shuffle)
-    stem: str = "conv"  # "conv": full-res conv stem | "unshuffle": pixel-unshuffle by 2 first
+    end_kernel: int = 9  # stem and output kernel (Johnson: 9x9); odd for stem "conv", even for "stride2"
+    upsample: str = "nearest"  # nearest resize + conv (Odena et al. 2016) | "shuffle" (pixel shuffle) | "deconv"
+    stem: str = "conv"  # "conv": full-res conv stem and output | "stride2": stride-2 stem and transposed-conv output
     block: str = "full"  # residual block convs: "full" 3x3 | "separable" depthwise + pointwise
     padding: str = "reflect"  # "reflect" (Johnson) | "zeros"
 

@@ -75,7 +75,7 @@ def train_config_of(metadata: dict[str, str], model: str = "model") -> TrainConf
 
 def _to_tensor(rgb: np.ndarray) -> torch.Tensor:
     """(H, W, 3) uint8 RGB -> (1, 3, H, W) float32 in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float() / 255.0
+    return torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1)[None].float() / 255.0  # a writable copy
 
 
 def build_criterion(cfg: TrainConfig, style_rgb: np.ndarray, encoder: VGGEncoder) -> PerceptualLoss:
@@ -148,7 +148,7 @@ def evaluate(model: str | os.PathLike, style: str | os.PathLike, content: str | 
         bgr = runner.run(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))  # (H, W, 3) BGR
         return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
-    rows = [mean_losses(criterion, contents, stylize, runner.name)]
+    rows = [mean_losses(criterion, contents, stylize, f"{runner.name} ({cfg.net.arch})")]
     if gatys:
         from fastnst.optimize import optimize
 

@@ -128,7 +128,8 @@ class TransformNet(nn.Module):
             raise ValueError(f"unknown padding {cfg.padding!r} (reflect or zeros)")
         k = cfg.end_kernel
         if (cfg.stem == "stride2") != (k % 2 == 0):
-            raise ValueError(f"a {cfg.stem} stem needs an {'even' if cfg.stem == 'stride2' else 'odd'} end_kernel, got {k}")
+            parity = "an even" if cfg.stem == "stride2" else "an odd"
+            raise ValueError(f"a {cfg.stem} stem needs {parity} end_kernel, got {k}")
         self.cfg = cfg
         c1, c2, c3 = cfg.channels
         pad = cfg.padding

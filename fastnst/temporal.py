@@ -99,7 +99,15 @@ class TemporalSmoother:
     def reset(self) -> None:
         """Forget the previous frame (call on a model switch or a seek)."""
         self._prev_gray = self._prev_out = None
-        self._grid = None
+        self._grids: dict[tuple[int, int], np.ndarray] = {}
+
+    def _grid(self, h: int, w: int) -> np.ndarray:
+        """(h, w, 2) float32 pixel coordinates (x, y), cached per size."""
+        grid = self._grids.get((h, w))
+        if grid is None:
+            xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+            grid = self._grids[(h, w)] = np.dstack([xs, ys])
+        return grid
 
     def __call__(self, frame: np.ndarray, stylized: np.ndarray) -> np.ndarray:
         """frame, stylized: (H, W, 3) uint8 of the same size -> smoothed (H, W, 3) uint8."""
@@ -110,14 +118,15 @@ class TemporalSmoother:
         if prev_gray is None or prev_gray.shape != gray.shape or prev_out.shape != stylized.shape:
             self._prev_gray, self._prev_out = gray, stylized.copy()
             return stylized
-        if self._grid is None or self._grid.shape[:2] != (sh, sw):
-            xs, ys = np.meshgrid(np.arange(sw, dtype=np.float32), np.arange(sh, dtype=np.float32))
-            self._grid = np.dstack([xs, ys])
-        where = self._grid + self._dis.calc(gray, prev_gray, None)  # (sh, sw, 2) position in t-1
+        flow = self._dis.calc(gray, prev_gray, None)  # (sh, sw, 2): t -> t-1, low-resolution pixels
+        where = self._grid(sh, sw) + flow  # (sh, sw, 2) position in t-1
         err = cv2.absdiff(cv2.remap(prev_gray, where, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE), gray)
         weight_prev = np.where(err < self.threshold, np.float32(self.alpha), np.float32(0.0))  # (sh, sw)
-        # Upsample the low-resolution flow (in full-resolution pixels) and the blend weights.
-        where_full = cv2.resize(where, (w, h), interpolation=cv2.INTER_LINEAR) / np.float32(self.flow_scale)
+        # Upsample the flow (a displacement, rescaled to full-resolution pixels) and the blend weights.
+        # Upsampling the positions instead would shift everything by half a pixel per frame, a drift.
+        where_full = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR)  # (H, W, 2)
+        where_full *= np.array([w / sw, h / sh], np.float32)
+        where_full += self._grid(h, w)
         weight_prev = cv2.resize(weight_prev, (w, h), interpolation=cv2.INTER_LINEAR)
         warped = cv2.remap(prev_out, where_full, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         out = cv2.blendLinear(stylized, warped, 1.0 - weight_prev, weight_prev)

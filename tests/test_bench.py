@@ -35,6 +35,16 @@ def test_bench_reference_gives_ratios(tiny_onnx, capsys):
     assert next(line for line in out.splitlines() if line.startswith("tiny")).rstrip().endswith("x")
 
 
+def test_bench_smooth_adds_a_row_and_its_cost(tiny_onnx, capsys):
+    assert main(["bench", "-m", str(tiny_onnx), "--size", "32x24", "--repeats", "2", "--seconds", "0.01",
+                 "--smooth"]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("tiny")]
+    assert len(rows) == 3  # without, with smoothing, and the cost line
+    assert rows[1].startswith("tiny +smooth ") and "32x24" in rows[1]
+    assert "of the fps without smoothing at 32x24" in rows[2]
+
+
 def test_bench_from_a_video(tiny_onnx, synthetic_video, capsys):
     assert main(["bench", "-m", str(tiny_onnx), "--size", "32x999", "--source", str(synthetic_video),
                  "--repeats", "2", "--seconds", "0.01"]) == 0

@@ -87,10 +87,11 @@ def test_train_config_round_trips_through_metadata():
 def test_model_losses_are_finite_and_weighted_terms_add_up(models, photos, style):
     torch.manual_seed(0)
     (row,) = evaluate(models[0], style, photos, size=32)
-    assert row.images == 3 and row.method == "tiny"
+    assert row.images == 3 and row.method == "tiny (johnson)"
     assert all(math.isfinite(row.losses[k]) and row.losses[k] >= 0 for k in TERMS)
     assert row.losses["content"] > 0 and row.losses["style"] > 0
-    assert row.losses["total"] == pytest.approx(row.losses["content"] + row.losses["style"] + row.losses["tv"], rel=1e-5)
+    parts = row.losses["content"] + row.losses["style"] + row.losses["tv"]
+    assert row.losses["total"] == pytest.approx(parts, rel=1e-5)
 
 
 def test_identity_model_has_zero_content_loss_and_tiny_model_does_not(models, photos, style):
@@ -108,7 +109,7 @@ def test_identity_model_has_zero_content_loss_and_tiny_model_does_not(models, ph
 def test_gatys_reference_row(models, photos, style):
     torch.manual_seed(0)
     rows = evaluate(models[1], style, photos, size=32, limit=1, gatys=5)
-    assert [r.method for r in rows] == ["tiny", "gatys-5"] and rows[1].images == 1
+    assert [r.method for r in rows] == ["tiny (johnson)", "gatys-5"] and rows[1].images == 1
     assert all(math.isfinite(rows[1].losses[k]) for k in TERMS)
     # Gatys starts from the photo (the identity model's output) and descends the same loss.
     assert rows[1].losses["total"] <= rows[0].losses["total"] * (1 + 1e-6)
@@ -120,7 +121,7 @@ def test_cli_prints_a_table(models, photos, style, capsys):
                      "--size", "32", "--limit", "2"]) == 0
     out = capsys.readouterr().out
     assert "| method | images | content | style | tv | total |" in out
-    assert "| tiny | 2 |" in out
+    assert "| tiny (johnson) | 2 |" in out
 
 
 @pytest.mark.parametrize("args,msg", [(["--content", "MISSING"], "not found"), (["--size", "8"], "size"),

@@ -26,7 +26,7 @@ def test_handle_key_switches_models_with_wraparound():
 
 
 @pytest.mark.parametrize("key, attr", [(" ", "show_original"), ("s", "split"), ("c", "preserve_color"),
-                                       ("m", "mirror"), ("r", "recording")])
+                                       ("m", "mirror"), ("f", "smooth"), ("r", "recording")])
 def test_handle_key_toggles(key, attr):
     s = PlayerState()
     on = handle_key(s, ord(key))
@@ -202,3 +202,39 @@ def test_bad_output_suffix(tiny_onnx, tmp_path):
     with pytest.raises(UserError, match="unknown video format"):
         run_player([StyleModel(tiny_onnx)], ListCapture([]), keep_latest=False, display=False,
                    output=tmp_path / "out.gif")
+
+
+class NoisyModel(StyleModel):
+    """The real tiny model plus fresh noise on every frame: an output that flickers."""
+
+    def __init__(self, path, seed=0):
+        super().__init__(path)
+        self.rng = np.random.default_rng(seed)
+
+    def run(self, frame):
+        out = super().run(frame).astype(np.int16)
+        return np.clip(out + self.rng.integers(-40, 41, out.shape), 0, 255).astype(np.uint8)
+
+
+def test_headless_smoothing_lowers_flicker_and_keeps_frames(tiny_onnx, tmp_path, capsys):
+    from fastnst.temporal import video_warping_error
+
+    frames = synthetic_frames(10)
+    errors = {}
+    for smooth in (False, True):
+        out = tmp_path / f"smooth-{smooth}.mp4"
+        summary = run_player([NoisyModel(tiny_onnx)], ListCapture(frames), keep_latest=False, width=None,
+                             display=False, output=out, state=PlayerState(smooth=smooth, strength=0.9))
+        assert summary.frames == 10
+        written, _ = read_video(out)
+        assert len(written) == 10 and written[0].shape == (48, 64, 3)
+        errors[smooth] = video_warping_error(iter(written), lambda f: f)[0]
+    assert errors[True] < 0.8 * errors[False]
+
+
+def test_webcam_smooth_flag(tiny_onnx, synthetic_video, tmp_path, capsys):
+    out = tmp_path / "out.mp4"
+    assert main(["webcam", "-m", str(tiny_onnx), "--source", str(synthetic_video), "--no-display", "--frames", "5",
+                 "--smooth", "--output", str(out)]) == 0
+    assert "5 frames" in capsys.readouterr().out
+    assert len(read_video(out)[0]) == 5

@@ -120,6 +120,38 @@ def test_stylize_at_smaller_size_returns_frame_size(tiny_onnx):
     assert FramePipeline().stylize(model, frame, size=(32, 24)).shape == (48, 64, 3)
 
 
+def test_smoothing_history_survives_the_strength_blend(tiny_onnx):
+    """On a still frame the smoothed output is the plain one: the in-place strength blend and colour
+    transfer after smoothing must not leak into the smoother's history."""
+    model = StyleModel(tiny_onnx)
+    frame = synthetic_frames(1, (64, 48))[0]
+    plain = FramePipeline().stylize(model, frame, strength=0.5, preserve_color=True).copy()
+    pipe = FramePipeline()
+    for _ in range(5):
+        out = pipe.stylize(model, frame, strength=0.5, preserve_color=True, smooth=True)
+        assert np.abs(out.astype(int) - plain).max() <= 1
+
+
+def test_smoothing_lowers_warping_error_and_reset_forgets(tiny_onnx):
+    from fastnst.temporal import video_warping_error
+
+    model = StyleModel(tiny_onnx)
+    rng = np.random.default_rng(0)
+
+    def noisy(frame):  # the tiny model's output with fresh noise per frame: flicker
+        out = model.run(frame).astype(np.int16) + rng.integers(-40, 41, frame.shape)
+        return np.clip(out, 0, 255).astype(np.uint8)
+
+    frames = synthetic_frames(10, (64, 48))
+    pipe = FramePipeline()
+    plain, _ = video_warping_error(frames, noisy)
+    smoothed, _ = video_warping_error(frames, lambda f: pipe.smooth(f, noisy(f)))
+    assert smoothed < 0.8 * plain
+    pipe.reset_smoothing()
+    first = noisy(frames[0])
+    np.testing.assert_array_equal(pipe.smooth(frames[0], first.copy()), first)  # nothing to blend with
+
+
 _NO_TORCH = """
 import sys
 class BlockTorch:

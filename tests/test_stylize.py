@@ -43,6 +43,17 @@ def test_video_round_trip_keeps_frames_size_and_fps(tiny_onnx, synthetic_video, 
     assert list(out_dir.iterdir()) == [out_dir / "clip_tiny.mp4"]  # no temp files left
 
 
+def test_video_with_smooth_keeps_frames_and_size(tiny_onnx, synthetic_video, tmp_path):
+    plain_dir, smooth_dir = tmp_path / "plain", tmp_path / "smooth"
+    assert main(["stylize", "-m", str(tiny_onnx), str(synthetic_video), "-o", str(plain_dir), "--size", "32"]) == 0
+    assert main(["stylize", "-m", str(tiny_onnx), str(synthetic_video), "-o", str(smooth_dir), "--size", "32",
+                 "--smooth"]) == 0
+    plain, _ = read_video(plain_dir / "clip_tiny.mp4")
+    smooth, fps = read_video(smooth_dir / "clip_tiny.mp4")
+    assert len(smooth) == 12 and smooth[0].shape == (48, 64, 3) and fps == pytest.approx(10.0)
+    assert any(not np.array_equal(a, b) for a, b in zip(plain, smooth))  # smoothing did something
+
+
 def test_several_models_give_several_outputs(tiny_onnx, synthetic_video, tmp_path):
     other = tmp_path / "other.onnx"
     other.write_bytes(tiny_onnx.read_bytes())
