@@ -182,6 +182,8 @@ def _add_train(sub) -> None:
     p.add_argument("--content-weight", type=float)
     p.add_argument("--style-weight", type=float)
     p.add_argument("--tv-weight", type=float)
+    p.add_argument("--stability-weight", type=float,
+                   help="video stability: weight of the shift+noise consistency loss (0: off)")
     p.add_argument("--run-dir", help="folder for checkpoint.pt, metrics.jsonl and previews (default runs/style)")
     p.add_argument("-o", "--output", help="ONNX file to write (default RUN_DIR/<style>.onnx)")
     p.add_argument("--resume", metavar="RUN_DIR|CKPT", help="continue a run exactly where it stopped")
@@ -208,7 +210,7 @@ def _train_overrides(args) -> dict:
     if args.epochs is not None:
         out["epochs"], out["steps"] = args.epochs, 0
     out["loss"] = {"vgg": args.vgg, "content_weight": args.content_weight, "style_weight": args.style_weight,
-                   "tv_weight": args.tv_weight}
+                   "tv_weight": args.tv_weight, "stability_weight": args.stability_weight}
     if args.arch is not None:
         out["net"] = asdict(preset(args.arch))
     return out

@@ -84,6 +84,9 @@ class TrainConfig:
     run_dir: str = "runs/style"
     output: str = ""  # ONNX path; default <run_dir>/<style name>.onnx
     preview_image: str = ""  # "": hold the last data image out of training and preview it
+    # The last ``holdout`` images of a folder (sorted by path) are never trained on, so
+    # `fastnst eval --content DIR --holdout N` scores photos the model has not seen.
+    holdout: int = 0
     net: NetConfig = field(default_factory=NetConfig)
     loss: LossConfig = field(default_factory=_train_loss)
 

@@ -31,7 +31,7 @@ from fastnst.config import TrainConfig, from_dict, to_dict, to_json
 from fastnst.data import decode_image, make_loader, open_source, to_tensor
 from fastnst.files import atomic_path, check_writable_dir
 from fastnst.images import load_image, resize_long_side, save_image
-from fastnst.losses import PerceptualLoss
+from fastnst.losses import PerceptualLoss, stability_loss
 from fastnst.nets import TransformNet
 from fastnst.vgg import VGGEncoder
 
@@ -224,7 +224,7 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, rank: int, world: int,
     onnx_path = check_writable_dir(cfg.output or run_dir / f"{style_name}.onnx") if export else None
 
     style = to_tensor(load_image(cfg.style, cfg.style_size, "style image"))[None]  # (1, 3, H, W)
-    source, held = open_source(cfg.data, cfg.data_split, holdout=0 if cfg.preview_image else 1)
+    source, held = open_source(cfg.data, cfg.data_split, holdout=max(cfg.holdout, 0 if cfg.preview_image else 1))
     preview = _load_preview(cfg, held, max(256, 2 * cfg.image_size))
     n_images = len(source) if hasattr(source, "__len__") else None
     per_step = cfg.batch_size * world
@@ -293,7 +293,10 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, rank: int, world: int,
                 batch = batch.contiguous(memory_format=torch.channels_last)
             with amp:
                 targets = ploss.content_targets(batch)
-                losses = ploss(model(batch), targets)
+                out = model(batch)  # (B, 3, S, S)
+                losses = ploss(out, targets)
+                if cfg.loss.stability_weight > 0:  # no VGG pass: a second net pass on a shifted crop
+                    losses["total"] = losses["total"] + cfg.loss.stability_weight * stability_loss(net, batch, out)
             # One all_reduce a step: every rank sees the same mean losses and stop request,
             # so all of them stop (NaN, Ctrl-C) at the same step.
             vec = torch.stack([losses[k].detach().float() for k in ("content", "style", "tv", "total")]
