@@ -415,28 +415,62 @@ def _run_bench(args) -> int:
 
 def _add_eval(sub) -> None:
     p = sub.add_parser(
-        "eval", help="perceptual loss of a model on a folder of photos",
-        description="Mean content, style and TV losses (weighted, as in training; they add up to the total) "
-                    "of a model's outputs on a folder of photos, with the model's own training loss "
-                    "(read from its metadata). Each photo is resized to short side --size and center-cropped "
-                    "to a square. Use photos the model was not trained on.")
+        "eval", help="perceptual loss on held-out photos, or flicker on a video",
+        description="Photos (--style, --content): mean content, style and TV losses (weighted, as in training; "
+                    "they add up to the total) of a model's outputs, with the model's own training loss (read from "
+                    "its metadata). Each photo is resized to short side --size and center-cropped to a square. Use "
+                    "photos the model was not trained on (--holdout N: the last N of the folder, as a recipe's "
+                    "holdout keeps them out of training). Video (--video): the temporal warping error of the "
+                    "stylized frames next to the input's own (GUIDE.md section 5); lower means less flicker.")
     p.add_argument("--model", required=True, help="ONNX model (.onnx) or the name of a shipped model")
-    p.add_argument("--style", required=True, help="the style image the model was trained with")
-    p.add_argument("--content", required=True, help="folder of photos (searched recursively, sorted by name)")
-    p.add_argument("--size", type=int, default=256, help="square evaluation size in pixels (default 256)")
+    p.add_argument("--style", help="the style image the model was trained with")
+    p.add_argument("--content", help="folder of photos (searched recursively, sorted by name)")
+    p.add_argument("--holdout", type=int, metavar="N", help="use only the last N photos of --content")
+    p.add_argument("--size", default="256",
+                   help="photos: square size in pixels (default 256); video: WxH, default 640x480")
     p.add_argument("--limit", type=int, help="use only the first N photos")
     p.add_argument("--gatys", type=int, default=0, metavar="N",
                    help="also run `fastnst optimize` for N L-BFGS iterations per photo with the same loss (the quality reference)")
+    p.add_argument("--video", help="measure flicker on this video instead (no torch needed)")
+    p.add_argument("--frames", type=int, default=100, help="video frames to measure (default 100)")
+    p.add_argument("--smooth", action="store_true", help="video: also measure with the player's --smooth")
     p.add_argument("--threads", type=int, help="onnxruntime threads (default: all cores)")
     p.set_defaults(func=_run_eval)
 
 
 def _run_eval(args) -> int:
+    if args.video:
+        return _run_eval_video(args)
+    if not (args.style and args.content):
+        raise UserError("eval needs --style and --content (photos), or --video")
     from fastnst.evaluate import evaluate, format_table
 
-    rows = evaluate(args.model, args.style, args.content, size=args.size, limit=args.limit, gatys=args.gatys,
-                    threads=args.threads)
+    rows = evaluate(args.model, args.style, args.content, size=int(args.size), limit=args.limit, gatys=args.gatys,
+                    threads=args.threads, holdout=args.holdout)
     print(format_table(rows))
+    return 0
+
+
+def _run_eval_video(args) -> int:
+    from fastnst.bench import parse_sizes
+    from fastnst.runtime import FramePipeline, StyleModel
+    from fastnst.temporal import video_warping_error
+    from fastnst.video import read_frames
+
+    size = parse_sizes("640x480" if args.size == "256" else args.size)[0]
+    model = StyleModel(args.model, threads=args.threads)
+    frames = read_frames(args.video, args.frames, size)
+    print(f"{args.video}: {len(frames)} frames at {size[0]}x{size[1]}, model {model.name}")
+    print("warping error (0-255, lower is steadier)")
+    plain = None
+    for smooth in (False, True) if args.smooth else (False,):
+        pipe = FramePipeline()  # a fresh smoothing history
+        err, inp = video_warping_error(frames, lambda f: pipe.stylize(model, f, smooth=smooth).copy())
+        if plain is None:
+            plain = err
+            print(f"  input frames      {inp:8.3f}")
+        label = "stylized, --smooth" if smooth else "stylized"
+        print(f"  {label:<18}{err:8.3f}  ({err / inp:.2f}x input, {err / plain:.2f}x unsmoothed)")
     return 0
 
 

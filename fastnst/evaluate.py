@@ -119,9 +119,9 @@ def mean_losses(criterion: PerceptualLoss, contents: Sequence[np.ndarray],
 
 def evaluate(model: str | os.PathLike, style: str | os.PathLike, content: str | os.PathLike, size: int = 256,
              limit: int | None = None, gatys: int = 0, encoder: VGGEncoder | None = None,
-             threads: int | None = None) -> list[EvalRow]:
+             threads: int | None = None, holdout: int | None = None) -> list[EvalRow]:
     """Mean training losses of an ONNX model's outputs on the photos in ``content`` (sorted;
-    the first ``limit``), and with ``gatys`` > 0 of ``fastnst.optimize`` run for that many
+    the last ``holdout``, then the first ``limit``), and with ``gatys`` > 0 of ``fastnst.optimize`` run for that many
     L-BFGS iterations per photo with the same loss. ``encoder``: a VGGEncoder returning the
     loss's layers (default: the one the model was trained with)."""
     from fastnst.runtime import StyleModel
@@ -132,7 +132,9 @@ def evaluate(model: str | os.PathLike, style: str | os.PathLike, content: str | 
         raise UserError("--gatys must be >= 0 and --limit >= 1")
     runner = StyleModel(model, provider="cpu", threads=threads)
     cfg = train_config_of(runner.metadata, str(runner.path))
-    paths = list_images(content)[:limit]
+    paths = list_images(content)
+    paths = paths[len(paths) - holdout:] if holdout else paths
+    paths = paths[:limit]
     if not paths:
         raise UserError(f"no images (jpg, jpeg, png, webp, bmp) in {content}")
     contents = [load_eval_image(p, size) for p in paths]

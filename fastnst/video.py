@@ -103,3 +103,20 @@ class VideoSink:
             self._writer.release()
             self._writer = None
         self._stack.__exit__(RuntimeError, RuntimeError("aborted"), None)
+
+
+def read_frames(source: str | os.PathLike, n: int, size: tuple[int, int] | None = None) -> list[np.ndarray]:
+    """The first ``n`` frames of a video as (h, w, 3) uint8 BGR, resized to ``size`` = (w, h)."""
+    if not Path(source).is_file():
+        raise UserError(f"video not found: {source}")
+    cap = cv2.VideoCapture(str(source))
+    frames = []
+    while len(frames) < n:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame if size is None else cv2.resize(frame, size, interpolation=cv2.INTER_AREA))
+    cap.release()
+    if len(frames) < 2:
+        raise UserError(f"cannot read two frames from {source}: not a video, or corrupt")
+    return frames

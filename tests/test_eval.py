@@ -133,3 +133,30 @@ def test_cli_bad_input_is_one_line_exit_2(models, photos, style, capsys, args, m
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert msg in err and err.count("\n") == 1
+
+
+def test_holdout_scores_only_the_last_photos(models, photos, style):
+    torch.manual_seed(0)
+    (last,) = evaluate(models[0], style, photos, size=32, holdout=1)
+    assert last.images == 1
+    torch.manual_seed(0)
+    (every,) = evaluate(models[0], style, photos, size=32)
+    assert every.images == 3 and every.losses["total"] != pytest.approx(last.losses["total"])
+
+
+def test_cli_video_reports_warping_error_and_smoothing(models, tmp_path, capsys):
+    from conftest import write_video
+
+    video = write_video(tmp_path / "clip.mp4", 6, size=(64, 48))
+    assert cli.main(["eval", "--model", str(models[1]), "--video", str(video), "--size", "64x48", "--smooth"]) == 0
+    out = capsys.readouterr().out
+    lines = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ")}
+    inp = float(lines["input"].split()[2])
+    ident = float(lines["stylized"].split()[1])
+    assert ident == pytest.approx(inp)  # an identity model flickers exactly as much as its input
+    assert "--smooth" in out
+
+
+def test_cli_eval_needs_photos_or_video(models, capsys):
+    assert cli.main(["eval", "--model", str(models[0])]) == 2
+    assert "--video" in capsys.readouterr().err
