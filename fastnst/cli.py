@@ -170,7 +170,7 @@ def _add_train(sub) -> None:
     p.add_argument("--data", help="folder of photos (searched recursively) or a Hugging Face dataset id user/name")
     p.add_argument("--data-split", help="split of a Hugging Face dataset (default: train)")
     p.add_argument("--recipe", "--config", dest="recipe", metavar="TOML", help="a recipe, e.g. train/johnson.toml")
-    p.add_argument("--arch", help="network preset (fastnst.nets.PRESETS), e.g. johnson")
+    p.add_argument("--arch", help="network preset: fast (default, real time on a CPU) or johnson (Johnson et al. 2016)")
     p.add_argument("--vgg", help="VGG weights: caffe-vgg19 (default), torchvision-vgg16/19, or a state_dict path")
     p.add_argument("--image-size", type=int, help="training crop size in pixels (default 256)")
     p.add_argument("--style-size", type=int, help="long side of the style image (default 512)")

@@ -35,6 +35,16 @@ class NetConfig:
     padding: str = "reflect"  # "reflect" (Johnson) | "zeros"
 
 
+NET_PRESETS: dict[str, NetConfig] = {
+    # Johnson et al. 2016, with upsample+conv instead of transposed conv (Odena et al. 2016).
+    "johnson": NetConfig(),
+    # >= 30 fps at 640x480 on 2 CPU cores (models/README.md has the measurements): nothing but
+    # the stride-2 stem and output runs at full resolution; narrow, separable residual stage at H/8.
+    "fast": NetConfig(arch="fast", channels=(16, 32, 64), res_blocks=3, end_kernel=4, upsample="nearest",
+                      stem="stride2", block="separable", padding="zeros"),
+}
+
+
 @dataclass(frozen=True)
 class LossConfig:
     """Which VGG, which layers, which weights. Shared by train, optimize and eval."""
@@ -87,7 +97,7 @@ class TrainConfig:
     # The last ``holdout`` images of a folder (sorted by path) are never trained on, so
     # `fastnst eval --content DIR --holdout N` scores photos the model has not seen.
     holdout: int = 0
-    net: NetConfig = field(default_factory=NetConfig)
+    net: NetConfig = field(default_factory=lambda: NET_PRESETS["fast"])  # the real-time net
     loss: LossConfig = field(default_factory=_train_loss)
 
 
@@ -121,6 +131,10 @@ def from_dict(cls: type, data: dict[str, Any], where: str = "", base: Any = None
     if unknown:
         prefix = f"{where}." if where else ""
         raise UserError(f"unknown config key(s): {', '.join(prefix + k for k in unknown)}")
+    if cls is NetConfig and "arch" in data:  # [net] arch = "johnson": start from that preset
+        if data["arch"] not in NET_PRESETS:
+            raise UserError(f"unknown architecture {data['arch']!r} (choose from {', '.join(NET_PRESETS)})")
+        base = NET_PRESETS[data["arch"]]
     values = {k: _coerce(hints[k], v, f"{where}.{k}".strip("."), _field_default(cls, k) if base is None else getattr(base, k))
               for k, v in data.items()}
     return dataclasses.replace(base, **values) if base is not None else cls(**values)

@@ -18,16 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fastnst.config import NetConfig
+from fastnst.config import NET_PRESETS, NetConfig
 
-PRESETS: dict[str, NetConfig] = {
-    # Johnson et al. 2016, with upsample+conv instead of transposed conv (Odena et al. 2016).
-    "johnson": NetConfig(),
-    # >= 30 fps at 640x480 on 2 CPU cores (models/README.md has the measurements): only the
-    # stride-2 stem and output touch full resolution; narrow, separable residual stage at H/8.
-    "fast": NetConfig(arch="fast", channels=(16, 32, 64), res_blocks=3, end_kernel=4, upsample="nearest",
-                      stem="stride2", block="separable", padding="zeros"),
-}
+PRESETS = NET_PRESETS  # defined in config.py, which the torch-free side can import
 
 
 def preset(name: str) -> NetConfig:

@@ -1,5 +1,6 @@
 """Recipes: TOML + CLI overrides -> frozen TrainConfig; unknown keys are an error."""
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ def test_recipe_and_overrides(tmp_path):
                       'style_layers = {relu1_1 = 2.0}\n')
     cfg = load_recipe(recipe, {"steps": 9, "lr": None, "loss": {"tv_weight": 0.5, "style_weight": None}})
     assert (cfg.image_size, cfg.steps, cfg.lr) == (128, 9, TrainConfig.lr)  # flag wins; None keeps the recipe
-    assert cfg.net == NetConfig(res_blocks=3)
+    assert cfg.net == dataclasses.replace(TrainConfig().net, res_blocks=3)  # a table changes only its keys
     assert cfg.loss.style_weight == 7.0 and isinstance(cfg.loss.style_weight, float)
     assert cfg.loss.style_layers == {"relu1_1": 2.0} and cfg.loss.tv_weight == 0.5
     assert cfg.loss.content_layers == TrainConfig().loss.content_layers  # untouched keys keep the training defaults
@@ -57,3 +58,13 @@ def test_a_partial_loss_table_keeps_the_training_defaults(tmp_path):
     cfg = load_recipe(recipe)
     assert cfg.loss == TrainConfig().loss.__class__(**{**TrainConfig().loss.__dict__, "tv_weight": 2.0})
     assert cfg.loss.style_weight != LossConfig().style_weight  # training has its own defaults
+
+
+def test_net_table_arch_starts_from_that_preset():
+    from fastnst.config import NET_PRESETS
+
+    assert TrainConfig().net == NET_PRESETS["fast"]
+    cfg = load_recipe(None, {"net": {"arch": "johnson", "res_blocks": 2}})
+    assert cfg.net == dataclasses.replace(NET_PRESETS["johnson"], res_blocks=2)
+    with pytest.raises(UserError, match="unknown architecture"):
+        load_recipe(None, {"net": {"arch": "nope"}})
