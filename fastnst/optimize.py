@@ -23,6 +23,7 @@ from PIL import Image
 from fastnst import UserError
 from fastnst.color import luminance_transfer, match_histogram
 from fastnst.config import OptimizeConfig
+from fastnst.device import pick_device
 from fastnst.images import load_image, resize_long_side
 from fastnst.losses import PerceptualLoss
 from fastnst.vgg import VGGEncoder
@@ -60,23 +61,6 @@ class OptimizeInterrupted(KeyboardInterrupt):
     def __init__(self, result: OptimizeResult):
         super().__init__("interrupted")
         self.result = result
-
-
-def pick_device(name: str) -> torch.device:
-    """"auto" -> cuda, then mps, then cpu; an explicit device must be available."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise UserError(f"unknown device {name!r} (use auto, cpu, cuda, cuda:N or mps)") from None
-    if (dev.type == "cuda" and not torch.cuda.is_available()) or (dev.type == "mps" and not torch.backends.mps.is_available()):
-        raise UserError(f"device {name} is not available on this machine (use --device auto or cpu)")
-    return dev
 
 
 def check_config(cfg: OptimizeConfig, n_styles: int) -> None:

@@ -29,6 +29,7 @@ import fastnst
 from fastnst import UserError
 from fastnst.config import TrainConfig, from_dict, to_dict, to_json
 from fastnst.data import decode_image, make_loader, open_source, to_tensor
+from fastnst.device import pick_device
 from fastnst.files import atomic_path, check_writable_dir
 from fastnst.images import load_image, resize_long_side, save_image
 from fastnst.losses import PerceptualLoss, stability_loss
@@ -113,26 +114,6 @@ def resume_config(ckpt: dict[str, Any], overrides: dict[str, Any]) -> TrainConfi
 
 
 # ---------------------------------------------------------------- setup
-def pick_device(name: str, local_rank: int = 0) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", local_rank)
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UserError(f"unknown device {name!r} (use auto, cpu, cuda, cuda:N or mps)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA GPU is available")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise UserError("--device mps: MPS is not available")
-    if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", local_rank)
-    return device
-
-
 def make_encoder(cfg: TrainConfig) -> VGGEncoder:
     loss = cfg.loss
     weights = None if loss.vgg == "random" else loss.vgg  # "random": untrained VGG19, for tests
