@@ -29,6 +29,7 @@ from PIL import Image
 
 from fastnst import UserError
 from fastnst.config import OptimizeConfig, TrainConfig, from_dict
+from fastnst.data import to_tensor
 from fastnst.images import list_images, load_image
 from fastnst.losses import PerceptualLoss
 from fastnst.vgg import VGGEncoder
@@ -73,16 +74,11 @@ def train_config_of(metadata: dict[str, str], model: str = "model") -> TrainConf
         raise UserError(f"{model}: unreadable fastnst.config metadata ({e})") from None
 
 
-def _to_tensor(rgb: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) uint8 RGB -> (1, 3, H, W) float32 in [0, 1]."""
-    return torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1)[None].float() / 255.0  # a writable copy
-
-
 def build_criterion(cfg: TrainConfig, style_rgb: np.ndarray, encoder: VGGEncoder) -> PerceptualLoss:
     """The training loss of ``cfg`` against one style image ((H, W, 3) uint8 RGB, already at
     the training's ``style_size``)."""
     loss = cfg.loss
-    return PerceptualLoss(encoder, [_to_tensor(style_rgb)], loss.content_layers, loss.style_layers,
+    return PerceptualLoss(encoder, [to_tensor(style_rgb)[None]], loss.content_layers, loss.style_layers,
                           loss.content_weight, loss.style_weight, loss.tv_weight)
 
 
@@ -92,8 +88,8 @@ def perceptual_losses(criterion: PerceptualLoss, content_rgb: np.ndarray, output
     (H, W, 3) uint8 RGB images of the same size."""
     if content_rgb.shape != output_rgb.shape:
         raise ValueError(f"output shape {output_rgb.shape} != content shape {content_rgb.shape}")
-    x = _to_tensor(output_rgb)  # (1, 3, H, W)
-    raw = criterion(x, criterion.content_targets(_to_tensor(content_rgb)))
+    x = to_tensor(output_rgb)[None]  # (1, 3, H, W)
+    raw = criterion(x, criterion.content_targets(to_tensor(content_rgb)[None]))
     weights = {"content": criterion.content_weight, "style": criterion.style_weight, "tv": criterion.tv_weight}
     out = {k: w * raw[k].item() for k, w in weights.items()}
     out["total"] = raw["total"].item()

@@ -23,6 +23,7 @@ from PIL import Image
 from fastnst import UserError
 from fastnst.color import luminance_transfer, match_histogram
 from fastnst.config import OptimizeConfig
+from fastnst.data import to_tensor
 from fastnst.device import pick_device
 from fastnst.images import load_image, resize_long_side
 from fastnst.losses import PerceptualLoss
@@ -116,11 +117,6 @@ def _resize(rgb: np.ndarray, long_side: int) -> np.ndarray:
     return np.asarray(resize_long_side(Image.fromarray(rgb), long_side))
 
 
-def _to_tensor(rgb: np.ndarray, device: torch.device) -> torch.Tensor:
-    """(H, W, 3) uint8 RGB -> (1, 3, H, W) float32 in [0, 1]."""
-    return torch.tensor(rgb, device=device).permute(2, 0, 1).unsqueeze(0).float().div(255)
-
-
 def _to_uint8(x: torch.Tensor) -> np.ndarray:
     """(1, 3, H, W) float -> (H, W, 3) uint8, clamped to [0, 1] first."""
     return x.detach()[0].clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
@@ -142,14 +138,14 @@ def _match_luminance(style_y: np.ndarray, content_y: np.ndarray) -> np.ndarray:
 def _initial_image(cfg: OptimizeConfig, content: np.ndarray, device: torch.device) -> torch.Tensor:
     """The starting point at the first scale: (1, 3, H, W) in [0, 1]."""
     if cfg.init == "content":
-        return _to_tensor(content, device)
+        return to_tensor(content)[None].to(device)
     h, w = content.shape[:2]
     if cfg.init == "noise":
         gen = torch.Generator().manual_seed(cfg.seed)
         return torch.rand(1, 3, h, w, generator=gen).to(device)
     init = load_image(cfg.init, what="init image")
     init = np.asarray(Image.fromarray(init).resize((w, h), Image.Resampling.LANCZOS))
-    return _to_tensor(init, device)
+    return to_tensor(init)[None].to(device)
 
 
 def optimize(
@@ -197,7 +193,7 @@ def optimize(
             style_size = max(16, round(cfg.style_scale * scale))
             criterion = PerceptualLoss(
                 encoder,
-                [_to_tensor(_resize(s, style_size), device) for s in styles],
+                [to_tensor(_resize(s, style_size))[None].to(device) for s in styles],
                 loss_cfg.content_layers,
                 loss_cfg.style_layers,
                 loss_cfg.content_weight,
@@ -205,7 +201,7 @@ def optimize(
                 loss_cfg.tv_weight,
                 cfg.style_blend,
             )
-            targets = criterion.content_targets(_to_tensor(content, device))
+            targets = criterion.content_targets(to_tensor(content)[None].to(device))
             if x is None:
                 x = _initial_image(cfg, content, device)
             else:  # coarse to fine: start from the upsampled previous result
