@@ -57,10 +57,12 @@ class FrameIO(nn.Module):
             y = (torch.sigmoid(self.net.logits(x)) * 255.0).round()  # (N, 3, H, W) BGR
             return y.to(torch.uint8).permute(0, 2, 3, 1)  # (N, H, W, 3)
         n, h, w, _ = frames.shape
-        # Odd sizes: one replicated row/column, as TransformNet.forward does (dropped below).
-        frames = F.pad(frames.unsqueeze(0), (0, 0, 0, w % 2, 0, h % 2), mode="replicate")[0]  # (N, H', W', 3)
-        hp, wp = frames.shape[1], frames.shape[2]
-        x = frames.reshape(n, 1, hp, wp * 3).float()  # (N, 1, H', 3W') interleaved BGR 0-255
+        # As TransformNet.forward: odd sizes get one replicated row/column (dropped below), and
+        # edge padding, p pixels all round, for a net whose stem does not pad with zeros.
+        p = self.net.edge_pad[0]
+        frames = F.pad(frames.unsqueeze(0), (0, 0, p, p + w % 2, p, p + h % 2), mode="replicate")[0]
+        hp, wp = frames.shape[1] - 2 * p, frames.shape[2] - 2 * p  # even
+        x = frames.reshape(n, 1, hp + 2 * p, (wp + 2 * p) * 3).float()  # (N, 1, H' + 2p, 3(W' + 2p)) BGR 0-255
         # The bias tiled along a row: a broadcast over the last dim of 3 is slow in onnxruntime.
         z = self.net.logits(x) + self.bias.repeat(wp)  # (N, 1, H', 3W') BGR logits
         y = (torch.sigmoid(z) * 255.0).round().to(torch.uint8)

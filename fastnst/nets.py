@@ -109,8 +109,8 @@ class TransformNet(nn.Module):
     (Johnson). ``stem="stride2"``: the stem is a stride-2 ``end_kernel`` conv (a learned
     space-to-depth) and the output a stride-2 transposed conv, so the whole net runs at H/2 and
     below, and in ONNX nothing but those two touches the full-resolution frame; both use zero
-    padding whatever ``padding`` says (``fastnst.export.FrameIO`` relies on it), and
-    ``end_kernel`` must be even (2: no overlap; 4: a 4x4 window every 2 pixels).
+    ``padding="zeros"`` or edge replication otherwise, and ``end_kernel`` must be even (2: no
+    overlap; 4: a 4x4 window every 2 pixels).
     """
 
     def __init__(self, cfg: NetConfig = NetConfig()):
@@ -127,11 +127,20 @@ class TransformNet(nn.Module):
         c1, c2, c3 = cfg.channels
         pad = cfg.padding
         if cfg.stem == "conv":
+            self.edge_pad = (0, 0)
             self.stem = ConvNormAct(3, c1, k, padding=pad)
             self.out = ConvNormAct(c1, 3, k, padding=pad, norm=False, act=False)
         else:
-            self.stem = ConvNormAct(3, c1, k, stride=2, padding="zeros", pad=(k - 2) // 2)
-            self.out = nn.ConvTranspose2d(c1, 3, k, stride=2, padding=(k - 2) // 2)
+            # "same" padding of the ends is p input pixels and q pixels of the H/2 map feeding the
+            # transposed conv (whose border outputs would otherwise get fewer taps). With zeros it
+            # is the convs' own padding; otherwise the frame and the map are edge-replicated
+            # (``forward``, ``FrameIO``) so that nothing marks where the frame ends: zero padding
+            # lets the net learn position, e.g. paint the Scream's orange sky along the top edge.
+            p, q = (k - 2) // 2, k // 4
+            self.edge_pad = (0, 0) if pad == "zeros" else (p, q)
+            ep, eq = self.edge_pad
+            self.stem = ConvNormAct(3, c1, k, stride=2, padding="zeros", pad=p - ep)
+            self.out = nn.ConvTranspose2d(c1, 3, k, stride=2, padding=p + 2 * eq)
         self.down1 = ConvNormAct(c1, c2, 3, stride=2, padding=pad)
         self.down2 = ConvNormAct(c2, c3, 3, stride=2, padding=pad)
         self.res = nn.Sequential(*[ResidualBlock(c3, cfg.block, pad) for _ in range(cfg.res_blocks)])
@@ -139,17 +148,21 @@ class TransformNet(nn.Module):
         self.up2 = Upsample(c2, c1, cfg.upsample, pad)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) -> (B, 3, H, W) pre-sigmoid output (H, W even for a stride2 stem)."""
+        """(B, 3, H, W) -> (B, 3, H, W) pre-sigmoid output (H, W even for a stride2 stem, whose
+        input comes already padded by ``edge_pad[0]`` on each side: (B, 3, H + 2p, W + 2p))."""
         s1 = self.stem(x)  # (B, c1, H, W), or (B, c1, H/2, W/2) for a stride2 stem
         s2 = self.down1(s1)  # (B, c2, ceil(h1/2), ceil(w1/2))
         y = self.res(self.down2(s2))  # (B, c3, ceil(h1/4), ceil(w1/4))
         y = self.up1(y, s2.shape[-2:])  # (B, c2, *s2 size)
         y = self.up2(y, s1.shape[-2:])  # (B, c1, *s1 size)
+        if self.edge_pad[1]:
+            y = F.pad(y, (self.edge_pad[1],) * 4, mode="replicate")
         return self.out(y)  # (B, 3, H, W)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.cfg.stem == "conv":
             return torch.sigmoid(self.logits(x))  # (B, 3, H, W) in [0, 1]
         h, w = x.shape[-2:]
-        x = F.pad(x, (0, w % 2, 0, h % 2), mode="replicate")  # (B, 3, H', W'), even
+        p = self.edge_pad[0]
+        x = F.pad(x, (p, p + w % 2, p, p + h % 2), mode="replicate")  # (B, 3, H' + 2p, W' + 2p), H', W' even
         return torch.sigmoid(self.logits(x)[..., :h, :w])  # (B, 3, H, W) in [0, 1]

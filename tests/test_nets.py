@@ -38,7 +38,7 @@ def test_presets_keep_size_in_range(name):
 
 OPTIONS = [{"stem": "conv", "end_kernel": 3}, {"stem": "stride2"}, {"upsample": "nearest"}, {"upsample": "shuffle"},
            {"upsample": "deconv"}, {"block": "full"}, {"block": "separable"}, {"padding": "reflect"},
-           {"padding": "zeros"}, {"end_kernel": 2}, {"end_kernel": 6}]
+           {"padding": "zeros"}, {"end_kernel": 2}, {"end_kernel": 6}, {"end_kernel": 8}]
 
 
 @pytest.mark.parametrize("changes", OPTIONS)
@@ -86,10 +86,11 @@ def _reference(net: TransformNet, frames: np.ndarray) -> np.ndarray:
     return (y * 255).round().permute(0, 2, 3, 1).numpy()[..., ::-1].astype(np.int16)  # (N, H, W, 3) BGR
 
 
-@pytest.mark.parametrize("name", ["fast", "johnson"])
-def test_onnx_with_folded_io_matches_the_plain_net(tmp_path, name):
+@pytest.mark.parametrize("name, changes", [("fast", {}), ("fast", {"padding": "zeros"}),
+                                           ("fast", {"end_kernel": 8}), ("johnson", {})])
+def test_onnx_with_folded_io_matches_the_plain_net(tmp_path, name, changes):
     ort = pytest.importorskip("onnxruntime")
-    net = tiny(PRESETS[name])
+    net = tiny(dataclasses.replace(PRESETS[name], **changes))
     before = {k: v.clone() for k, v in net.state_dict().items()}
     path = export_onnx(net, tmp_path / f"{name}.onnx")
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -113,3 +114,15 @@ def test_fast_onnx_has_no_full_resolution_transpose(tmp_path):
     assert not {"DepthToSpace", "SpaceToDepth"} & {n.op_type for n in nodes}
     perms = [list(a.ints) for n in nodes if n.op_type == "Transpose" for a in n.attribute]
     assert all(len(p) <= 2 for p in perms), perms  # only the pad amounts' (2, n) table, no image transpose
+
+
+@pytest.mark.parametrize("padding, marked", [("reflect", False), ("zeros", True)])
+def test_only_zero_padding_marks_the_frame_border(padding, marked):
+    """A flat grey frame: with edge padding, the stride-2 net's output is the same 2x2 tile
+    everywhere, borders included, so it cannot paint anything position-dependent (such as a
+    sky band along the top edge). With zero padding the border rows and columns differ."""
+    net = tiny(dataclasses.replace(PRESETS["fast"], padding=padding))
+    with torch.no_grad():
+        y = net(torch.full((1, 3, 24, 32), 0.4))[0]  # (3, 24, 32)
+    tile = y[:, 8:10, 8:10].repeat(1, 12, 16)  # an interior 2x2 tile over the whole frame
+    assert ((y - tile).abs().max() > 1e-3) == marked

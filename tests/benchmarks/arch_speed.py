@@ -43,7 +43,6 @@ CANDIDATES: dict[str, NetConfig] = {
     "fast, deconv up": R(FAST, upsample="deconv"),
     "fast, shuffle up": R(FAST, upsample="shuffle"),
     "fast, full 3x3 blocks": R(FAST, block="full"),
-    "fast, reflect pad inside": R(FAST, padding="reflect"),
     "fast, 5 blocks": R(FAST, res_blocks=5),
     "fast, 1 block": R(FAST, res_blocks=1),
     "fast, end kernel 2": R(FAST, end_kernel=2),
@@ -54,6 +53,7 @@ CANDIDATES: dict[str, NetConfig] = {
     "fast, 16-32-96": R(FAST, channels=(16, 32, 96)),
     "fast, 24-48-96": R(FAST, channels=(24, 48, 96)),
     "fast, 32-64-128": R(FAST, channels=(32, 64, 128)),
+    "fast, zero padding (the first preset)": R(FAST, padding="zeros"),
 }
 
 
