@@ -276,7 +276,8 @@ def _add_stylize(sub) -> None:
                    help="ONNX model file or shipped style name (see `fastnst models`); repeat for several, "
                         "each gives its own output")
     p.add_argument("--output-dir", "-o", default=".", help="output folder (default: .); outputs are "
-                   "<input>_<model>.<ext>, videos .mp4")
+                   "<input>_<model>.<ext>, videos .mp4. With one input and one model, a file name "
+                   "(out.jpg, out.mp4) also works")
     p.add_argument("--size", type=int, help="processing long side in pixels (default: the input's); "
                    "the output keeps the input's size")
     p.add_argument("--strength", type=float, default=1.0, help="0..1: blend with the original (default 1)")

@@ -1,8 +1,9 @@
 """``fastnst stylize``: image and video files through one or more ONNX style models (no torch).
 
 Each input gives one output per model, named ``<input stem>_<model stem><suffix>`` in the
-output folder; videos become ``.mp4`` (mp4v) with the input's fps and size. Outputs are
-written atomically: a failed or interrupted run leaves no partial file.
+output folder; videos become ``.mp4`` (mp4v) with the input's fps and size. With one input
+and one model the output may instead be a file name (``-o out.jpg``). Outputs are written
+atomically: a failed or interrupted run leaves no partial file.
 """
 
 from __future__ import annotations
@@ -38,7 +39,14 @@ def expand_inputs(inputs: list[str | os.PathLike]) -> list[Path]:
     return paths
 
 
+def is_file_target(out: Path) -> bool:
+    """``-o`` names an output file (by its image or video suffix), not a folder."""
+    return out.suffix.lower() in IMAGE_SUFFIXES or is_video_path(out)
+
+
 def output_path(src: Path, model: StyleModel, out_dir: Path) -> Path:
+    if is_file_target(out_dir):
+        return out_dir
     suffix = ".mp4" if is_video_path(src) else src.suffix
     return out_dir / f"{src.stem}_{model.path.stem}{suffix}"
 
@@ -99,8 +107,15 @@ def stylize_files(models: list[StyleModel], inputs: list[str | os.PathLike], out
         raise UserError(f"--size must be at least 16 pixels, got {size}")
     paths = expand_inputs(inputs)
     out_dir = Path(out_dir)
+    if is_file_target(out_dir):
+        if len(paths) * len(models) != 1:
+            raise UserError(f"-o {out_dir} names one file, but there are {len(paths) * len(models)} outputs; "
+                            "give a folder instead")
+        if is_video_path(paths[0]) != is_video_path(out_dir):
+            kind = ("video", "a video (.mp4)") if is_video_path(paths[0]) else ("photo", "an image")
+            raise UserError(f"-o {out_dir}: a {kind[0]} needs {kind[1]} output name")
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir.parent if is_file_target(out_dir) else out_dir).mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UserError(f"cannot create output folder {out_dir}: {e.strerror}") from None
     targets = collections.Counter(output_path(p, m, out_dir).resolve() for p in paths for m in models)

@@ -27,6 +27,25 @@ def test_image_round_trip_keeps_size(tiny_onnx, tmp_path, capsys):
     assert not np.array_equal(img, cv2.imread(str(src)))
 
 
+def test_output_may_be_a_file_name_for_one_input(tiny_onnx, tmp_path):
+    src = _image(tmp_path)
+    out = tmp_path / "sub" / "styled.jpg"
+    assert main(["stylize", "-m", str(tiny_onnx), str(src), "-o", str(out)]) == 0
+    assert cv2.imread(str(out)).shape == (37, 45, 3)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["styled.jpg"]
+
+
+@pytest.mark.parametrize("extra, message", [(["second"], "names one file, but there are 2 outputs"),
+                                            ([], "a photo needs an image output name")])
+def test_output_file_name_errors(tiny_onnx, tmp_path, capsys, extra, message):
+    src = _image(tmp_path)
+    inputs = [str(src)] + [str(_image(tmp_path, "b.png")) for _ in extra]
+    out = tmp_path / ("o.jpg" if extra else "o.mp4")
+    assert main(["stylize", "-m", str(tiny_onnx), *inputs, "-o", str(out)]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_strength_zero_returns_the_input(tiny_onnx, tmp_path):
     src = _image(tmp_path)
     assert main(["stylize", "-m", str(tiny_onnx), str(src), "-o", str(tmp_path), "--strength", "0"]) == 0
