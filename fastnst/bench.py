@@ -1,7 +1,7 @@
 """``fastnst bench``: how fast will a model run on this machine?
 
-For each model and size it measures, interleaved in one run so that machine noise hits both
-alike:
+For each size it measures every model, round by round and interleaved (the order rotates
+each round), so that machine noise hits all models and both paths alike:
 
 - the **player path**: ``run_player`` headless (capture thread, pre-processing, inference,
   post-processing), the same code ``fastnst webcam`` runs, fed from frames in memory or from
@@ -19,6 +19,7 @@ Only the reference needs torch, imported lazily.
 
 from __future__ import annotations
 
+import collections
 import logging
 import math
 import tempfile
@@ -138,39 +139,42 @@ def _player_run(model: StyleModel, frames: list[np.ndarray], size: tuple[int, in
         cap.release()
 
 
-def bench_model(model: StyleModel, size: tuple[int, int], repeats: int = 5, min_seconds: float = 1.0,
-                source: str | None = None, smooth: bool = False) -> list[BenchResult]:
-    """Player-path and bare fps of ``model`` at ``size`` (w, h); with ``source``, frames from that video.
+def bench_models(models: list[StyleModel], size: tuple[int, int], repeats: int = 5, min_seconds: float = 1.0,
+                 source: str | None = None, smooth: bool = False) -> list[BenchResult]:
+    """Player-path and bare fps of each model at ``size`` (w, h); with ``source``, frames from that video.
 
-    One result, or with ``smooth`` two: without and with temporal smoothing, measured interleaved.
+    One result per model, or with ``smooth`` two: without and with temporal smoothing. Every
+    round runs each job (model x bare / player / player+smooth) once, in an order rotated from
+    round to round, so that a machine getting busier or quieter hits all models alike.
     """
     if source:
         frames, size = _video_frames(source, size[0])
     else:
         frames = _synthetic_frames(size)
-    _bare_fps(model, frames, 2)  # warm-up: onnxruntime allocates its arena on the first runs
-    n = max(2, math.ceil(min_seconds * _bare_fps(model, frames, 2)))  # frames per run
-    if source:
-        n = min(n, 200)  # stay inside short videos
     variants = (False, True) if smooth else (False,)  # player path without / with smoothing
-    for v in variants:
-        _player_run(model, frames, size, 2, source, v)  # warm-up of the player path
-    fps: dict[bool, list[float]] = {v: [] for v in variants}
-    per_frame: dict[bool, list[float]] = {v: [] for v in variants}
-    bare = []
-    jobs = ("bare", *variants)
+    n = {}  # frames per timed run, per model
+    for model in models:
+        _bare_fps(model, frames, 2)  # warm-up: onnxruntime allocates its arena on the first runs
+        n[model] = max(2, math.ceil(min_seconds * _bare_fps(model, frames, 2)))
+        if source:
+            n[model] = min(n[model], 200)  # stay inside short videos
+        for v in variants:
+            _player_run(model, frames, size, 2, source, v)  # warm-up of the player path
+    jobs = [(m, job) for m in models for job in ("bare", *variants)]
+    fps: dict = collections.defaultdict(list)
+    per_frame: dict = collections.defaultdict(list)
     for r in range(repeats):
-        for job in jobs[r % len(jobs):] + jobs[:r % len(jobs)]:  # rotate, so drift hits all alike
+        for model, job in jobs[r % len(jobs):] + jobs[:r % len(jobs)]:
             if job == "bare":
-                bare.append(_bare_fps(model, frames, n))
+                fps[model, job].append(_bare_fps(model, frames, n[model]))
             else:
-                summary = _player_run(model, frames, size, n, source, job)
-                fps[job].append(summary.fps)
-                per_frame[job] += [sum(ms) for ms in zip(*(summary.stages[s] for s in STAGES))]
-    log.debug("%s %dx%d: player %s, bare %s", model.name, *size, fps, bare)
-    return [BenchResult(model.path.stem + (SMOOTH_SUFFIX if v else ""), size, float(np.median(fps[v])),
-                        float(np.median(per_frame[v])), float(np.percentile(per_frame[v], 95)),
-                        float(np.median(bare))) for v in variants]
+                summary = _player_run(model, frames, size, n[model], source, job)
+                fps[model, job].append(summary.fps)
+                per_frame[model, job] += [sum(ms) for ms in zip(*(summary.stages[s] for s in STAGES))]
+    log.debug("%dx%d: %s", *size, {(m.name, j): v for (m, j), v in fps.items()})
+    return [BenchResult(m.path.stem + (SMOOTH_SUFFIX if v else ""), size, float(np.median(fps[m, v])),
+                        float(np.median(per_frame[m, v])), float(np.percentile(per_frame[m, v], 95)),
+                        float(np.median(fps[m, "bare"]))) for m in models for v in variants]
 
 
 def run_bench(models: list[str], sizes: list[tuple[int, int]], threads: int | None = None,
@@ -186,13 +190,12 @@ def run_bench(models: list[str], sizes: list[tuple[int, int]], threads: int | No
         loaded = [StyleModel(p, provider, threads) for p in paths]
         results = []
         for size in sizes:
-            for i, model in enumerate(loaded):
-                log.info("measuring %s at %dx%d", model.path.stem, *size)
-                rows = bench_model(model, size, repeats, min_seconds, source, smooth)
-                if reference and i == 0:
-                    for row in rows:
-                        row.model = row.model.replace(model.path.stem, REFERENCE_LABEL, 1)
-                results += rows
+            log.info("measuring %s at %dx%d", ", ".join(m.path.stem for m in loaded), *size)
+            rows = bench_models(loaded, size, repeats, min_seconds, source, smooth)
+            if reference:
+                for row in rows[:len(rows) // len(loaded)]:
+                    row.model = row.model.replace(loaded[0].path.stem, REFERENCE_LABEL, 1)
+            results += rows
     return results
 
 
