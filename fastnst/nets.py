@@ -108,9 +108,9 @@ class TransformNet(nn.Module):
     ``stem="conv"``: a stride-1 ``end_kernel`` conv stem and output conv at full resolution
     (Johnson). ``stem="stride2"``: the stem is a stride-2 ``end_kernel`` conv (a learned
     space-to-depth) and the output a stride-2 transposed conv, so the whole net runs at H/2 and
-    below, and in ONNX nothing but those two touches the full-resolution frame; both use zero
-    ``padding="zeros"`` or edge replication otherwise, and ``end_kernel`` must be even (2: no
-    overlap; 4: a 4x4 window every 2 pixels).
+    below, and in ONNX nothing but those two touches the full-resolution frame; both pad with
+    zeros if ``padding="zeros"`` and by edge replication otherwise, and ``end_kernel`` must be
+    even (2: no overlap; 4: a 4x4 window every 2 pixels).
     """
 
     def __init__(self, cfg: NetConfig = NetConfig()):
