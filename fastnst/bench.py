@@ -34,7 +34,7 @@ import numpy as np
 from fastnst import UserError
 from fastnst.player import STAGES, PlayerState, run_player
 from fastnst.runtime import StyleModel, processing_size
-from fastnst.video import open_source
+from fastnst.video import open_source, read_frames
 
 log = logging.getLogger(__name__)
 
@@ -109,13 +109,7 @@ def _synthetic_frames(size: tuple[int, int], n: int = 4) -> list[np.ndarray]:
 
 def _video_frames(source: str, width: int, n: int = 8) -> tuple[list[np.ndarray], tuple[int, int]]:
     """The first ``n`` frames of ``source`` as the player processes them (at ``width``), and that size."""
-    cap = open_source(source)
-    try:
-        frames = [f for ok, f in (cap.read() for _ in range(n)) if ok]
-    finally:
-        cap.release()
-    if not frames:
-        raise UserError(f"cannot read any frame from {source}")
+    frames = read_frames(source, n)
     size = processing_size(frames[0].shape[1], frames[0].shape[0], width)
     return [cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames], size
 

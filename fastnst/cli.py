@@ -427,8 +427,7 @@ def _add_eval(sub) -> None:
     p.add_argument("--style", help="the style image the model was trained with")
     p.add_argument("--content", help="folder of photos (searched recursively, sorted by name)")
     p.add_argument("--holdout", type=int, metavar="N", help="use only the last N photos of --content")
-    p.add_argument("--size", default="256",
-                   help="photos: square size in pixels (default 256); video: WxH, default 640x480")
+    p.add_argument("--size", help="photos: square size in pixels (default 256); video: WxH (default 640x480)")
     p.add_argument("--limit", type=int, help="use only the first N photos")
     p.add_argument("--gatys", type=int, default=0, metavar="N",
                    help="also run `fastnst optimize` for N L-BFGS iterations per photo with the same loss (the quality reference)")
@@ -444,9 +443,11 @@ def _run_eval(args) -> int:
         return _run_eval_video(args)
     if not (args.style and args.content):
         raise UserError("eval needs --style and --content (photos), or --video")
+    if args.size and not args.size.isdigit():
+        raise UserError(f"--size for photos is one number of pixels, got {args.size!r}")
     from fastnst.evaluate import evaluate, format_table
 
-    rows = evaluate(args.model, args.style, args.content, size=int(args.size), limit=args.limit, gatys=args.gatys,
+    rows = evaluate(args.model, args.style, args.content, size=int(args.size or 256), limit=args.limit, gatys=args.gatys,
                     threads=args.threads, holdout=args.holdout)
     print(format_table(rows))
     return 0
@@ -458,7 +459,7 @@ def _run_eval_video(args) -> int:
     from fastnst.temporal import video_warping_error
     from fastnst.video import read_frames
 
-    size = parse_sizes("640x480" if args.size == "256" else args.size)[0]
+    size = parse_sizes(args.size or "640x480")[0]
     model = StyleModel(args.model, threads=args.threads)
     frames = read_frames(args.video, args.frames, size)
     print(f"{args.video}: {len(frames)} frames at {size[0]}x{size[1]}, model {model.name}")
