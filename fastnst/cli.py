@@ -184,6 +184,10 @@ def _add_train(sub) -> None:
     p.add_argument("--tv-weight", type=float)
     p.add_argument("--stability-weight", type=float,
                    help="video stability: weight of the shift+noise consistency loss (0: off)")
+    p.add_argument("--teacher", metavar="RUN_DIR|CKPT",
+                   help="distillation: a trained run (e.g. --arch johnson) whose outputs the net also learns")
+    p.add_argument("--distill-weight", type=float,
+                   help="weight of the content loss against the teacher's output (with --teacher)")
     p.add_argument("--run-dir", help="folder for checkpoint.pt, metrics.jsonl and previews (default runs/style)")
     p.add_argument("-o", "--output", help="ONNX file to write (default RUN_DIR/<style>.onnx)")
     p.add_argument("--resume", metavar="RUN_DIR|CKPT", help="continue a run exactly where it stopped")
@@ -203,14 +207,15 @@ def _train_overrides(args) -> dict:
     from fastnst.nets import preset
 
     flat = ("style", "data", "data_split", "image_size", "style_size", "batch_size", "lr", "steps", "device",
-            "seed", "workers", "checkpoint_every", "preview_every", "log_every", "run_dir", "output")
+            "seed", "workers", "checkpoint_every", "preview_every", "log_every", "run_dir", "output", "teacher")
     out = {k: getattr(args, k) for k in flat}
     if args.steps is not None:  # one of the two counts the run
         out["epochs"] = 0
     if args.epochs is not None:
         out["epochs"], out["steps"] = args.epochs, 0
     out["loss"] = {"vgg": args.vgg, "content_weight": args.content_weight, "style_weight": args.style_weight,
-                   "tv_weight": args.tv_weight, "stability_weight": args.stability_weight}
+                   "tv_weight": args.tv_weight, "stability_weight": args.stability_weight,
+                   "distill_weight": args.distill_weight}
     if args.arch is not None:
         out["net"] = asdict(preset(args.arch))
     return out

@@ -62,6 +62,9 @@ class LossConfig:
     style_weight: float = 1.0
     tv_weight: float = 0.0
     stability_weight: float = 0.0
+    # Distillation: content loss (same layers) against a trained teacher net's output as well as
+    # against the photo; needs TrainConfig.teacher.
+    distill_weight: float = 0.0
 
 
 def _train_loss() -> LossConfig:
@@ -99,6 +102,7 @@ class TrainConfig:
     # The last ``holdout`` images of a folder (sorted by path) are never trained on, so
     # `fastnst eval --content DIR --holdout N` scores photos the model has not seen.
     holdout: int = 0
+    teacher: str = ""  # a trained run folder or checkpoint whose outputs the net also learns (distill_weight)
     net: NetConfig = field(default_factory=lambda: NET_PRESETS["fast"])  # the real-time net
     loss: LossConfig = field(default_factory=_train_loss)
 

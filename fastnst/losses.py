@@ -53,7 +53,9 @@ class PerceptualLoss(nn.Module):
 
     ``forward(x, content_targets)`` with x: (B, 3, H, W) RGB [0, 1] and the dict from
     ``content_targets(content)`` returns {"content", "style", "tv", "total"} scalars; the
-    first three are unweighted, ``total`` is the weighted sum.
+    first three are unweighted, ``total`` is the weighted sum. With ``teacher_targets`` (the
+    ``content_targets`` of a teacher net's output) it adds "distill", the content loss against
+    them, weighted by ``distill_weight`` in ``total``.
     """
 
     def __init__(
@@ -66,6 +68,7 @@ class PerceptualLoss(nn.Module):
         style_weight: float = 1.0,
         tv_weight: float = 0.0,
         style_blend: Sequence[float] | None = None,
+        distill_weight: float = 0.0,
     ):
         super().__init__()
         missing = set(content_layers) | set(style_layers)
@@ -76,6 +79,7 @@ class PerceptualLoss(nn.Module):
         self.content_layers = tuple(content_layers)
         self.style_layers = dict(style_layers)
         self.content_weight, self.style_weight, self.tv_weight = content_weight, style_weight, tv_weight
+        self.distill_weight = distill_weight
         blend = torch.tensor(style_blend if style_blend is not None else [1.0] * len(styles), dtype=torch.float32)
         if len(blend) != len(styles) or (blend < 0).any() or blend.sum() <= 0:
             raise ValueError("style_blend needs one non-negative weight per style image")
@@ -98,13 +102,18 @@ class PerceptualLoss(nn.Module):
         """Features of the content image(s) (B, 3, H, W) at the content layers."""
         return self.encoder(content, self.content_layers)
 
-    def forward(self, x: torch.Tensor, content_targets: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor, content_targets: Mapping[str, torch.Tensor],
+                teacher_targets: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
         feats = self.encoder(x)
         c = sum(content_loss(feats[l], content_targets[l]) for l in self.content_layers)
         s = style_loss({l: gram_matrix(feats[l]) for l in self.style_layers}, self.style_targets, self.style_layers)
         tv = tv_loss(x)
         total = self.content_weight * c + self.style_weight * s + self.tv_weight * tv
-        return {"content": c, "style": s, "tv": tv, "total": total}
+        out = {"content": c, "style": s, "tv": tv, "total": total}
+        if teacher_targets is not None:
+            out["distill"] = sum(content_loss(feats[l], teacher_targets[l]) for l in self.content_layers)
+            out["total"] = total + self.distill_weight * out["distill"]
+        return out
 
 
 def stability_loss(

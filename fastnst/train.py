@@ -130,6 +130,8 @@ def check_config(cfg: TrainConfig) -> None:
         raise UserError("give a positive number of --steps or --epochs")
     if not cfg.style:
         raise UserError("no style image: give --style PAINTING.jpg")
+    if (cfg.loss.distill_weight > 0) != bool(cfg.teacher):
+        raise UserError("distillation needs both --teacher RUN_DIR and a positive --distill-weight")
 
 
 def _dist_setup(device_name: str) -> tuple[int, int, torch.device]:
@@ -220,7 +222,9 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, rank: int, world: int,
     net = TransformNet(cfg.net).to(device)
     encoder = make_encoder(cfg)
     ploss = PerceptualLoss(encoder, [style], cfg.loss.content_layers, cfg.loss.style_layers,
-                           cfg.loss.content_weight, cfg.loss.style_weight, cfg.loss.tv_weight).to(device)
+                           cfg.loss.content_weight, cfg.loss.style_weight, cfg.loss.tv_weight,
+                           distill_weight=cfg.loss.distill_weight).to(device)
+    teacher = net_of(load_checkpoint(cfg.teacher)).requires_grad_(False).to(device) if cfg.teacher else None
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     step, data_position, skipped = 0, 0, set()
     if ckpt is not None:
@@ -274,8 +278,9 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, rank: int, world: int,
                 batch = batch.contiguous(memory_format=torch.channels_last)
             with amp:
                 targets = ploss.content_targets(batch)
+                teacher_targets = ploss.content_targets(teacher(batch)) if teacher is not None else None
                 out = model(batch)  # (B, 3, S, S)
-                losses = ploss(out, targets)
+                losses = ploss(out, targets, teacher_targets)
                 if cfg.loss.stability_weight > 0:  # no VGG pass: a second net pass on a shifted crop
                     losses["total"] = losses["total"] + cfg.loss.stability_weight * stability_loss(net, batch, out)
             # One all_reduce a step: every rank sees the same mean losses and stop request,

@@ -20,7 +20,7 @@ from fastnst.config import LossConfig, NetConfig, TrainConfig
 from fastnst.data import to_tensor
 from fastnst.losses import PerceptualLoss
 from fastnst.nets import TransformNet
-from fastnst.train import (CHECKPOINT_NAME, TrainingDiverged, load_checkpoint, make_encoder, resume_config,
+from fastnst.train import (CHECKPOINT_NAME, TrainingDiverged, load_checkpoint, make_encoder, net_of, resume_config,
                            save_checkpoint, train)
 
 TINY_NET = NetConfig(channels=(4, 8, 8), res_blocks=1)
@@ -123,6 +123,22 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_checkpoint(setup):
     assert load_checkpoint(cfg.run_dir)["step"] == 2
 
 
+def test_distillation_pulls_the_net_towards_the_teacher(setup):
+    cfg, tmp = setup
+    cfg = replace(cfg, steps=12, preview_every=0)
+    train(replace(cfg, run_dir=str(tmp / "teacher"), net=NetConfig(channels=(8, 8, 16), res_blocks=2)), export=False)
+    teacher = net_of(load_checkpoint(tmp / "teacher"))
+    distilled = replace(cfg, teacher=str(tmp / "teacher"), loss=replace(cfg.loss, distill_weight=10.0))
+    nets = {name: train(replace(c, run_dir=str(tmp / name)), export=False).net
+            for name, c in (("plain", cfg), ("distilled", distilled))}
+    ploss = PerceptualLoss(make_encoder(cfg), [torch.rand(1, 3, 40, 40)], cfg.loss.content_layers, {})
+    x = torch.rand(4, 3, 32, 32)
+    with torch.no_grad():
+        gap = {name: ploss(net(x), ploss.content_targets(x), ploss.content_targets(teacher(x)))["distill"].item()
+               for name, net in nets.items()}
+    assert gap["distilled"] < 0.7 * gap["plain"], gap
+
+
 def write_recipe(cfg, path):
     """The tiny net and random VGG as a recipe, for the CLI tests."""
     path.write_text('[net]\nchannels = [4, 8, 8]\nres_blocks = 1\n[loss]\nvgg = "random"\n'
@@ -138,6 +154,8 @@ def write_recipe(cfg, path):
     ("empty-data", "data folder has no images"),
     ("bad-output", "output folder does not exist"),
     ("bad-resume", "not a fastnst checkpoint"),
+    ("teacher-without-weight", "distillation needs both --teacher"),
+    ("missing-teacher", "no fastnst checkpoint"),
 ])
 def test_bad_input_fails_before_training(setup, capsys, case, message):
     cfg, tmp = setup
@@ -147,7 +165,9 @@ def test_bad_input_fails_before_training(setup, capsys, case, message):
     (tmp / "junk.pt").write_bytes(b"junk")
     args += {"missing-style": ["--style", str(tmp / "nope.jpg")], "corrupt-style": ["--style", str(tmp / "corrupt.jpg")],
              "missing-data": ["--data", str(tmp / "nope")], "empty-data": ["--data", str(tmp / "empty")],
-             "bad-output": ["-o", str(tmp / "no" / "m.onnx")], "bad-resume": ["--resume", str(tmp / "junk.pt")]}[case]
+             "bad-output": ["-o", str(tmp / "no" / "m.onnx")], "bad-resume": ["--resume", str(tmp / "junk.pt")],
+             "teacher-without-weight": ["--teacher", str(tmp / "junk.pt")],
+             "missing-teacher": ["--teacher", str(tmp / "nope"), "--distill-weight", "1"]}[case]
     if case == "bad-resume":
         args = [a for a in args if a not in ("--recipe", str(tmp / "r.toml"))]
     code = cli.main(["train", *args])
