@@ -190,6 +190,8 @@ def _add_train(sub) -> None:
                    help="weight of the content loss against the teacher's output (with --teacher)")
     p.add_argument("--run-dir", help="folder for checkpoint.pt, metrics.jsonl and previews (default runs/style)")
     p.add_argument("-o", "--output", help="ONNX file to write (default RUN_DIR/<style>.onnx)")
+    p.add_argument("--int8", action="store_true", default=None,
+                   help="export an int8-quantized model (~1.4x faster on a CPU), calibrated on the training photos")
     p.add_argument("--resume", metavar="RUN_DIR|CKPT", help="continue a run exactly where it stopped")
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
     p.add_argument("--seed", type=int)
@@ -207,7 +209,8 @@ def _train_overrides(args) -> dict:
     from fastnst.nets import preset
 
     flat = ("style", "data", "data_split", "image_size", "style_size", "batch_size", "lr", "steps", "device",
-            "seed", "workers", "checkpoint_every", "preview_every", "log_every", "run_dir", "output", "teacher")
+            "seed", "workers", "checkpoint_every", "preview_every", "log_every", "run_dir", "output", "teacher",
+            "int8")
     out = {k: getattr(args, k) for k in flat}
     if args.steps is not None:  # one of the two counts the run
         out["epochs"] = 0
@@ -252,16 +255,25 @@ def _add_export(sub) -> None:
                        "metadata included) and check onnxruntime against torch at two sizes.")
     p.add_argument("checkpoint", help="a checkpoint file or a run folder")
     p.add_argument("-o", "--output", help="ONNX file to write (default <style>.onnx)")
+    p.add_argument("--int8", action=argparse.BooleanOptionalAction, default=None,
+                   help="int8-quantize the model (~1.4x faster on a CPU; default: as the run was trained)")
+    p.add_argument("--calibrate", metavar="DATA",
+                   help="photos that calibrate --int8 (default: the run's training data)")
     p.set_defaults(func=_run_export)
 
 
 def _run_export(args) -> int:
+    from dataclasses import replace
     from pathlib import Path
 
     from fastnst.train import config_of, export_run, load_checkpoint, net_of
 
     ckpt = load_checkpoint(args.checkpoint)
     cfg = config_of(ckpt)
+    if args.int8 is not None:
+        cfg = replace(cfg, int8=args.int8)
+    if args.calibrate:
+        cfg = replace(cfg, data=args.calibrate, data_split="train", holdout=0)
     out = export_run(net_of(ckpt), args.output or f"{Path(cfg.style).stem}.onnx", cfg)
     print(f"model: {out} (step {ckpt['step']})")
     return 0

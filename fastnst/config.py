@@ -102,6 +102,8 @@ class TrainConfig:
     # The last ``holdout`` images of a folder (sorted by path) are never trained on, so
     # `fastnst eval --content DIR --holdout N` scores photos the model has not seen.
     holdout: int = 0
+    # Export an int8-quantized model (fastnst.quantize), calibrated on photos from ``data``.
+    int8: bool = False
     teacher: str = ""  # a trained run folder or checkpoint whose outputs the net also learns (distill_weight)
     net: NetConfig = field(default_factory=lambda: NET_PRESETS["fast"])  # the real-time net
     loss: LossConfig = field(default_factory=_train_loss)

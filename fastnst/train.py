@@ -41,7 +41,9 @@ log = logging.getLogger(__name__)
 CHECKPOINT_FORMAT = "fastnst-checkpoint-v1"
 CHECKPOINT_NAME = "checkpoint.pt"
 # Fields a resumed run may change; anything else must match the checkpoint's config.
-RESUMABLE_FIELDS = {"steps", "epochs", "device", "workers", "checkpoint_every", "preview_every", "log_every", "output"}
+RESUMABLE_FIELDS = {"steps", "epochs", "device", "workers", "checkpoint_every", "preview_every", "log_every", "output",
+                    "int8"}
+CALIBRATION_PHOTOS = 32  # training photos that calibrate an int8 export (8 more check it)
 
 
 class TrainingDiverged(UserError):
@@ -347,12 +349,29 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, rank: int, world: int,
 
 
 def export_run(net: TransformNet, path: str | os.PathLike, cfg: TrainConfig) -> Path:
-    """Export with the run's metadata and check onnxruntime against torch at two sizes."""
+    """Export with the run's metadata and check onnxruntime against torch at two sizes; with
+    ``cfg.int8``, quantize that model (calibrated on photos from ``cfg.data``) into ``path``."""
+    import tempfile
+
     from fastnst.export import check_parity, export_onnx
 
     meta = {"fastnst.style": Path(cfg.style).stem, "fastnst.config": to_json(cfg), "fastnst.vgg": cfg.loss.vgg}
-    path = export_onnx(net, path, meta)
-    check_parity(net, path)
+    if not cfg.int8:
+        path = export_onnx(net, path, meta)
+        check_parity(net, path)
+        return path
+    from fastnst.quantize import photo_frames, quantize_int8
+
+    path = check_writable_dir(path)
+    source, _ = open_source(cfg.data, cfg.data_split, holdout=cfg.holdout)
+    items = source["image"][:CALIBRATION_PHOTOS + 8] if hasattr(source, "__len__") \
+        else [x["image"] for x in source.take(CALIBRATION_PHOTOS + 8)]
+    frames = photo_frames(items, CALIBRATION_PHOTOS + 8)
+    held = max(1, min(8, len(frames) // 5))  # photos that check the quantized model, not calibrate it
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = export_onnx(net, Path(tmp) / "float.onnx", meta)
+        check_parity(net, fp32)
+        quantize_int8(fp32, path, frames[:-held], frames[-held:])
     return path
 
 
