@@ -206,11 +206,14 @@ def test_export_cli_round_trips_a_checkpoint(setup, capsys):
     assert meta["fastnst.style"] == "style" and meta["fastnst.vgg"] == "random"
     assert json.loads(meta["fastnst.config"])["net"]["channels"] == [4, 8, 8]
     assert cli.main(["export", str(tmp / "style.png"), "-o", str(out)]) == 2
-    # int8, calibrated on the run's own training photos (the corrupt one is skipped)
-    assert cli.main(["export", cfg.run_dir, "--int8", "-o", str(tmp / "q.onnx")]) == 0
-    q = onnx.load(str(tmp / "q.onnx"))
-    assert {p.key: p.value for p in q.metadata_props}["fastnst.int8"] == "5 calibration frames"
-    assert "QuantizeLinear" in {n.op_type for n in q.graph.node}
+    # int8, calibrated on the run's own training photos: this one-step net moves too far (a
+    # trained one stays within 4 levels, models/README.md), so the export refuses in one line
+    # and writes nothing (the success path: tests/test_quantize.py)
+    capsys.readouterr()
+    assert cli.main(["export", cfg.run_dir, "--int8", "-o", str(tmp / "q.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert "int8 quantization moved the output" in err and err.count("\n") == 1, err
+    assert not (tmp / "q.onnx").exists()
 
 
 def _ddp_rank(rank, world, port, cfg, out):

@@ -1,0 +1,69 @@
+"""Which int8 quantization to ship: onnxruntime static quantization variants of one model,
+timed side by side (interleaved rounds, one 640x480 frame, 2 intra-op threads), with their
+mean distance from the float model on 8 held-out photos.
+
+    python tests/benchmarks/int8_variants.py models/scream.onnx     # a float model
+
+fastnst.quantize ships "QDQ, Conv only, moving-average ranges".
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+from fastnst.quantize import _quiet, photo_frames
+
+SRC = sys.argv[1]
+photos = sorted(Path("../shared/data/content").glob("*.jpg"))
+calibration, held = photo_frames(photos[:32], 32), photo_frames(photos[-8:], 8)
+VARIANTS = {
+    "QDQ, Conv only, moving-average ranges": dict(quant_format=QuantFormat.QDQ, op_types_to_quantize=["Conv"],
+                                                  extra_options={"CalibMovingAverage": True}),
+    "QDQ, Conv only": dict(quant_format=QuantFormat.QDQ, op_types_to_quantize=["Conv"]),
+    "QDQ, all ops": dict(quant_format=QuantFormat.QDQ),
+    "QOperator, all ops": dict(quant_format=QuantFormat.QOperator),
+}
+
+
+class Reader(CalibrationDataReader):
+    def __init__(self):
+        self.frames = iter(calibration)
+
+    def get_next(self):
+        frame = next(self.frames, None)
+        return None if frame is None else {"frames": frame}
+
+
+opts = ort.SessionOptions()
+opts.intra_op_num_threads = 2
+sessions = {"float": ort.InferenceSession(SRC, opts, providers=["CPUExecutionProvider"])}
+with tempfile.TemporaryDirectory() as tmp:
+    for i, (name, kw) in enumerate(VARIANTS.items()):
+        with _quiet():
+            quantize_static(SRC, f"{tmp}/{i}.onnx", Reader(), per_channel=True, activation_type=QuantType.QUInt8,
+                            weight_type=QuantType.QInt8, **kw)
+        sessions[name] = ort.InferenceSession(f"{tmp}/{i}.onnx", opts, providers=["CPUExecutionProvider"])
+ref = [sessions["float"].run(None, {"frames": f})[0].astype(np.int16) for f in held]
+times: dict[str, list[float]] = {name: [] for name in sessions}
+for _ in range(7):
+    for name, s in sessions.items():
+        for _ in range(3):
+            s.run(None, {"frames": held[0]})
+        t0 = time.perf_counter()
+        for _ in range(15):
+            s.run(None, {"frames": held[0]})
+        times[name].append((time.perf_counter() - t0) / 15 * 1e3)
+base = statistics.median(times["float"])
+print("| variant | ms/frame | x float | mean abs diff (levels of 255) |\n|---|---|---|---|")
+for name, s in sessions.items():
+    ms = statistics.median(times[name])
+    diff = np.mean([np.abs(s.run(None, {"frames": f})[0] - r).mean() for f, r in zip(held, ref)])
+    print(f"| {name} | {ms:.1f} | {base / ms:.2f} | {diff:.2f} |")
