@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
+from onnxruntime.quantization import CalibrationDataReader
 
 from fastnst import UserError
 from fastnst.files import atomic_path
@@ -26,6 +27,17 @@ log = logging.getLogger(__name__)
 
 CALIBRATION_SIZE = (640, 480)  # (W, H): the webcam size
 MAX_MEAN_DIFF = 4.0  # levels of 255: the int8 model's mean distance from the float one, on photos
+
+
+class FrameReader(CalibrationDataReader):
+    """Feeds (1, H, W, 3) uint8 BGR frames to onnxruntime's calibrator."""
+
+    def __init__(self, frames: list[np.ndarray]):
+        self.frames = iter(frames)
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        frame = next(self.frames, None)
+        return None if frame is None else {"frames": frame}
 
 
 @contextlib.contextmanager
@@ -64,24 +76,16 @@ def quantize_int8(src: str | os.PathLike, dst: str | os.PathLike, calibration: l
     UserError and writes nothing."""
     import onnx
     import onnxruntime as ort
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
     if not calibration or not check:
         raise UserError("int8 quantization needs calibration photos: none could be read")
 
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.frames = iter(calibration)
-
-        def get_next(self):
-            frame = next(self.frames, None)
-            return None if frame is None else {"frames": frame}
-
     dst = Path(dst)
     with atomic_path(dst) as tmp:
         with _quiet():
-            quantize_static(str(src), str(tmp), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+            quantize_static(str(src), str(tmp), FrameReader(calibration), quant_format=QuantFormat.QDQ,
+                            per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                             op_types_to_quantize=["Conv"], extra_options={"CalibMovingAverage": True})
         model = onnx.load(str(tmp))
         model.metadata_props.add(key="fastnst.int8", value=f"{len(calibration)} calibration frames")

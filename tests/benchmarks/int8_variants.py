@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
-from fastnst.quantize import _quiet, photo_frames
+from fastnst.quantize import FrameReader, _quiet, photo_frames
 
 SRC = sys.argv[1]
 photos = sorted(Path("../shared/data/content").glob("*.jpg"))
@@ -33,23 +33,14 @@ VARIANTS = {
 }
 
 
-class Reader(CalibrationDataReader):
-    def __init__(self):
-        self.frames = iter(calibration)
-
-    def get_next(self):
-        frame = next(self.frames, None)
-        return None if frame is None else {"frames": frame}
-
-
 opts = ort.SessionOptions()
 opts.intra_op_num_threads = 2
 sessions = {"float": ort.InferenceSession(SRC, opts, providers=["CPUExecutionProvider"])}
 with tempfile.TemporaryDirectory() as tmp:
     for i, (name, kw) in enumerate(VARIANTS.items()):
         with _quiet():
-            quantize_static(SRC, f"{tmp}/{i}.onnx", Reader(), per_channel=True, activation_type=QuantType.QUInt8,
-                            weight_type=QuantType.QInt8, **kw)
+            quantize_static(SRC, f"{tmp}/{i}.onnx", FrameReader(calibration), per_channel=True,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, **kw)
         sessions[name] = ort.InferenceSession(f"{tmp}/{i}.onnx", opts, providers=["CPUExecutionProvider"])
 ref = [sessions["float"].run(None, {"frames": f})[0].astype(np.int16) for f in held]
 times: dict[str, list[float]] = {name: [] for name in sessions}
