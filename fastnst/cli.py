@@ -191,7 +191,7 @@ def _add_train(sub) -> None:
     p.add_argument("--run-dir", help="folder for checkpoint.pt, metrics.jsonl and previews (default runs/style)")
     p.add_argument("-o", "--output", help="ONNX file to write (default RUN_DIR/<style>.onnx)")
     p.add_argument("--int8", action="store_true", default=None,
-                   help="export an int8-quantized model, calibrated on the training photos: ~1.35x the fps on a CPU, "
+                   help="export an int8-quantized model, calibrated on the training photos: ~1.3x the fps on a CPU, "
                    "the same still-image loss, but more flicker on video")
     p.add_argument("--resume", metavar="RUN_DIR|CKPT", help="continue a run exactly where it stopped")
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
@@ -257,7 +257,7 @@ def _add_export(sub) -> None:
     p.add_argument("checkpoint", help="a checkpoint file or a run folder")
     p.add_argument("-o", "--output", help="ONNX file to write (default <style>.onnx)")
     p.add_argument("--int8", action=argparse.BooleanOptionalAction, default=None,
-                   help="int8-quantize the model (~1.35x the fps on a CPU, more flicker on video; default: as the run was trained)")
+                   help="int8-quantize the model (~1.3x the fps on a CPU, more flicker on video; default: as the run was trained)")
     p.add_argument("--calibrate", metavar="DATA",
                    help="photos that calibrate --int8 (default: the run's training data)")
     p.set_defaults(func=_run_export)

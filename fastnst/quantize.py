@@ -4,7 +4,7 @@ Only the convolutions are quantized: per-channel int8 weights and uint8 activati
 format that onnxruntime fuses into integer convolution kernels. Instance norm, resize, the
 residual adds and the uint8 I/O stay in float. Activation ranges are averaged over the
 calibration frames (one frame's extremes would stretch a range and cost precision). On the fast
-preset this runs ~1.35x faster on a 2-core x86 CPU and moves the output by 1.5-4 levels of 255
+preset this runs ~1.3x faster on a 2-core x86 CPU and moves the output by 1-4 levels of 255
 on average, for the same held-out perceptual loss; but the warping error on video rises by
 64-85% (quantization noise defeats the stability training), so it is an option, not the default
 (models/README.md, "int8")."""
