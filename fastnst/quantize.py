@@ -41,7 +41,7 @@ class FrameReader(CalibrationDataReader):
 
 
 @contextlib.contextmanager
-def _quiet():
+def quiet_quantizer():
     """onnxruntime's quantizer logs every tensor it cannot type through the root logger."""
     logging.disable(logging.WARNING)
     try:
@@ -83,7 +83,7 @@ def quantize_int8(src: str | os.PathLike, dst: str | os.PathLike, calibration: l
 
     dst = Path(dst)
     with atomic_path(dst) as tmp:
-        with _quiet():
+        with quiet_quantizer():
             quantize_static(str(src), str(tmp), FrameReader(calibration), quant_format=QuantFormat.QDQ,
                             per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                             op_types_to_quantize=["Conv"], extra_options={"CalibMovingAverage": True})

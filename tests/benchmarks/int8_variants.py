@@ -19,7 +19,7 @@ import numpy as np
 import onnxruntime as ort
 from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
-from fastnst.quantize import FrameReader, _quiet, photo_frames
+from fastnst.quantize import FrameReader, photo_frames, quiet_quantizer
 
 SRC = sys.argv[1]
 photos = sorted(Path("../shared/data/content").glob("*.jpg"))
@@ -38,7 +38,7 @@ opts.intra_op_num_threads = 2
 sessions = {"float": ort.InferenceSession(SRC, opts, providers=["CPUExecutionProvider"])}
 with tempfile.TemporaryDirectory() as tmp:
     for i, (name, kw) in enumerate(VARIANTS.items()):
-        with _quiet():
+        with quiet_quantizer():
             quantize_static(SRC, f"{tmp}/{i}.onnx", FrameReader(calibration), per_channel=True,
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, **kw)
         sessions[name] = ort.InferenceSession(f"{tmp}/{i}.onnx", opts, providers=["CPUExecutionProvider"])
