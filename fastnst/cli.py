@@ -95,8 +95,8 @@ def _run_optimize(args) -> int:
     from pathlib import Path
 
     from fastnst.config import LossConfig, OptimizeConfig
-    from fastnst.files import check_writable_dir
-    from fastnst.images import IMAGE_SUFFIXES, load_image, save_image
+    from fastnst.play.files import check_writable_dir
+    from fastnst.play.images import IMAGE_SUFFIXES, load_image, save_image
 
     out = check_writable_dir(args.output)
     if out.suffix.lower() not in IMAGE_SUFFIXES + (".tif", ".tiff"):
@@ -133,7 +133,7 @@ def _run_optimize(args) -> int:
         seed=args.seed,
         device=args.device,
     )
-    from fastnst.optimize import OptimizeInterrupted, check_config, optimize
+    from fastnst.learn.optimize import OptimizeInterrupted, check_config, optimize
 
     check_config(cfg, len(args.style))  # fail fast, before the images and VGG load
     content = load_image(args.content, args.max_size, "content image")
@@ -207,7 +207,7 @@ def _train_overrides(args) -> dict:
     """CLI flags -> config overrides (None: not given, the recipe or default stays)."""
     from dataclasses import asdict
 
-    from fastnst.nets import preset
+    from fastnst.learn.nets import preset
 
     flat = ("style", "data", "data_split", "image_size", "style_size", "batch_size", "lr", "steps", "device",
             "seed", "workers", "checkpoint_every", "preview_every", "log_every", "run_dir", "output", "teacher",
@@ -229,7 +229,7 @@ def _run_train(args) -> int:
     import os
 
     from fastnst.config import load_recipe
-    from fastnst.train import load_checkpoint, resume_config, train
+    from fastnst.learn.train import load_checkpoint, resume_config, train
 
     if int(os.environ.get("RANK", "0")) > 0:  # under torchrun only rank 0 logs progress
         logging.getLogger().setLevel(logging.WARNING)
@@ -267,7 +267,7 @@ def _run_export(args) -> int:
     from dataclasses import replace
     from pathlib import Path
 
-    from fastnst.train import config_of, export_run, load_checkpoint, net_of
+    from fastnst.learn.train import config_of, export_run, load_checkpoint, net_of
 
     ckpt = load_checkpoint(args.checkpoint)
     cfg = config_of(ckpt)
@@ -307,8 +307,8 @@ def _add_stylize(sub) -> None:
 
 
 def _run_stylize(args) -> int:
-    from fastnst.runtime import StyleModel
-    from fastnst.stylize import stylize_files
+    from fastnst.play.runtime import StyleModel
+    from fastnst.play.stylize import stylize_files
 
     models = [StyleModel(m, args.provider, args.threads) for m in args.model]
     for path in stylize_files(models, args.inputs, args.output_dir, args.size, args.strength, args.preserve_color,
@@ -342,10 +342,10 @@ def _add_webcam(sub) -> None:
 def _run_webcam(args) -> int:
     from pathlib import Path
 
-    from fastnst.files import check_writable_dir
-    from fastnst.player import PlayerState, check_display, run_player
-    from fastnst.runtime import StyleModel, shipped_models
-    from fastnst.video import open_source, source_fps
+    from fastnst.play.files import check_writable_dir
+    from fastnst.play.player import PlayerState, check_display, run_player
+    from fastnst.play.runtime import StyleModel, shipped_models
+    from fastnst.play.video import open_source, source_fps
 
     if not 0.0 <= args.strength <= 1.0:
         raise UserError(f"--strength must be between 0 and 1, got {args.strength}")
@@ -390,7 +390,7 @@ def _add_models(sub) -> None:
 
 
 def _run_models(args) -> int:
-    from fastnst.runtime import card_summary, shipped_dir, shipped_models
+    from fastnst.play.runtime import card_summary, shipped_dir, shipped_models
 
     models = shipped_models()
     if not models:
@@ -422,8 +422,8 @@ def _add_bench(sub) -> None:
 
 
 def _run_bench(args) -> int:
-    from fastnst.bench import format_table, parse_sizes, run_bench
-    from fastnst.runtime import default_threads
+    from fastnst.play.bench import format_table, parse_sizes, run_bench
+    from fastnst.play.runtime import default_threads
 
     results = run_bench(args.model, parse_sizes(args.size), args.threads, args.provider, args.reference,
                         args.repeats, args.seconds, args.source, args.smooth)
@@ -463,7 +463,7 @@ def _run_eval(args) -> int:
         raise UserError("eval needs --style and --content (photos), or --video")
     if args.size and not args.size.isdigit():
         raise UserError(f"--size for photos is one number of pixels, got {args.size!r}")
-    from fastnst.evaluate import evaluate, format_table
+    from fastnst.learn.evaluate import evaluate, format_table
 
     rows = evaluate(args.model, args.style, args.content, size=int(args.size or 256), limit=args.limit, gatys=args.gatys,
                     threads=args.threads, holdout=args.holdout)
@@ -472,10 +472,10 @@ def _run_eval(args) -> int:
 
 
 def _run_eval_video(args) -> int:
-    from fastnst.bench import parse_sizes
-    from fastnst.runtime import FramePipeline, StyleModel
-    from fastnst.temporal import video_warping_error
-    from fastnst.video import read_frames
+    from fastnst.play.bench import parse_sizes
+    from fastnst.play.runtime import FramePipeline, StyleModel
+    from fastnst.play.temporal import video_warping_error
+    from fastnst.play.video import read_frames
 
     size = parse_sizes(args.size or "640x480")[0]
     model = StyleModel(args.model, threads=args.threads)

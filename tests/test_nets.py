@@ -9,8 +9,8 @@ import torch
 
 from fastnst import UserError
 from fastnst.config import NetConfig
-from fastnst.export import FrameIO, export_onnx
-from fastnst.nets import PRESETS, TransformNet, preset
+from fastnst.learn.export import FrameIO, export_onnx
+from fastnst.learn.nets import PRESETS, TransformNet, preset
 
 TINY = {"channels": (4, 8, 8), "res_blocks": 1}
 SIZES = ((33, 47), (40, 64))  # odd and even

@@ -1,4 +1,4 @@
-"""fastnst.optimize (the Gatys method) and the `fastnst optimize` command."""
+"""fastnst.learn.optimize (the Gatys method) and the `fastnst optimize` command."""
 
 from pathlib import Path
 
@@ -10,7 +10,7 @@ from PIL import Image
 
 from fastnst import cli
 from fastnst.config import LossConfig, OptimizeConfig
-from fastnst.optimize import OptimizeInterrupted, build_encoder, optimize
+from fastnst.learn.optimize import OptimizeInterrupted, build_encoder, optimize
 
 # Shallow layers and a random-weight VGG keep these tests fast; the maths does not care. A random
 # VGG's features are small, so the weights are large: they bring the loss to the scale where

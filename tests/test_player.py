@@ -10,8 +10,8 @@ from conftest import read_video, synthetic_frames
 
 from fastnst import UserError
 from fastnst.cli import main
-from fastnst.player import CaptureThread, PlayerState, handle_key, run_player
-from fastnst.runtime import StyleModel
+from fastnst.play.player import CaptureThread, PlayerState, handle_key, run_player
+from fastnst.play.runtime import StyleModel
 
 
 # ---------------------------------------------------------------- keys
@@ -217,7 +217,7 @@ class NoisyModel(StyleModel):
 
 
 def test_headless_smoothing_lowers_flicker_and_keeps_frames(tiny_onnx, tmp_path, capsys):
-    from fastnst.temporal import video_warping_error
+    from fastnst.play.temporal import video_warping_error
 
     frames = synthetic_frames(10)
     errors = {}

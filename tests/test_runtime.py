@@ -12,7 +12,7 @@ import pytest
 from conftest import synthetic_frames
 
 from fastnst import UserError
-from fastnst.runtime import FramePipeline, StyleModel, choose_providers, processing_size, resolve_model
+from fastnst.play.runtime import FramePipeline, StyleModel, choose_providers, processing_size, resolve_model
 
 
 def _onnx_model(path, elem_type: str, shape: list):
@@ -133,7 +133,7 @@ def test_smoothing_history_survives_the_strength_blend(tiny_onnx):
 
 
 def test_smoothing_lowers_warping_error_and_reset_forgets(tiny_onnx):
-    from fastnst.temporal import video_warping_error
+    from fastnst.play.temporal import video_warping_error
 
     model = StyleModel(tiny_onnx)
     rng = np.random.default_rng(0)
@@ -159,7 +159,7 @@ class BlockTorch:
         if name == "torch" or name.startswith("torch."):
             raise ImportError("torch is blocked in this test")
 sys.meta_path.insert(0, BlockTorch())
-import fastnst.cli, fastnst.runtime, fastnst.player, fastnst.bench, fastnst.stylize, fastnst.video
+import fastnst.cli, fastnst.play.runtime, fastnst.play.player, fastnst.play.bench, fastnst.play.stylize, fastnst.play.video
 rc = fastnst.cli.main(["stylize", "-m", sys.argv[1], sys.argv[2], "-o", sys.argv[3]])
 assert "torch" not in sys.modules
 sys.exit(rc)

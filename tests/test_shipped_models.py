@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from conftest import read_video, synthetic_frames
 
-import fastnst.runtime
+import fastnst.play.runtime
 from fastnst import UserError
 from fastnst.cli import main
-from fastnst.runtime import StyleModel, card_summary, resolve_model, shipped_dir, shipped_models
+from fastnst.play.runtime import StyleModel, card_summary, resolve_model, shipped_dir, shipped_models
 
 METADATA_KEYS = ("fastnst.style", "fastnst.version", "fastnst.config", "fastnst.vgg", "fastnst.io")
 _SHIPPED = shipped_models()
@@ -54,7 +54,7 @@ def models_dir(tmp_path, monkeypatch):
     """An empty folder standing in for the installed ``fastnst.models``."""
     folder = tmp_path / "models"
     folder.mkdir()
-    monkeypatch.setattr(fastnst.runtime, "shipped_dir", lambda: folder)
+    monkeypatch.setattr(fastnst.play.runtime, "shipped_dir", lambda: folder)
     return folder
 
 

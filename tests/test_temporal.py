@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from fastnst.temporal import video_warping_error
+from fastnst.play.temporal import video_warping_error
 
 
 def _textured(h=200, w=260, seed=0):
@@ -41,7 +41,7 @@ def test_needs_two_frames():
 
 def test_stability_loss_zero_for_equivariant_positive_otherwise():
     torch = pytest.importorskip("torch")
-    from fastnst.losses import stability_loss
+    from fastnst.learn.losses import stability_loss
 
     x = torch.rand(2, 3, 48, 48)
     g = torch.Generator().manual_seed(0)
@@ -57,7 +57,7 @@ def test_stability_loss_zero_for_equivariant_positive_otherwise():
 
 
 def test_smoother_reduces_flicker_and_passes_first_frame_through():
-    from fastnst.temporal import TemporalSmoother
+    from fastnst.play.temporal import TemporalSmoother
 
     rng = np.random.default_rng(2)
     frames = _panning(n=8)

@@ -17,10 +17,10 @@ from PIL import Image
 
 from fastnst import UserError, cli
 from fastnst.config import LossConfig, NetConfig, TrainConfig
-from fastnst.data import to_tensor
-from fastnst.losses import PerceptualLoss
-from fastnst.nets import TransformNet
-from fastnst.train import (CHECKPOINT_NAME, TrainingDiverged, load_checkpoint, make_encoder, net_of, resume_config,
+from fastnst.learn.data import to_tensor
+from fastnst.learn.losses import PerceptualLoss
+from fastnst.learn.nets import TransformNet
+from fastnst.learn.train import (CHECKPOINT_NAME, TrainingDiverged, load_checkpoint, make_encoder, net_of, resume_config,
                            save_checkpoint, train)
 
 TINY_NET = NetConfig(channels=(4, 8, 8), res_blocks=1)

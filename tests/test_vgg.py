@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from fastnst import UserError
-from fastnst.vgg import CAFFE_MEAN_BGR, VGGEncoder, layer_names, load_caffe_vgg19
+from fastnst.learn.vgg import CAFFE_MEAN_BGR, VGGEncoder, layer_names, load_caffe_vgg19
 
 # (layer, channels, downsampling factor) for a 32x32 input
 EXPECTED = [

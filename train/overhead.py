@@ -1,7 +1,7 @@
 """How much does the training loop add to the bare compute of a step? (issue 3, done-when 3)
 
 Bare: forward + backward + Adam step of the transform net and VGG (content targets included) on
-one fixed batch already in memory. Loop: ``fastnst.train.train`` on real photos, with the
+one fixed batch already in memory. Loop: ``fastnst.learn.train.train`` on real photos, with the
 DataLoader, progress bar, metrics, previews and checkpoints; per-step times come from
 metrics.jsonl (log_every=1, so each line times one step, including whatever preview or
 checkpoint the step before it wrote). Both run in this one process, alternating, and the
@@ -23,11 +23,11 @@ from pathlib import Path
 import torch
 
 from fastnst.config import TrainConfig
-from fastnst.data import to_tensor
-from fastnst.images import load_image
-from fastnst.losses import PerceptualLoss
-from fastnst.nets import TransformNet
-from fastnst.train import make_encoder, train
+from fastnst.learn.data import to_tensor
+from fastnst.play.images import load_image
+from fastnst.learn.losses import PerceptualLoss
+from fastnst.learn.nets import TransformNet
+from fastnst.learn.train import make_encoder, train
 
 
 def bare_step_times(cfg: TrainConfig, steps: int) -> list[float]:

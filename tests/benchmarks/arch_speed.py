@@ -26,8 +26,8 @@ import onnxruntime as ort
 import torch
 
 from fastnst.config import NetConfig
-from fastnst.export import INPUT_NAME, OUTPUT_NAME, export_onnx
-from fastnst.nets import PRESETS, TransformNet
+from fastnst.learn.export import INPUT_NAME, OUTPUT_NAME, export_onnx
+from fastnst.learn.nets import PRESETS, TransformNet
 
 THIN = NetConfig(arch="thin", channels=(8, 16, 32), res_blocks=3, end_kernel=3)  # the 14.5 fps net
 FAST = PRESETS["fast"]

@@ -4,7 +4,7 @@ mean distance from the float model on 8 held-out photos.
 
     python tests/benchmarks/int8_variants.py models/scream.onnx     # a float model
 
-fastnst.quantize ships "QDQ, Conv only, moving-average ranges".
+fastnst.learn.quantize ships "QDQ, Conv only, moving-average ranges".
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy as np
 import onnxruntime as ort
 from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
-from fastnst.quantize import FrameReader, photo_frames, quiet_quantizer
+from fastnst.learn.quantize import FrameReader, photo_frames, quiet_quantizer
 
 SRC = sys.argv[1]
 photos = sorted(Path("../shared/data/content").glob("*.jpg"))

@@ -8,8 +8,8 @@ iterations each, two rounds, medians of per-iteration times (the first iteration
 import statistics, subprocess, sys, tempfile
 from pathlib import Path
 from fastnst.config import OptimizeConfig
-from fastnst.images import load_image
-from fastnst.optimize import optimize, build_encoder
+from fastnst.play.images import load_image
+from fastnst.learn.optimize import optimize, build_encoder
 DATA = Path(__file__).resolve().parents[3] / 'shared' / 'data'
 C, S = str(DATA / 'content' / 'n03877845_palace.jpg'), str(DATA / 'styles' / 'scream.jpg')
 cfg=OptimizeConfig(scales=(512,), iterations=(8,), device='cpu'); enc=build_encoder(cfg)

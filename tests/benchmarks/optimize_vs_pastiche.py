@@ -36,9 +36,9 @@ from pathlib import Path
 import torch
 
 from fastnst.config import OptimizeConfig
-from fastnst.images import load_image, save_image
-from fastnst.losses import PerceptualLoss
-from fastnst.optimize import _resize, _to_tensor, build_encoder, optimize
+from fastnst.play.images import load_image, save_image
+from fastnst.learn.losses import PerceptualLoss
+from fastnst.learn.optimize import _resize, _to_tensor, build_encoder, optimize
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 

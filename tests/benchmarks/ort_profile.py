@@ -21,8 +21,8 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from fastnst.export import INPUT_NAME, export_onnx
-from fastnst.nets import PRESETS, TransformNet
+from fastnst.learn.export import INPUT_NAME, export_onnx
+from fastnst.learn.nets import PRESETS, TransformNet
 
 changes = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
 torch.manual_seed(0)

@@ -28,13 +28,13 @@ import torch.distributed as dist
 import fastnst
 from fastnst import UserError
 from fastnst.config import TrainConfig, from_dict, to_dict, to_json
-from fastnst.data import decode_image, make_loader, open_source, to_tensor
-from fastnst.device import pick_device
-from fastnst.files import atomic_path, check_writable_dir
-from fastnst.images import load_image, resize_long_side, save_image
-from fastnst.losses import PerceptualLoss, stability_loss
-from fastnst.nets import TransformNet
-from fastnst.vgg import VGGEncoder
+from fastnst.learn.data import decode_image, make_loader, open_source, to_tensor
+from fastnst.learn.device import pick_device
+from fastnst.play.files import atomic_path, check_writable_dir
+from fastnst.play.images import load_image, resize_long_side, save_image
+from fastnst.learn.losses import PerceptualLoss, stability_loss
+from fastnst.learn.nets import TransformNet
+from fastnst.learn.vgg import VGGEncoder
 
 log = logging.getLogger(__name__)
 
@@ -353,14 +353,14 @@ def export_run(net: TransformNet, path: str | os.PathLike, cfg: TrainConfig) -> 
     ``cfg.int8``, quantize that model (calibrated on photos from ``cfg.data``) into ``path``."""
     import tempfile
 
-    from fastnst.export import check_parity, export_onnx
+    from fastnst.learn.export import check_parity, export_onnx
 
     meta = {"fastnst.style": Path(cfg.style).stem, "fastnst.config": to_json(cfg), "fastnst.vgg": cfg.loss.vgg}
     if not cfg.int8:
         path = export_onnx(net, path, meta)
         check_parity(net, path)
         return path
-    from fastnst.quantize import photo_frames, quantize_int8
+    from fastnst.learn.quantize import photo_frames, quantize_int8
 
     path = check_writable_dir(path)
     source, _ = open_source(cfg.data, cfg.data_split, holdout=cfg.holdout)

@@ -21,13 +21,13 @@ import torch.nn.functional as F
 from PIL import Image
 
 from fastnst import UserError
-from fastnst.color import luminance_transfer, match_histogram
+from fastnst.play.color import luminance_transfer, match_histogram
 from fastnst.config import OptimizeConfig
-from fastnst.data import to_tensor
-from fastnst.device import pick_device
-from fastnst.images import load_image, resize_long_side
-from fastnst.losses import PerceptualLoss
-from fastnst.vgg import VGGEncoder
+from fastnst.learn.data import to_tensor
+from fastnst.learn.device import pick_device
+from fastnst.play.images import load_image, resize_long_side
+from fastnst.learn.losses import PerceptualLoss
+from fastnst.learn.vgg import VGGEncoder
 
 log = logging.getLogger(__name__)
 

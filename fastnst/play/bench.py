@@ -32,9 +32,9 @@ import cv2
 import numpy as np
 
 from fastnst import UserError
-from fastnst.player import STAGES, PlayerState, run_player
-from fastnst.runtime import StyleModel, processing_size
-from fastnst.video import open_source, read_frames
+from fastnst.play.player import STAGES, PlayerState, run_player
+from fastnst.play.runtime import StyleModel, processing_size
+from fastnst.play.video import open_source, read_frames
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +75,8 @@ def export_reference(folder: Path) -> Path:
     try:
         import torch
 
-        from fastnst.export import export_onnx
-        from fastnst.nets import TransformNet, preset
+        from fastnst.learn.export import export_onnx
+        from fastnst.learn.nets import TransformNet, preset
     except ImportError as e:
         raise UserError(f"--reference needs torch to build the reference net ({e}); "
                         "install the training extra: pip install 'fastnst[train]'") from None

@@ -2,7 +2,7 @@
 
 numpy + OpenCV + onnxruntime only: no torch on this path (GUIDE.md §1).
 
-A model follows the contract in ``fastnst.export``: input ``frames`` uint8 (N, H, W, 3) BGR,
+A model follows the contract in ``fastnst.learn.export``: input ``frames`` uint8 (N, H, W, 3) BGR,
 output ``stylized`` uint8 (N, H, W, 3) BGR, any H and W. An OpenCV frame therefore goes in
 as ``frame[None]``, with no conversion on the Python side.
 
@@ -23,8 +23,8 @@ import numpy as np
 import onnxruntime as ort
 
 from fastnst import UserError
-from fastnst.color import luminance_transfer
-from fastnst.temporal import TemporalSmoother
+from fastnst.play.color import luminance_transfer
+from fastnst.play.temporal import TemporalSmoother
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +192,7 @@ class FramePipeline:
         return small
 
     def smooth(self, frame: np.ndarray, stylized: np.ndarray) -> np.ndarray:
-        """Flow-guided temporal smoothing (``fastnst.temporal.TemporalSmoother``) of ``stylized``
+        """Flow-guided temporal smoothing (``fastnst.play.temporal.TemporalSmoother``) of ``stylized``
         (h, w, 3), the model's output for ``frame`` (h, w, 3), against the previous frames.
 
         It runs on the raw model output, before the strength blend and colour transfer: those

@@ -28,7 +28,7 @@ import torch
 from PIL import Image
 
 from fastnst import UserError
-from fastnst.images import list_images, to_rgb
+from fastnst.play.images import list_images, to_rgb
 
 log = logging.getLogger(__name__)
 

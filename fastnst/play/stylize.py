@@ -17,9 +17,9 @@ import cv2
 from tqdm import tqdm
 
 from fastnst import UserError
-from fastnst.images import IMAGE_SUFFIXES, list_images, load_image, save_image
-from fastnst.runtime import FramePipeline, StyleModel, long_side_size
-from fastnst.video import VideoSink, is_video_path, open_source, source_fps
+from fastnst.play.images import IMAGE_SUFFIXES, list_images, load_image, save_image
+from fastnst.play.runtime import FramePipeline, StyleModel, long_side_size
+from fastnst.play.video import VideoSink, is_video_path, open_source, source_fps
 
 log = logging.getLogger(__name__)
 

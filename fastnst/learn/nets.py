@@ -5,7 +5,7 @@ Contract: ``forward(x)`` takes (B, 3, H, W) RGB in [0, 1] and returns (B, 3, H, 
 level keeps more than one pixel for instance norm (and, with reflection padding, more pixels
 than the pad). Each upsampling stage resizes or crops to the exact size of the matching
 downsampling stage; a stride2 stem pads odd inputs by one replicated row/column that the
-output drops again. ``logits(x)`` is the pre-sigmoid body, which ``fastnst.export.FrameIO``
+output drops again. ``logits(x)`` is the pre-sigmoid body, which ``fastnst.learn.export.FrameIO``
 rewires to fold the uint8/BGR/NHWC conversions into the ONNX graph.
 
 models/README.md records what each option costs at 640x480 on a 2-core CPU and why "fast" is

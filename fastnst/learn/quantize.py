@@ -21,7 +21,7 @@ import numpy as np
 from onnxruntime.quantization import CalibrationDataReader
 
 from fastnst import UserError
-from fastnst.files import atomic_path
+from fastnst.play.files import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def photo_frames(items: Iterable, n: int, size: tuple[int, int] = CALIBRATION_SI
     uint8 BGR frames of ``size`` (W, H), the layout the model takes."""
     import cv2
 
-    from fastnst.data import decode_image
+    from fastnst.learn.data import decode_image
 
     frames = []
     for item in items:

@@ -21,9 +21,9 @@ import cv2
 import numpy as np
 
 from fastnst import UserError
-from fastnst.images import save_image
-from fastnst.runtime import FramePipeline, StyleModel, processing_size
-from fastnst.video import VideoSink
+from fastnst.play.images import save_image
+from fastnst.play.runtime import FramePipeline, StyleModel, processing_size
+from fastnst.play.video import VideoSink
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from fastnst import UserError
-from fastnst.files import atomic_path
+from fastnst.play.files import atomic_path
 
 log = logging.getLogger(__name__)
 

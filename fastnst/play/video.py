@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from fastnst import UserError
-from fastnst.files import atomic_path
+from fastnst.play.files import atomic_path
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from torch import nn
 
 import fastnst
 from fastnst import UserError
-from fastnst.files import atomic_path
+from fastnst.play.files import atomic_path
 
 log = logging.getLogger(__name__)
 

@@ -29,10 +29,10 @@ from PIL import Image
 
 from fastnst import UserError
 from fastnst.config import OptimizeConfig, TrainConfig, from_dict
-from fastnst.data import to_tensor
-from fastnst.images import list_images, load_image
-from fastnst.losses import PerceptualLoss
-from fastnst.vgg import VGGEncoder
+from fastnst.learn.data import to_tensor
+from fastnst.play.images import list_images, load_image
+from fastnst.learn.losses import PerceptualLoss
+from fastnst.learn.vgg import VGGEncoder
 
 log = logging.getLogger(__name__)
 
@@ -117,10 +117,10 @@ def evaluate(model: str | os.PathLike, style: str | os.PathLike, content: str | 
              limit: int | None = None, gatys: int = 0, encoder: VGGEncoder | None = None,
              threads: int | None = None, holdout: int | None = None) -> list[EvalRow]:
     """Mean training losses of an ONNX model's outputs on the photos in ``content`` (sorted;
-    the last ``holdout``, then the first ``limit``), and with ``gatys`` > 0 of ``fastnst.optimize`` run for that many
+    the last ``holdout``, then the first ``limit``), and with ``gatys`` > 0 of ``fastnst.learn.optimize`` run for that many
     L-BFGS iterations per photo with the same loss. ``encoder``: a VGGEncoder returning the
     loss's layers (default: the one the model was trained with)."""
-    from fastnst.runtime import StyleModel
+    from fastnst.play.runtime import StyleModel
 
     if size < 16:
         raise UserError(f"--size must be at least 16, got {size}")
@@ -136,7 +136,7 @@ def evaluate(model: str | os.PathLike, style: str | os.PathLike, content: str | 
     contents = [load_eval_image(p, size) for p in paths]
     style_rgb = load_image(style, cfg.style_size, "style image")
     if encoder is None:
-        from fastnst.train import make_encoder
+        from fastnst.learn.train import make_encoder
 
         encoder = make_encoder(cfg)
     criterion = build_criterion(cfg, style_rgb, encoder)
@@ -148,7 +148,7 @@ def evaluate(model: str | os.PathLike, style: str | os.PathLike, content: str | 
 
     rows = [mean_losses(criterion, contents, stylize, f"{runner.name} ({cfg.net.arch})")]
     if gatys:
-        from fastnst.optimize import optimize
+        from fastnst.learn.optimize import optimize
 
         # The same loss, the content at the eval size, the style at the training's style size.
         ocfg = OptimizeConfig(loss=cfg.loss, scales=(size,), iterations=(gatys,),

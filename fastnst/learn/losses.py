@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fastnst.vgg import VGGEncoder
+from fastnst.learn.vgg import VGGEncoder
 
 
 def gram_matrix(feats: torch.Tensor) -> torch.Tensor:
