@@ -95,10 +95,10 @@ def _run_optimize(args) -> int:
     from pathlib import Path
 
     from fastnst.config import LossConfig, OptimizeConfig
-    from fastnst.play.files import check_writable_dir
+    from fastnst.play.files import check_output_path
     from fastnst.play.images import IMAGE_SUFFIXES, load_image, save_image
 
-    out = check_writable_dir(args.output)
+    out = check_output_path(args.output)
     if out.suffix.lower() not in IMAGE_SUFFIXES + (".tif", ".tiff"):
         raise UserError(f"unknown image format for output {out} (use .png, .jpg, .webp, .bmp or .tif)")
     if args.scales:
@@ -342,10 +342,10 @@ def _add_webcam(sub) -> None:
 def _run_webcam(args) -> int:
     from pathlib import Path
 
-    from fastnst.play.files import check_writable_dir
+    from fastnst.play.files import check_output_path
     from fastnst.play.player import PlayerState, check_display, run_player
     from fastnst.play.runtime import StyleModel, shipped_models
-    from fastnst.play.video import open_source, source_fps
+    from fastnst.play.video import open_capture, source_fps
 
     if not 0.0 <= args.strength <= 1.0:
         raise UserError(f"--strength must be between 0 and 1, got {args.strength}")
@@ -355,14 +355,14 @@ def _run_webcam(args) -> int:
         raise UserError(f"--frames must be at least 1, got {args.frames}")
     if not args.no_display:
         check_display()
-        check_writable_dir(Path(args.record_dir) / "snapshot.png")  # for 'r' and Enter, before the window opens
+        check_output_path(Path(args.record_dir) / "snapshot.png")  # for 'r' and Enter, before the window opens
     names = args.model or list(shipped_models().values())
     if not names:
         raise UserError("no shipped models are installed: pass --model M.onnx (train one with `fastnst train`)")
     models = [StyleModel(m, args.provider, args.threads) for m in names]
     if not args.model:
         print(f"shipped models: {', '.join(m.path.stem for m in models)} (n/p or 1-9 to switch)")
-    cap = open_source(args.source)
+    cap = open_capture(args.source)
     try:
         summary = run_player(
             models, cap, keep_latest=not Path(args.source).is_file(), width=args.width or None,

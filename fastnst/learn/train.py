@@ -30,7 +30,7 @@ from fastnst import UserError
 from fastnst.config import TrainConfig, from_dict, to_dict, to_json
 from fastnst.learn.data import decode_image, make_loader, open_source, to_tensor
 from fastnst.learn.device import pick_device
-from fastnst.play.files import atomic_path, check_writable_dir
+from fastnst.play.files import atomic_path, check_output_path
 from fastnst.play.images import load_image, resize_long_side, save_image
 from fastnst.learn.losses import PerceptualLoss, stability_loss
 from fastnst.learn.nets import TransformNet
@@ -204,9 +204,9 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, rank: int, world: int,
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UserError(f"cannot create run folder {run_dir}: {e.strerror}") from None
-    ckpt_path = check_writable_dir(run_dir / CHECKPOINT_NAME)
+    ckpt_path = check_output_path(run_dir / CHECKPOINT_NAME)
     style_name = Path(cfg.style).stem
-    onnx_path = check_writable_dir(cfg.output or run_dir / f"{style_name}.onnx") if export else None
+    onnx_path = check_output_path(cfg.output or run_dir / f"{style_name}.onnx") if export else None
 
     style = to_tensor(load_image(cfg.style, cfg.style_size, "style image"))[None]  # (1, 3, H, W)
     source, held = open_source(cfg.data, cfg.data_split, holdout=max(cfg.holdout, 0 if cfg.preview_image else 1))
@@ -362,7 +362,7 @@ def export_run(net: TransformNet, path: str | os.PathLike, cfg: TrainConfig) -> 
         return path
     from fastnst.learn.quantize import photo_frames, quantize_int8
 
-    path = check_writable_dir(path)
+    path = check_output_path(path)
     source, _ = open_source(cfg.data, cfg.data_split, holdout=cfg.holdout)
     items = source["image"][:CALIBRATION_PHOTOS + 8] if hasattr(source, "__len__") \
         else [x["image"] for x in source.take(CALIBRATION_PHOTOS + 8)]

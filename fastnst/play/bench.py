@@ -34,7 +34,7 @@ import numpy as np
 from fastnst import UserError
 from fastnst.play.player import STAGES, PlayerState, run_player
 from fastnst.play.runtime import StyleModel, processing_size
-from fastnst.play.video import open_source, read_frames
+from fastnst.play.video import open_capture, read_frames
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ def _bare_fps(model: StyleModel, frames: list[np.ndarray], n: int) -> float:
 
 def _player_run(model: StyleModel, frames: list[np.ndarray], size: tuple[int, int], n: int,
                 source: str | None, smooth: bool = False):
-    cap = open_source(source) if source else _FrameLoop(frames)
+    cap = open_capture(source) if source else _FrameLoop(frames)
     try:
         return run_player([model], cap, keep_latest=False, width=size[0], display=False, max_frames=n,
                           state=PlayerState(smooth=smooth))

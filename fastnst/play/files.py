@@ -11,7 +11,7 @@ from pathlib import Path
 from fastnst import UserError
 
 
-def check_writable_dir(path: str | os.PathLike) -> Path:
+def check_output_path(path: str | os.PathLike) -> Path:
     """Return ``path`` (a file to be written) after checking that its folder exists and is writable."""
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
@@ -36,7 +36,7 @@ def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
     (Pillow, OpenCV, torch.save) behave the same. A crash or ``kill -9`` at any moment leaves
     either the old ``dest`` or the new one, never a half-written file.
     """
-    dest = check_writable_dir(dest)
+    dest = check_output_path(dest)
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=f".tmp{dest.suffix}", dir=dest.parent or ".")
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions

@@ -19,7 +19,7 @@ from tqdm import tqdm
 from fastnst import UserError
 from fastnst.play.images import IMAGE_SUFFIXES, list_images, load_image, save_image
 from fastnst.play.runtime import FramePipeline, StyleModel, long_side_size
-from fastnst.play.video import VideoSink, is_video_path, open_source, source_fps
+from fastnst.play.video import VideoSink, is_video_path, open_capture, source_fps
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def stylize_video(models: list[StyleModel], src: Path, out_dir: Path, size: int 
 
     ``smooth``: flow-guided temporal smoothing of each model's output (``FramePipeline.smooth``).
     """
-    cap = open_source(str(src))
+    cap = open_capture(str(src))
     sinks: list[VideoSink] = []
     try:
         fps, total = source_fps(cap), int(cap.get(cv2.CAP_PROP_FRAME_COUNT))

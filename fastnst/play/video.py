@@ -28,7 +28,7 @@ def camera_index(source: str) -> int | None:
     return int(source) if source.isdigit() else None
 
 
-def open_source(source: str) -> cv2.VideoCapture:
+def open_capture(source: str) -> cv2.VideoCapture:
     """A camera index, video file, URL or device path -> an opened ``cv2.VideoCapture``."""
     index = camera_index(source)
     if index is not None:
