@@ -20,7 +20,7 @@ def _error(msg: str) -> None:
     print(f"fastnst: error: {msg}", file=sys.stderr)
 
 
-# ---------------------------------------------------------------- optimize (issue 2)
+# ---------------------------------------------------------------- optimize
 def _add_optimize(sub) -> None:
     p = sub.add_parser(
         "optimize",
@@ -158,7 +158,7 @@ def _run_optimize(args) -> int:
     return 0
 
 
-# ---------------------------------------------------------------- train / export (issue 3)
+# ---------------------------------------------------------------- train / export
 def _add_train(sub) -> None:
     p = sub.add_parser(
         "train", help="train a feed-forward style network and export it to ONNX",
@@ -280,7 +280,7 @@ def _run_export(args) -> int:
     return 0
 
 
-# ---------------------------------------------------------------- player (issue 4)
+# ---------------------------------------------------------------- player
 def _add_runtime_args(p) -> None:
     """Flags shared by the onnxruntime commands (stylize, webcam, bench)."""
     p.add_argument("--provider", help="onnxruntime provider: cpu, cuda, coreml, dml (default: the best available)")
@@ -343,7 +343,7 @@ def _run_webcam(args) -> int:
     from pathlib import Path
 
     from fastnst.play.files import check_output_path
-    from fastnst.play.player import PlayerState, check_display, run_player
+    from fastnst.play.player import PlayerState, StopReason, check_display, run_player
     from fastnst.play.runtime import StyleModel, shipped_models
     from fastnst.play.video import open_capture, source_fps
 
@@ -373,15 +373,15 @@ def _run_webcam(args) -> int:
     finally:
         cap.release()
     print(summary.format())
-    if summary.interrupted:
+    if summary.stop_reason is StopReason.INTERRUPTED:
         return 130
-    if summary.stop_reason.startswith("the source stopped"):
+    if summary.stop_reason is StopReason.SOURCE_LOST:
         _error(f"{args.source} stopped delivering frames (camera unplugged?)")
         return 1
     return 0
 
 
-# ---------------------------------------------------------------- models (issue 7)
+# ---------------------------------------------------------------- models
 def _add_models(sub) -> None:
     p = sub.add_parser("models", help="list the shipped style models",
                        description="The styles installed with fastnst: pass a name to --model "
@@ -404,7 +404,7 @@ def _run_models(args) -> int:
     return 0
 
 
-# ---------------------------------------------------------------- bench / eval (issue 5)
+# ---------------------------------------------------------------- bench / eval
 def _add_bench(sub) -> None:
     p = sub.add_parser("bench", help="how fast will a model run on this machine?")
     p.add_argument("--model", "-m", action="append", default=[], help="ONNX model (repeatable)")
@@ -440,7 +440,7 @@ def _add_eval(sub) -> None:
                     "its metadata). Each photo is resized to short side --size and center-cropped to a square. Use "
                     "photos the model was not trained on (--holdout N: the last N of the folder, as a recipe's "
                     "holdout keeps them out of training). Video (--video): the temporal warping error of the "
-                    "stylized frames next to the input's own (GUIDE.md section 5); lower means less flicker.")
+                    "stylized frames (flow-warped frame-to-frame difference) next to the input's own; lower means less flicker.")
     p.add_argument("--model", required=True, help="ONNX model (.onnx) or the name of a shipped model")
     p.add_argument("--style", help="the style image the model was trained with")
     p.add_argument("--content", help="folder of photos (searched recursively, sorted by name)")
@@ -473,24 +473,15 @@ def _run_eval(args) -> int:
 
 def _run_eval_video(args) -> int:
     from fastnst.play.bench import parse_sizes
-    from fastnst.play.runtime import FramePipeline, StyleModel
-    from fastnst.play.temporal import video_warping_error
+    from fastnst.play.flicker import format_flicker, video_flicker
+    from fastnst.play.runtime import StyleModel
     from fastnst.play.video import read_frames
 
     size = parse_sizes(args.size or "640x480")[0]
     model = StyleModel(args.model, threads=args.threads)
     frames = read_frames(args.video, args.frames, size)
     print(f"{args.video}: {len(frames)} frames at {size[0]}x{size[1]}, model {model.name}")
-    print("warping error (0-255, lower is steadier)")
-    plain = None
-    for smooth in (False, True) if args.smooth else (False,):
-        pipe = FramePipeline()  # a fresh smoothing history
-        err, inp = video_warping_error(frames, lambda f: pipe.stylize(model, f, smooth=smooth).copy())
-        if plain is None:
-            plain = err
-            print(f"  input frames      {inp:8.3f}")
-        label = "stylized, --smooth" if smooth else "stylized"
-        print(f"  {label:<18}{err:8.3f}  ({err / inp:.2f}x input, {err / plain:.2f}x unsmoothed)")
+    print(format_flicker(video_flicker(model, frames, args.smooth)))
     return 0
 
 

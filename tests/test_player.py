@@ -10,7 +10,7 @@ from conftest import read_video, synthetic_frames
 
 from fastnst import UserError
 from fastnst.cli import main
-from fastnst.play.player import CaptureThread, PlayerState, handle_key, run_player
+from fastnst.play.player import CaptureThread, PlayerState, StopReason, handle_key, run_player
 from fastnst.play.runtime import StyleModel
 
 
@@ -122,7 +122,7 @@ def test_recording_snapshot_and_split_from_state(tiny_onnx, tmp_path):
     summary = run_player([model], ListCapture(synthetic_frames(5)), keep_latest=False, width=None, display=False,
                          output=out, record_dir=tmp_path,
                          state=PlayerState(split=True, recording=True, snapshot=True))
-    assert summary.frames == 5 and summary.stop_reason == "end of video"
+    assert summary.frames == 5 and summary.stop_reason is StopReason.END_OF_VIDEO
     recordings = sorted(tmp_path.glob("fastnst-*.mp4"))
     snapshots = sorted(tmp_path.glob("fastnst-*.png"))
     assert len(recordings) == 1 and len(snapshots) == 1
@@ -137,7 +137,7 @@ def test_unplugged_camera_stops_with_summary_and_playable_recording(tiny_onnx, t
     out = tmp_path / "rec.mp4"
     summary = run_player([model], ListCapture(synthetic_frames(3)), keep_latest=True, width=None,
                          display=False, output=out)
-    assert summary.frames >= 1 and "stopped delivering" in summary.stop_reason
+    assert summary.frames >= 1 and summary.stop_reason is StopReason.SOURCE_LOST
     frames, _ = read_video(out)
     assert len(frames) == summary.frames
 

@@ -152,6 +152,38 @@ def test_smoothing_lowers_warping_error_and_reset_forgets(tiny_onnx):
     np.testing.assert_array_equal(pipe.smooth(frames[0], first.copy()), first)  # nothing to blend with
 
 
+class Varying(StyleModel):
+    """The real tiny model with its output divided by 2, 3, 1, 2, 3, ... call after call (by 2 with
+    ``cycle=1``): a stand-in for a model whose output moves between frames."""
+
+    def __init__(self, path, cycle=3):
+        super().__init__(path)
+        self.cycle, self.calls = cycle, 0
+
+    def run(self, frame):
+        self.calls += 1
+        return super().run(frame) // (1 + self.calls % self.cycle if self.cycle > 1 else 2)
+
+
+def test_smoothing_history_is_forgotten_on_a_model_switch_and_a_gap(tiny_onnx):
+    """The pipeline itself forgets the smoothing history when the model changes or a frame was not
+    smoothed: the first smoothed frame after either is that frame's plain output."""
+    frame = synthetic_frames(1, (64, 48))[0]  # a still video: the history blends in fully
+    a, b = StyleModel(tiny_onnx), Varying(tiny_onnx, cycle=1)  # b: a's output halved
+    pipe = FramePipeline()
+    for _ in range(3):
+        pipe.stylize(a, frame, smooth=True)
+    np.testing.assert_array_equal(pipe.stylize(b, frame, smooth=True), a.run(frame) // 2)  # a switch
+
+    c = Varying(tiny_onnx)
+    pipe = FramePipeline()
+    pipe.stylize(c, frame, smooth=True)  # output / 2
+    blended = pipe.stylize(c, frame, smooth=True)  # output / 3, blended with the / 2 before it
+    assert np.abs(blended.astype(int) - a.run(frame) // 3).mean() > 5  # (the test can fail)
+    pipe.stylize(c, frame, smooth=False)  # output / 1, not smoothed: a gap
+    np.testing.assert_array_equal(pipe.stylize(c, frame, smooth=True), a.run(frame) // 2)
+
+
 _NO_TORCH = """
 import sys
 class BlockTorch:

@@ -1,4 +1,4 @@
-"""Shipped styles (issue 7): every installed model loads, has its card and metadata, and runs;
+"""Shipped styles: every installed model loads, has its card and metadata, and runs;
 `fastnst models`, `webcam` with no --model and `--model NAME`, on a temporary models folder."""
 
 from __future__ import annotations

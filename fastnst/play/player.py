@@ -1,14 +1,16 @@
-"""The live player: a capture thread, the stylization loop, an OpenCV window, keys, recording.
+"""The live player: a capture thread, an OpenCV window, keys, recording (no torch).
 
-No torch (GUIDE.md §1). ``run_player`` drives one loop over any ``cv2.VideoCapture``-like
-source (``read() -> (ok, frame)``); ``handle_key`` is the whole keyboard logic as a pure
-function; ``PlayerSummary`` holds the per-stage timings that headless mode prints.
+``run_player`` drives one loop over any ``cv2.VideoCapture``-like source (``read() -> (ok,
+frame)``); each frame goes through ``runtime.FramePipeline.stylize``, the same per-frame path
+as ``fastnst stylize``. ``handle_key`` is the whole keyboard logic as a pure function;
+``PlayerSummary`` holds the per-stage timings that headless mode prints and why the loop stopped.
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
+import enum
 import logging
 import os
 import sys
@@ -159,22 +161,35 @@ class CaptureThread:
 
 
 # ---------------------------------------------------------------- summary
+class StopReason(enum.Enum):
+    """Why ``run_player`` returned; the value is the text the summary shows."""
+
+    END_OF_VIDEO = "end of video"
+    SOURCE_LOST = "the source stopped delivering frames"  # a camera or stream, not a file's end
+    FRAME_LIMIT = "frame limit reached"
+    QUIT = "quit"
+    INTERRUPTED = "interrupted"  # Ctrl-C
+
+
 @dataclass
 class PlayerSummary:
     frames: int = 0
     seconds: float = 0.0
-    stop_reason: str = ""
+    stop_reason: StopReason | None = None
     stages: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES})  # ms per frame
     latency: list[float] = field(default_factory=list)  # ms, frame read -> shown/written
     outputs: list[Path] = field(default_factory=list)
-    interrupted: bool = False
+
+    @property
+    def interrupted(self) -> bool:
+        return self.stop_reason is StopReason.INTERRUPTED
 
     @property
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
     def format(self) -> str:
-        lines = [f"{self.frames} frames in {self.seconds:.2f} s: {self.fps:.2f} fps ({self.stop_reason})",
+        lines = [f"{self.frames} frames in {self.seconds:.2f} s: {self.fps:.2f} fps ({self.stop_reason and self.stop_reason.value})",
                  f"  {'stage':<15}{'median ms':>10}{'p95 ms':>10}"]
         for name, ms in [*self.stages.items(), ("end-to-end", self.latency)]:
             if ms:
@@ -219,8 +234,8 @@ def run_player(models: list[StyleModel], cap, *, keep_latest: bool, width: int |
     sink = VideoSink(output, fps) if output else None  # checks the output path before anything starts
     recorder: VideoSink | None = None
     capture: CaptureThread | None = None
-    shown_fps, stop, window_seen = 0.0, "", False
-    smoothed_for = None  # (model, mirror) of the previous smoothed frame; None: history to forget
+    shown_fps, stop, window_seen = 0.0, None, False
+    mirrored = state.mirror  # of the previous frame: a flip breaks the smoothing history
     t_start = time.perf_counter()
     try:
         if display:
@@ -231,24 +246,22 @@ def run_player(models: list[StyleModel], cap, *, keep_latest: bool, width: int |
             t0 = time.perf_counter()
             item = capture.get()
             if item is None:
-                stop = "the source stopped delivering frames" if capture.failed else "end of video"
+                stop = StopReason.SOURCE_LOST if capture.failed else StopReason.END_OF_VIDEO
                 break
             frame, t_read = item
             t1 = time.perf_counter()
             size = processing_size(frame.shape[1], frame.shape[0], width)
-            small = pipeline.preprocess(frame, size, state.mirror)  # (h, w, 3) BGR
+            small = pipeline.preprocess(frame, size, state.mirror)  # (h, w, 3) BGR: what is shown
             t2 = time.perf_counter()
-            styled = small if state.show_original or state.strength <= 0 else models[state.model].run(small)
-            t3 = time.perf_counter()
-            if styled is not small:
-                if state.smooth:
-                    if smoothed_for != (state.model, state.mirror):  # another model or a mirrored view
-                        pipeline.reset_smoothing()
-                    styled = pipeline.smooth(small, styled)
-                styled = pipeline.postprocess(styled, small, state.strength, state.preserve_color)
-            smoothed_for = (state.model, state.mirror) if state.smooth and styled is not small else None
+            if state.show_original or state.mirror != mirrored:  # a gap in the stylized stream, or a flip
+                pipeline.reset_smoothing()
+            mirrored = state.mirror
+            styled = small if state.show_original else pipeline.stylize(
+                models[state.model], small, strength=state.strength, preserve_color=state.preserve_color,
+                smooth=state.smooth)
             view = cv2.hconcat([small, styled]) if state.split else styled
             t4 = time.perf_counter()
+            t3 = t2 + (0.0 if styled is small else pipeline.inference_ms / 1000)  # then post-process, split view
 
             if sink:
                 sink.write(view)
@@ -285,12 +298,12 @@ def run_player(models: list[StyleModel], cap, *, keep_latest: bool, width: int |
             rate = 1.0 / max(t5 - t0, 1e-6)
             shown_fps = rate if summary.frames == 1 else 0.9 * shown_fps + 0.1 * rate  # smoothed for the overlay
             if state.quit:
-                stop = "quit"
+                stop = StopReason.QUIT
                 break
         else:
-            stop = f"{max_frames} frames"
+            stop = StopReason.FRAME_LIMIT
     except KeyboardInterrupt:
-        stop, summary.interrupted = "interrupted", True
+        stop = StopReason.INTERRUPTED
     finally:
         summary.seconds = time.perf_counter() - t_start
         if capture is not None:

@@ -1,6 +1,6 @@
 """ONNX style models on onnxruntime, and the per-frame pre/post-processing around them.
 
-numpy + OpenCV + onnxruntime only: no torch on this path (GUIDE.md §1).
+numpy + OpenCV + onnxruntime only: no torch on this path.
 
 A model follows the contract in ``fastnst.learn.export``: input ``frames`` uint8 (N, H, W, 3) BGR,
 output ``stylized`` uint8 (N, H, W, 3) BGR, any H and W. An OpenCV frame therefore goes in
@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib.resources
 import logging
 import os
+import time
 from pathlib import Path
 
 import cv2
@@ -171,6 +172,8 @@ class FramePipeline:
     def __init__(self):
         self._buffers: dict[str, np.ndarray] = {}
         self._smoother: TemporalSmoother | None = None  # made on first use: one per video stream
+        self._smoothed_by: StyleModel | None = None  # whose output the smoothing history holds (None: no history)
+        self.inference_ms = 0.0  # the last ``stylize`` call's ``model.run``, for the player's stage timings
 
     def _buffer(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
         buf = self._buffers.get(name)
@@ -209,7 +212,8 @@ class FramePipeline:
         return buf
 
     def reset_smoothing(self) -> None:
-        """Forget the previous frames (a model switch, a seek, a mode change)."""
+        """Forget the previous frames (a seek, a mirrored view: what ``stylize`` cannot see by itself)."""
+        self._smoothed_by = None
         if self._smoother is not None:
             self._smoother.reset()
 
@@ -226,19 +230,27 @@ class FramePipeline:
     def stylize(self, model: StyleModel, frame: np.ndarray, size: tuple[int, int] | None = None,
                 strength: float = 1.0, preserve_color: bool = False, smooth: bool = False) -> np.ndarray:
         """One (H, W, 3) uint8 BGR frame stylized at processing ``size`` = (w, h) (default: its own),
-        returned at its own size (H, W, 3). ``smooth``: blend with the previous frames of this
-        pipeline (see ``smooth``; use one pipeline per model and video).
+        returned at its own size (H, W, 3): ``stylize`` and the player both run this.
 
-        The strength blend and colour transfer happen at full size, against the sharp original.
-        ``strength <= 0`` returns ``frame`` itself, without inference.
+        ``smooth``: blend with the previous frames passed to this pipeline (see ``smooth``; one
+        pipeline per video). The history is forgotten when the model changes and after a frame
+        that was not smoothed. The strength blend and colour transfer happen at the output size,
+        against ``frame`` itself (the sharp original). ``strength <= 0`` returns ``frame`` itself,
+        without inference.
         """
         if strength <= 0.0:
+            self._smoothed_by = None
             return frame
         h, w = frame.shape[:2]
         small = self.preprocess(frame, size or (w, h))  # (h', w', 3)
+        t0 = time.perf_counter()
         styled = model.run(small)  # (h', w', 3)
+        self.inference_ms = (time.perf_counter() - t0) * 1000
         if smooth:
+            if self._smoothed_by is not model:  # another model, or a gap in the smoothed stream
+                self.reset_smoothing()
             styled = self.smooth(small, styled)  # at the processing size: cheaper
+        self._smoothed_by = model if smooth else None
         if styled.shape[:2] != (h, w):
             styled = cv2.resize(styled, (w, h), dst=self._buffer("full", (h, w, 3)), interpolation=cv2.INTER_LINEAR)
         return self.postprocess(styled, frame, strength, preserve_color)

@@ -1,4 +1,4 @@
-"""Temporal stability of stylized video: the flow-based warping error (GUIDE.md §5).
+"""Temporal stability of stylized video: the flow-based warping error.
 
 numpy + OpenCV only (no torch), so the player can use it too.
 

@@ -1,0 +1,33 @@
+"""``fastnst eval --video``: how much a model flickers on a video, with and without the player's
+smoothing (no torch). The measure is ``temporal.video_warping_error``: lower is steadier."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fastnst.play.runtime import FramePipeline, StyleModel
+from fastnst.play.temporal import video_warping_error
+
+INPUT, STYLIZED, SMOOTHED = "input frames", "stylized", "stylized, --smooth"
+
+
+def video_flicker(model: StyleModel, frames: list[np.ndarray], smooth: bool = False) -> dict[str, float]:
+    """Warping error (0-255) of the ``frames`` themselves (``INPUT``), of the model's outputs
+    (``STYLIZED``) and, with ``smooth``, of its outputs through ``FramePipeline``'s smoothing (``SMOOTHED``)."""
+    errors = {}
+    for on in (False, True) if smooth else (False,):
+        pipe = FramePipeline()  # a fresh smoothing history
+        err, errors[INPUT] = video_warping_error(frames, lambda f: pipe.stylize(model, f, smooth=on).copy())
+        errors[SMOOTHED if on else STYLIZED] = err
+    return errors
+
+
+def format_flicker(errors: dict[str, float]) -> str:
+    """The ``video_flicker`` figures as lines, each stylized one also as a ratio to the input's and the unsmoothed."""
+    inp, plain = errors[INPUT], errors[STYLIZED]
+    lines = ["warping error (0-255, lower is steadier)", f"  {INPUT:<18}{inp:8.3f}"]
+    for label in (STYLIZED, SMOOTHED):
+        if label in errors:
+            err = errors[label]
+            lines.append(f"  {label:<18}{err:8.3f}  ({err / inp:.2f}x input, {err / plain:.2f}x unsmoothed)")
+    return "\n".join(lines)
