@@ -69,13 +69,29 @@ def test_samples_are_deterministic_and_ranks_disjoint(tmp_path):
     assert not torch.equal(ds[5][0], CropDataset(source, image_size=32, seed=4)[5][0])
     r0, r1 = list(SampleNumbers(2, 4, 0, 2)), list(SampleNumbers(2, 4, 1, 2))
     assert r0 == [4, 6, 8, 10] and r1 == [5, 7, 9, 11]
-    # one epoch of 8 images: every image exactly once across the two ranks
-    perm = ds.permutation(0)
-    assert sorted(perm[[k % 8 for k in range(8)]]) == list(range(8))
     # a loader started mid-way yields exactly the tail of a loader started at 0
     full = [b for b, _ in make_loader(source, 32, 3, batch_size=2, start_sample=0, num_samples=6)]
     tail = [b for b, _ in make_loader(source, 32, 3, batch_size=2, start_sample=2, num_samples=4, workers=1)]
     assert len(full) == 3 and all(torch.equal(a, b) for a, b in zip(full[1:], tail))
+
+
+def test_two_ranks_see_every_image_exactly_once_per_epoch(tmp_path):
+    """8 solid-colour images, 2 ranks, 4 samples each: the crops' colours name the images drawn."""
+    folder = tmp_path / "d"
+    folder.mkdir()
+    for i in range(8):  # grey level 20 * (i + 1): one per image, kept by any resize or crop of it
+        Image.new("RGB", (48, 40), (20 * (i + 1),) * 3).save(folder / f"img{i}.png")
+    source, _ = open_source(str(folder))
+    ds = CropDataset(source, image_size=32, seed=3)
+
+    def images_of(rank, epoch=0):
+        crops = [ds[k][0] for k in SampleNumbers(epoch * 4, 4, rank, 2)]  # (3, 32, 32) each, 0..1
+        return [round(float(c.mean()) * 255 / 20) - 1 for c in crops]
+
+    r0, r1 = images_of(0), images_of(1)
+    assert sorted(r0 + r1) == list(range(8)), (r0, r1)  # each image once: no rank repeats another's
+    assert sorted(images_of(0, 1) + images_of(1, 1)) == list(range(8))  # and again in the next epoch
+    assert images_of(0, 1) != r0  # reshuffled per epoch
 
 
 def test_streamed_dataset_yields_crops(tmp_path):
