@@ -38,6 +38,28 @@ def test_shipped_model_loads_has_card_and_metadata_and_runs(name):
     assert not np.array_equal(out, frame)
 
 
+# The fields that define a trained model; paths (style, data, run_dir, output) may differ between machines.
+RECIPE_FIELDS = ("net", "loss", "lr", "image_size", "style_size", "batch_size", "steps", "seed", "holdout")
+
+
+@pytest.mark.parametrize("name", list(_SHIPPED) or [_NONE_YET])
+def test_recipe_matches_the_shipped_model(name):
+    """``train/<name>.toml`` is the recipe of ``models/<name>.onnx``: the same config as its metadata."""
+    import json
+    from dataclasses import asdict
+    from pathlib import Path
+
+    from fastnst.config import TrainConfig, from_dict, load_recipe
+
+    recipe = Path(__file__).resolve().parents[1] / "train" / f"{name}.toml"
+    assert recipe.is_file(), f"shipped model {name} has no recipe {recipe}"
+    want = asdict(load_recipe(recipe))
+    meta = StyleModel(name, provider="cpu", threads=1).metadata["fastnst.config"]
+    got = asdict(from_dict(TrainConfig, json.loads(meta)))
+    diff = {k: (want[k], got[k]) for k in RECIPE_FIELDS if want[k] != got[k]}
+    assert not diff, f"train/{name}.toml differs from models/{name}.onnx (recipe, model): {diff}"
+
+
 def test_models_command_lists_the_shipped_models(capsys):
     if not _SHIPPED:
         pytest.skip(f"no shipped models installed yet in {shipped_dir()}")
