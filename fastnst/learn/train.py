@@ -28,9 +28,9 @@ import torch.distributed as dist
 import fastnst
 from fastnst import UserError
 from fastnst.config import TrainConfig, from_dict, to_dict, to_json
-from fastnst.learn.data import decode_image, make_loader, open_source, to_tensor
+from fastnst.learn.data import CropDataset, decode_image, make_loader, open_source, to_tensor
 from fastnst.learn.device import pick_device
-from fastnst.play.files import atomic_path, check_output_path
+from fastnst.play.files import atomic_path, check_output_path, remove_stale_temps
 from fastnst.play.images import load_image, resize_long_side, save_image
 from fastnst.learn.losses import PerceptualLoss, stability_loss
 from fastnst.learn.nets import TransformNet
@@ -123,9 +123,11 @@ def make_encoder(cfg: TrainConfig) -> VGGEncoder:
 
 
 def check_config(cfg: TrainConfig) -> None:
-    for name in ("image_size", "style_size", "batch_size"):
-        if getattr(cfg, name) < 1:
-            raise UserError(f"{name.replace('_', '-')} must be positive, got {getattr(cfg, name)}")
+    # image_size: VGG's deepest default layer and the fast net's H/8 stage need 16 px
+    for name, low in (("image_size", 16), ("style_size", 16), ("batch_size", 1), ("checkpoint_every", 1),
+                      ("log_every", 1), ("preview_every", 0), ("workers", 0), ("holdout", 0)):
+        if getattr(cfg, name) < low:
+            raise UserError(f"{name.replace('_', '-')} must be at least {low}, got {getattr(cfg, name)}")
     if cfg.lr <= 0:
         raise UserError(f"lr must be positive, got {cfg.lr}")
     if cfg.steps < 0 or cfg.epochs < 0 or (cfg.steps == 0 and cfg.epochs == 0):
@@ -200,17 +202,22 @@ def world_size() -> int:
 def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, rank: int, world: int, device: torch.device,
            resume: str | os.PathLike | None, export: bool) -> TrainResult:
     run_dir = Path(cfg.run_dir)
-    try:
+    if export and cfg.output:
+        check_output_path(cfg.output, (".onnx",), what="model")
+    style_name = Path(cfg.style).stem
+    style = to_tensor(load_image(cfg.style, cfg.style_size, "style image"))[None]  # (1, 3, H, W)
+    source, held = open_source(cfg.data, cfg.data_split, holdout=max(cfg.holdout, 0 if cfg.preview_image else 1))
+    if hasattr(source, "__len__"):
+        CropDataset(source, cfg.image_size, cfg.seed)[0]  # a UserError here, not inside a DataLoader worker
+    preview = _load_preview(cfg, held, max(256, 2 * cfg.image_size))
+    try:  # only once the inputs are valid
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UserError(f"cannot create run folder {run_dir}: {e.strerror}") from None
     ckpt_path = check_output_path(run_dir / CHECKPOINT_NAME)
-    style_name = Path(cfg.style).stem
-    onnx_path = check_output_path(cfg.output or run_dir / f"{style_name}.onnx") if export else None
-
-    style = to_tensor(load_image(cfg.style, cfg.style_size, "style image"))[None]  # (1, 3, H, W)
-    source, held = open_source(cfg.data, cfg.data_split, holdout=max(cfg.holdout, 0 if cfg.preview_image else 1))
-    preview = _load_preview(cfg, held, max(256, 2 * cfg.image_size))
+    remove_stale_temps(ckpt_path)  # left by a kill -9 during a save
+    onnx_path = check_output_path(cfg.output or run_dir / f"{style_name}.onnx", (".onnx",), what="model") \
+        if export else None
     n_images = len(source) if hasattr(source, "__len__") else None
     per_step = cfg.batch_size * world
     if cfg.steps:
@@ -357,9 +364,10 @@ def export_run(net: TransformNet, path: str | os.PathLike, cfg: TrainConfig) -> 
 
     meta = {"fastnst.style": Path(cfg.style).stem, "fastnst.config": to_json(cfg), "fastnst.vgg": cfg.loss.vgg}
     if not cfg.int8:
-        path = export_onnx(net, path, meta)
-        check_parity(net, path)
-        return path
+        with atomic_path(path) as tmp:  # the model appears only once it passed the parity check
+            export_onnx(net, tmp, meta)
+            check_parity(net, tmp)
+        return Path(path)
     from fastnst.learn.quantize import photo_frames, quantize_int8
 
     path = check_output_path(path)

@@ -11,15 +11,32 @@ from pathlib import Path
 from fastnst import UserError
 
 
-def check_output_path(path: str | os.PathLike) -> Path:
-    """Return ``path`` (a file to be written) after checking that its folder exists and is writable."""
+def check_output_path(path: str | os.PathLike, suffixes: tuple[str, ...] = (),
+                      inputs: tuple[str | os.PathLike, ...] = (), what: str = "file") -> Path:
+    """Return ``path`` (a file to be written) after checking that it is not a folder, that its
+    folder exists and is writable, that its suffix is one of ``suffixes`` (if given; ``what``
+    names the format) and that it is none of ``inputs`` (files the command reads)."""
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise UserError(f"output {path} is a folder; give a file name")
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise UserError(f"unknown {what} format for output {path} (use {', '.join(suffixes)})")
     if not folder.is_dir():
         raise UserError(f"output folder does not exist: {folder}")
     if not os.access(folder, os.W_OK):
         raise UserError(f"output folder is not writable: {folder}")
+    for src in inputs:
+        if src and Path(src).exists() and path.exists() and path.samefile(src):
+            raise UserError(f"output {path} is also an input; writing it would destroy the input")
     return path
+
+
+def remove_stale_temps(dest: str | os.PathLike) -> None:
+    """Delete the temp files that ``atomic_path(dest)`` leaves when killed (``kill -9``, power loss)."""
+    dest = Path(dest)
+    for tmp in dest.parent.glob(f".{dest.stem}.*.tmp{dest.suffix}"):
+        tmp.unlink(missing_ok=True)
 
 
 def _umask() -> int:

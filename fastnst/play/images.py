@@ -10,11 +10,12 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from fastnst import UserError
-from fastnst.play.files import atomic_path
+from fastnst.play.files import atomic_path, check_output_path
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+OUTPUT_IMAGE_SUFFIXES = IMAGE_SUFFIXES + (".tif", ".tiff")
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
@@ -59,9 +60,7 @@ def resize_long_side(img: Image.Image, size: int) -> Image.Image:
 
 def save_image(rgb: np.ndarray, path: str | os.PathLike) -> Path:
     """Write a (H, W, 3) uint8 RGB array atomically; the format follows the extension."""
-    path = Path(path)
-    if path.suffix.lower() not in IMAGE_SUFFIXES + (".tif", ".tiff"):
-        raise UserError(f"unknown image format for output {path} (use .png, .jpg, .webp, .bmp or .tif)")
+    path = check_output_path(path, OUTPUT_IMAGE_SUFFIXES, what="image")
     with atomic_path(path) as tmp:
         Image.fromarray(rgb).save(tmp, format=Image.registered_extensions()[path.suffix.lower()])
     return path

@@ -120,6 +120,7 @@ class StyleModel:
         self._check_io()
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
+        self.min_side = self._probe()
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         self.name = self.metadata.get("fastnst.style") or self.path.stem
         self.providers = self.session.get_providers()
@@ -137,10 +138,54 @@ class StyleModel:
             raise UserError(f"model {self.path} takes input of shape {shape}; expected {expected}")
         if dtype != "tensor(uint8)" or outputs[0].type != "tensor(uint8)":
             raise UserError(f"model {self.path} takes {dtype}; expected {expected}")
+        if any(isinstance(d, int) for d in shape[1:3]):
+            raise UserError(f"model {self.path} takes only {shape[2]}x{shape[1]} frames; expected {expected}, any H and W")
+
+    def _probe(self) -> int:
+        """Run one small frame per size in PROBE_SIDES until one works; check the output contract on it.
+        Returns the model's minimum short side (the first size that ran)."""
+        error = ""
+        for side in PROBE_SIDES:
+            h, w = side, side * 3 // 2  # not square: an output with H and W swapped shows
+            try:
+                out = self.session.run([self.output_name], {self.input_name: np.zeros((1, h, w, 3), np.uint8)})[0]
+            except Exception as e:
+                if not _is_ort_error(e):
+                    raise
+                error = _first_line(e)
+                continue
+            if out.shape != (1, h, w, 3) or out.dtype != np.uint8:
+                raise UserError(f"model {self.path} returns {out.dtype} {out.shape} for a (1, {h}, {w}, 3) frame; "
+                                "expected uint8 (1, H, W, 3) BGR, as `fastnst export` writes")
+            return side
+        raise UserError(f"model {self.path} fails on a {w}x{h} frame: {error}")
 
     def run(self, frame: np.ndarray) -> np.ndarray:
-        """(H, W, 3) uint8 BGR -> (H, W, 3) uint8 BGR stylized (a new array)."""
-        return self.session.run([self.output_name], {self.input_name: frame[None]})[0][0]  # (1, H, W, 3) -> (H, W, 3)
+        """(H, W, 3) uint8 BGR -> (H, W, 3) uint8 BGR stylized (a new array). A frame whose short side
+        is below the model's minimum (``min_side``) is stylized upscaled, then scaled back."""
+        h, w = frame.shape[:2]
+        if min(h, w) < self.min_side:
+            s = self.min_side / min(h, w)
+            big = cv2.resize(frame, (max(self.min_side, round(w * s)), max(self.min_side, round(h * s))),
+                             interpolation=cv2.INTER_LINEAR)
+            return cv2.resize(self.run(big), (w, h), interpolation=cv2.INTER_AREA)
+        try:
+            return self.session.run([self.output_name], {self.input_name: frame[None]})[0][0]  # (1, H, W, 3) -> (H, W, 3)
+        except Exception as e:
+            if not _is_ort_error(e):
+                raise
+            raise UserError(f"model {self.name} failed on a {w}x{h} frame: {_first_line(e)}") from None
+
+
+PROBE_SIDES = (16, 32, 64)  # probe frames' short sides (long side 1.5x), smallest first
+
+
+def _is_ort_error(e: Exception) -> bool:
+    return type(e).__module__.startswith("onnxruntime")
+
+
+def _first_line(e: Exception) -> str:
+    return next((line.strip() for line in str(e).splitlines() if line.strip()), type(e).__name__)
 
 
 def processing_size(width: int, height: int, target_width: int | None) -> tuple[int, int]:

@@ -3,7 +3,8 @@
 Each input gives one output per model, named ``<input stem>_<model stem><suffix>`` in the
 output folder; videos become ``.mp4`` (mp4v) with the input's fps and size. With one input
 and one model the output may instead be a file name (``-o out.jpg``). Outputs are written
-atomically: a failed or interrupted run leaves no partial file.
+atomically: a failed run leaves no partial file. Ctrl-C (or SIGTERM) finishes the video being
+written with the frames so far (``StylizeInterrupted`` lists what was written).
 """
 
 from __future__ import annotations
@@ -17,11 +18,21 @@ import cv2
 from tqdm import tqdm
 
 from fastnst import UserError
-from fastnst.play.images import IMAGE_SUFFIXES, list_images, load_image, save_image
+from fastnst.play.images import IMAGE_SUFFIXES, OUTPUT_IMAGE_SUFFIXES, list_images, load_image, save_image
 from fastnst.play.runtime import FramePipeline, StyleModel, long_side_size
-from fastnst.play.video import VideoSink, is_video_path, open_capture, source_fps
+from fastnst.play.video import OUTPUT_VIDEO_SUFFIXES, VideoSink, is_video_path, open_capture, source_fps
 
 log = logging.getLogger(__name__)
+
+DEFAULT_MAX_SIZE = 1920  # without --size, the processing long side is the input's, at most this
+
+
+class StylizeInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM: ``written`` holds the finished outputs, the last video cut short."""
+
+    def __init__(self, written: list[Path], message: str = "interrupted"):
+        super().__init__(message)
+        self.written = written
 
 
 def expand_inputs(inputs: list[str | os.PathLike]) -> list[Path]:
@@ -29,7 +40,9 @@ def expand_inputs(inputs: list[str | os.PathLike]) -> list[Path]:
     paths: list[Path] = []
     for item in map(Path, inputs):
         if item.is_dir():
-            paths += list_images(item)
+            if not (found := list_images(item)):
+                raise UserError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in folder {item}")
+            paths += found
         elif not item.is_file():
             raise UserError(f"input not found: {item}")
         elif item.suffix.lower() in IMAGE_SUFFIXES or is_video_path(item):
@@ -40,8 +53,8 @@ def expand_inputs(inputs: list[str | os.PathLike]) -> list[Path]:
 
 
 def is_file_target(out: Path) -> bool:
-    """``-o`` names an output file (by its image or video suffix), not a folder."""
-    return out.suffix.lower() in IMAGE_SUFFIXES or is_video_path(out)
+    """``-o`` names an output file (by its image or video suffix), not an (existing) folder."""
+    return out.suffix.lower() in OUTPUT_IMAGE_SUFFIXES + OUTPUT_VIDEO_SUFFIXES and not out.is_dir()
 
 
 def output_path(src: Path, model: StyleModel, out_dir: Path) -> Path:
@@ -55,13 +68,28 @@ def stylize_image(models: list[StyleModel], src: Path, out_dir: Path, size: int 
                   strength: float = 1.0, preserve_color: bool = False) -> list[Path]:
     """One image through each model; ``size`` is the processing long side (output keeps the input's size)."""
     bgr = cv2.cvtColor(load_image(src), cv2.COLOR_RGB2BGR)  # (H, W, 3)
-    proc = long_side_size(bgr.shape[1], bgr.shape[0], size)
+    proc = long_side_size(bgr.shape[1], bgr.shape[0], _processing_side(bgr.shape, size))
     pipeline = FramePipeline()
     outs = []
     for model in models:
         styled = pipeline.stylize(model, bgr, proc, strength, preserve_color)  # (H, W, 3) BGR
-        outs.append(save_image(cv2.cvtColor(styled, cv2.COLOR_BGR2RGB), output_path(src, model, out_dir)))
+        out = _make_parent(output_path(src, model, out_dir))
+        outs.append(save_image(cv2.cvtColor(styled, cv2.COLOR_BGR2RGB), out))
     return outs
+
+
+def _processing_side(shape: tuple[int, ...], size: int | None) -> int:
+    """The processing long side: ``size``, else the input's capped at DEFAULT_MAX_SIZE."""
+    return size or min(max(shape[:2]), DEFAULT_MAX_SIZE)
+
+
+def _make_parent(path: Path) -> Path:
+    """Create the output folder on the first write, so a run that fails earlier leaves none."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create output folder {path.parent}: {e.strerror}") from None
+    return path
 
 
 def stylize_video(models: list[StyleModel], src: Path, out_dir: Path, size: int | None = None,
@@ -75,19 +103,26 @@ def stylize_video(models: list[StyleModel], src: Path, out_dir: Path, size: int 
     sinks: list[VideoSink] = []
     try:
         fps, total = source_fps(cap), int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        sinks = [VideoSink(output_path(src, m, out_dir), fps) for m in models]
+        sinks = [VideoSink(_make_parent(output_path(src, m, out_dir)), fps, inputs=(src,)) for m in models]
         pipelines = [FramePipeline() for _ in models]  # one each: the smoothing history is per model
-        with tqdm(total=total or None, unit="frame", desc=src.name, disable=not progress, leave=False) as bar:
-            while True:
-                ok, frame = cap.read()  # (H, W, 3) BGR
-                if not ok:
-                    break
-                proc = long_side_size(frame.shape[1], frame.shape[0], size)
-                for model, sink, pipeline in zip(models, sinks, pipelines):
-                    sink.write(pipeline.stylize(model, frame, proc, strength, preserve_color, smooth))
-                bar.update()
+        try:
+            with tqdm(total=total or None, unit="frame", desc=src.name, disable=not progress, leave=False) as bar:
+                while True:
+                    ok, frame = cap.read()  # (H, W, 3) BGR
+                    if not ok:
+                        break
+                    proc = long_side_size(frame.shape[1], frame.shape[0], _processing_side(frame.shape, size))
+                    for model, sink, pipeline in zip(models, sinks, pipelines):
+                        sink.write(pipeline.stylize(model, frame, proc, strength, preserve_color, smooth))
+                    bar.update()
+        except KeyboardInterrupt:  # like webcam: finish what was written so far
+            written = [p for p in (sink.close() for sink in sinks if sink.frames) if p]
+            raise StylizeInterrupted(written, f"interrupted: {', '.join(map(str, written)) or 'no video'} "
+                                              f"written with the first {sinks[0].frames} frames of {src}") from None
         if not sinks or sinks[0].frames == 0:
             raise UserError(f"cannot read any frame from video {src}")
+        if sinks[0].frames < total:
+            log.warning("%s: read %d of the %d frames its header announces (truncated?)", src, sinks[0].frames, total)
         return [sink.close() for sink in sinks]
     except BaseException:
         for sink in sinks:
@@ -107,6 +142,10 @@ def stylize_files(models: list[StyleModel], inputs: list[str | os.PathLike], out
         raise UserError(f"--size must be at least 16 pixels, got {size}")
     paths = expand_inputs(inputs)
     out_dir = Path(out_dir)
+    if out_dir.suffix and not out_dir.is_dir() and not is_file_target(out_dir):
+        raise UserError(f"unknown output format {out_dir.suffix} for -o {out_dir} (images: "
+                        f"{', '.join(OUTPUT_IMAGE_SUFFIXES)}; videos: {', '.join(OUTPUT_VIDEO_SUFFIXES)}); "
+                        "a folder with a dot in its name must exist already")
     if is_file_target(out_dir):
         if len(paths) * len(models) != 1:
             raise UserError(f"-o {out_dir} names one file, but there are {len(paths) * len(models)} outputs; "
@@ -114,20 +153,31 @@ def stylize_files(models: list[StyleModel], inputs: list[str | os.PathLike], out
         if is_video_path(paths[0]) != is_video_path(out_dir):
             kind = ("video", "a video (.mp4)") if is_video_path(paths[0]) else ("photo", "an image")
             raise UserError(f"-o {out_dir}: a {kind[0]} needs {kind[1]} output name")
-    try:
-        (out_dir.parent if is_file_target(out_dir) else out_dir).mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UserError(f"cannot create output folder {out_dir}: {e.strerror}") from None
+    _check_creatable(out_dir.parent if is_file_target(out_dir) else out_dir)
     targets = collections.Counter(output_path(p, m, out_dir).resolve() for p in paths for m in models)
     sources = {p.resolve() for p in paths}
     for target, n in targets.items():
         if n > 1 or target in sources:
             raise UserError(f"two files would be written to {target}; stylize those inputs into separate folders")
     written: list[Path] = []
-    for src in tqdm(paths, unit="file", disable=not progress or len(paths) < 2):
-        if is_video_path(src):
-            written += stylize_video(models, src, out_dir, size, strength, preserve_color, progress, smooth)
-        else:
-            written += stylize_image(models, src, out_dir, size, strength, preserve_color)
-        log.debug("stylized %s", src)
+    try:
+        for src in tqdm(paths, unit="file", disable=not progress or len(paths) < 2):
+            if is_video_path(src):
+                written += stylize_video(models, src, out_dir, size, strength, preserve_color, progress, smooth)
+            else:
+                written += stylize_image(models, src, out_dir, size, strength, preserve_color)
+            log.debug("stylized %s", src)
+    except StylizeInterrupted as e:
+        raise StylizeInterrupted(written + e.written, str(e)) from None
+    except KeyboardInterrupt:
+        raise StylizeInterrupted(written) from None
     return written
+
+
+def _check_creatable(folder: Path) -> None:
+    """The output folder exists, or its nearest existing parent is a writable folder (it is made on the first write)."""
+    existing = next(p for p in (folder, *folder.parents) if p.exists() or p == Path("."))
+    if not existing.is_dir():
+        raise UserError(f"cannot create output folder {folder}: {existing} is a file")
+    if not os.access(existing, os.W_OK):
+        raise UserError(f"output folder is not writable: {existing}")

@@ -5,17 +5,23 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from fastnst import UserError
-from fastnst.play.files import atomic_path
+from fastnst.play.files import atomic_path, check_output_path
 
 log = logging.getLogger(__name__)
 
+# FFmpeg's own messages ("moov atom not found", "Connection refused") off stderr: we say what failed.
+# Read when OpenCV first opens a video, so setting it here, before any capture, is in time.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
+OUTPUT_VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".avi")  # the containers that take mp4v
 FOURCC = "mp4v"  # MPEG-4 part 2: every opencv-python wheel can write it, every player can read it
 
 
@@ -28,23 +34,34 @@ def camera_index(source: str) -> int | None:
     return int(source) if source.isdigit() else None
 
 
+@contextlib.contextmanager
+def quiet_opencv():
+    """OpenCV's own log lines off stderr (each capture backend warns on a miss, a failed write
+    warns per frame): the caller checks the result and says what failed."""
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        cv2.utils.logging.setLogLevel(level)
+
+
 def open_capture(source: str) -> cv2.VideoCapture:
     """A camera index, video file, URL or device path -> an opened ``cv2.VideoCapture``."""
     index = camera_index(source)
     if index is not None:
-        level = cv2.utils.logging.getLogLevel()
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # each backend warns on a miss
-        try:
+        with quiet_opencv():
             cap = cv2.VideoCapture(index)
-        finally:
-            cv2.utils.logging.setLogLevel(level)
         if not cap.isOpened():
             raise UserError(f"no camera at index {index}: pass --source VIDEO to play a video file, "
                             f"or try another index (--source {index + 1})")
         return cap
     if "://" not in source and not Path(source).exists():
         raise UserError(f"video source not found: {source}")
-    cap = cv2.VideoCapture(source)
+    if Path(source).is_dir():
+        raise UserError(f"video source {source} is a folder")
+    with quiet_opencv():
+        cap = cv2.VideoCapture(source)
     if not cap.isOpened():
         raise UserError(f"cannot open video source {source}: not a video OpenCV can read")
     return cap
@@ -56,16 +73,16 @@ def source_fps(cap: cv2.VideoCapture, default: float = 30.0) -> float:
 
 
 class VideoSink:
-    """An mp4v video file written atomically: it appears at ``path`` only when ``close()`` is called.
+    """An mp4v video file written atomically: it appears at ``path`` only when ``close()`` is called,
+    and only once it reads back with every frame written (a full disk leaves an unplayable file).
 
     The size is fixed by the first frame unless given; frames of another size are resized to it.
-    ``abort()`` deletes the partial file.
+    ``abort()`` deletes the partial file. ``inputs``: files that ``path`` must not be.
     """
 
-    def __init__(self, path: str | os.PathLike, fps: float, size: tuple[int, int] | None = None):
-        self.path = Path(path)
-        if not is_video_path(self.path):
-            raise UserError(f"unknown video format for output {self.path} (use .mp4)")
+    def __init__(self, path: str | os.PathLike, fps: float, size: tuple[int, int] | None = None,
+                 inputs: tuple[str | os.PathLike, ...] = ()):
+        self.path = check_output_path(path, OUTPUT_VIDEO_SUFFIXES, inputs, "video")
         self.fps, self.size = fps, size
         self.frames = 0
         self._stack = contextlib.ExitStack()
@@ -76,13 +93,15 @@ class VideoSink:
         """Append one (H, W, 3) uint8 BGR frame."""
         if self._writer is None:
             self.size = self.size or (frame.shape[1], frame.shape[0])
-            self._writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*FOURCC), self.fps, self.size)
+            with quiet_opencv():
+                self._writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*FOURCC), self.fps, self.size)
             if not self._writer.isOpened():
                 self.abort()
-                raise UserError(f"cannot write video {self.path}: OpenCV has no {FOURCC} encoder for it")
+                raise UserError(f"cannot write video {self.path}: {_why_not_written(self.path)}")
         if (frame.shape[1], frame.shape[0]) != self.size:
             frame = cv2.resize(frame, self.size, interpolation=cv2.INTER_AREA)
-        self._writer.write(frame)
+        with quiet_opencv():  # a failed write only logs a warning: close() reads the file back
+            self._writer.write(frame)
         self.frames += 1
 
     def close(self) -> Path | None:
@@ -92,7 +111,14 @@ class VideoSink:
             log.warning("no frames to write; %s not written", self.path)
             return None
         if self._writer is not None:
-            self._writer.release()
+            with quiet_opencv():
+                self._writer.release()
+            self._writer = None
+        readable = frame_count(self._tmp)
+        if readable < self.frames - 1:  # some containers round the count from the duration
+            self.abort()
+            raise UserError(f"writing video {self.path} failed: {_why_not_written(self.path)} "
+                            f"({readable} of {self.frames} frames read back; nothing written)")
         self._stack.close()
         log.debug("wrote %s (%d frames)", self.path, self.frames)
         return self.path
@@ -100,16 +126,32 @@ class VideoSink:
     def abort(self) -> None:
         """Delete the partial file."""
         if self._writer is not None:
-            self._writer.release()
+            with quiet_opencv():
+                self._writer.release()
             self._writer = None
         self._stack.__exit__(RuntimeError, RuntimeError("aborted"), None)
+
+
+def frame_count(path: str | os.PathLike) -> int:
+    """The frame count a video file's header gives (0: unreadable)."""
+    with quiet_opencv():
+        cap = cv2.VideoCapture(str(path))
+    n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
+    cap.release()
+    return max(n, 0)
+
+
+def _why_not_written(path: Path) -> str:
+    free = shutil.disk_usage(path.parent if str(path.parent) else ".").free
+    return "no space left on device" if free < 1 << 20 else f"OpenCV could not write {FOURCC} into {path.suffix}"
 
 
 def read_frames(source: str | os.PathLike, n: int, size: tuple[int, int] | None = None) -> list[np.ndarray]:
     """The first ``n`` frames of a video as (h, w, 3) uint8 BGR, resized to ``size`` = (w, h)."""
     if not Path(source).is_file():
         raise UserError(f"video not found: {source}")
-    cap = cv2.VideoCapture(str(source))
+    with quiet_opencv():
+        cap = cv2.VideoCapture(str(source))
     frames = []
     while len(frames) < n:
         ok, frame = cap.read()
