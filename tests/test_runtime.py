@@ -1,10 +1,6 @@
-"""runtime.py: model loading and checks, providers, the per-frame pipeline; the no-torch import check."""
+"""runtime.py: model loading and checks, providers, the per-frame pipeline (the no-torch checks: test_torch_free.py)."""
 
 from __future__ import annotations
-
-import subprocess
-import sys
-import textwrap
 
 import cv2
 import numpy as np
@@ -183,26 +179,3 @@ def test_smoothing_history_is_forgotten_on_a_model_switch_and_a_gap(tiny_onnx):
     pipe.stylize(c, frame, smooth=False)  # output / 1, not smoothed: a gap
     np.testing.assert_array_equal(pipe.stylize(c, frame, smooth=True), a.run(frame) // 2)
 
-
-_NO_TORCH = """
-import sys
-class BlockTorch:
-    def find_spec(self, name, path=None, target=None):
-        if name == "torch" or name.startswith("torch."):
-            raise ImportError("torch is blocked in this test")
-sys.meta_path.insert(0, BlockTorch())
-import fastnst.cli, fastnst.play.runtime, fastnst.play.player, fastnst.play.bench, fastnst.play.stylize, fastnst.play.video
-rc = fastnst.cli.main(["stylize", "-m", sys.argv[1], sys.argv[2], "-o", sys.argv[3]])
-assert "torch" not in sys.modules
-sys.exit(rc)
-"""
-
-
-def test_player_path_runs_without_torch(tiny_onnx, tmp_path):
-    img = tmp_path / "in.png"
-    cv2.imwrite(str(img), synthetic_frames(1, (40, 30))[0])
-    args = [str(tiny_onnx), str(img), str(tmp_path / "out")]
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(_NO_TORCH), *args],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    assert (tmp_path / "out" / "in_tiny.png").is_file()
