@@ -58,3 +58,42 @@ def test_parity_check_fails_loudly_on_a_different_model(tmp_path):
     path = export_onnx(tiny_net(0), tmp_path / "m.onnx")
     with pytest.raises(ParityError, match="differs"):
         check_parity(tiny_net(1), path, SIZES)
+
+
+def test_export_calibrate_takes_the_int8_calibration_photos_from_the_given_folder(tmp_path, capsys):
+    """A one-step run whose training photos are gone: `export --int8` stops looking for them;
+    `export --int8 --calibrate FOLDER` calibrates on FOLDER and gets to the quantization check.
+    (An untrained tiny net moves more than the 4 levels that check allows, so it refuses to
+    write: the int8 model itself is tested in test_quantize.py.)"""
+    import shutil
+
+    from PIL import Image
+
+    from fastnst import cli
+
+    def photos(folder, n, seed):  # smooth colour gradients plus a little noise
+        rng = np.random.default_rng(seed)
+        folder.mkdir()
+        y, x = np.mgrid[0:40, 0:48]
+        for i in range(n):
+            a, b, c = rng.uniform(1, 4, 3)
+            img = np.stack([x * a, y * b, (x + y) * c], -1) + rng.normal(0, 10, (40, 48, 3))
+            Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(folder / f"p{i}.png")
+        return folder
+
+    Image.fromarray(np.tile(np.array([250, 40, 10], np.uint8), (40, 40, 1))).save(tmp_path / "style.png")
+    data, run = photos(tmp_path / "data", 4, 0), tmp_path / "run"
+    recipe = tmp_path / "tiny.toml"
+    recipe.write_text(f'style = "{tmp_path / "style.png"}"\ndata = "{data}"\nrun_dir = "{run}"\n'
+                      "image_size = 32\nstyle_size = 40\nbatch_size = 2\nsteps = 1\nworkers = 0\npreview_every = 0\n"
+                      "[net]\nchannels = [4, 8, 8]\nres_blocks = 1\n"
+                      '[loss]\nvgg = "random"\ncontent_layers = ["relu2_1"]\nstyle_layers = {relu1_1 = 1.0}\n')
+    assert cli.main(["train", "--recipe", str(recipe)]) == 0
+    shutil.rmtree(data)
+    capsys.readouterr()
+    assert cli.main(["export", str(run), "--int8", "-o", str(tmp_path / "nocal.onnx")]) == 2
+    assert str(data) in capsys.readouterr().err  # the training photos it looked for
+    out = tmp_path / "int8.onnx"
+    assert cli.main(["export", str(run), "--int8", "--calibrate", str(photos(tmp_path / "cal", 6, 1)), "-o", str(out)]) == 2
+    assert "int8 quantization moved the output" in capsys.readouterr().err  # calibrated, then checked
+    assert not out.exists()
