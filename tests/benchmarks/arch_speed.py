@@ -6,7 +6,7 @@ with ``session.run`` on one uint8 frame. The Johnson reference runs in the same 
 interleaved round by round with the candidates, and every figure is also given as a ratio to
 it. Reported: the median over rounds of each round's mean frame time.
 
-    flock /tmp/fastnst-cpu.lock /work/venv/bin/python tests/benchmarks/arch_speed.py
+    python tests/benchmarks/arch_speed.py
 
 Options: --size WxH, --threads N, --rounds N, --only "name;name" (johnson always runs).
 """
@@ -29,7 +29,7 @@ from fastnst.config import NetConfig
 from fastnst.learn.export import INPUT_NAME, OUTPUT_NAME, export_onnx
 from fastnst.learn.nets import PRESETS, TransformNet
 
-THIN = NetConfig(arch="thin", channels=(8, 16, 32), res_blocks=3, end_kernel=3)  # the issue's 14.5 fps net
+THIN = NetConfig(arch="thin", channels=(8, 16, 32), res_blocks=3, end_kernel=3)  # the first real-time candidate
 FAST = PRESETS["fast"]
 R = dataclasses.replace
 CANDIDATES: dict[str, NetConfig] = {

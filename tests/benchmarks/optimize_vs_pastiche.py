@@ -1,4 +1,4 @@
-"""fastnst optimize vs the PyPI package pastiche, side by side in one run (issue 2, item 4).
+"""fastnst optimize vs the PyPI package pastiche, side by side in one run.
 
 Both use the caffe VGG19 weights, content relu4_2, style relu1_1..relu5_1 with equal weights,
 L-BFGS (lr 1, history 100, no line search, one loss evaluation per iteration), the content
@@ -18,8 +18,8 @@ Measures:
    column (from its main(), after the Python imports), fastnst's from before it loads the
    images and VGG.
 
-Usage (heavy: about 10 minutes on 2 cores; run it under the shared CPU lock):
-    flock /tmp/fastnst-cpu.lock python tests/benchmarks/optimize_vs_pastiche.py --out /tmp/bench
+Usage (heavy: about 10 minutes on 2 cores; run nothing else meanwhile):
+    python tests/benchmarks/optimize_vs_pastiche.py --out runs/optimize_vs_pastiche
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ import torch
 from fastnst.config import OptimizeConfig
 from fastnst.play.images import load_image, save_image
 from fastnst.learn.losses import PerceptualLoss
-from fastnst.learn.optimize import _resize, _to_tensor, build_encoder, optimize
+from fastnst.learn.optimize import _resize, _to_tensor, optimize
+from fastnst.learn.vgg import VGGEncoder
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
@@ -81,7 +82,7 @@ def main() -> int:
     p.add_argument("--scales", default="256,512")
     p.add_argument("--iterations", default="100,150", help="per scale; the last is a cap, the run stops at the target")
     p.add_argument("--check-every", type=int, default=5)
-    p.add_argument("--out", type=Path, default=Path("/tmp/optimize_vs_pastiche"))
+    p.add_argument("--out", type=Path, default=Path("runs/optimize_vs_pastiche"))
     p.add_argument("--reuse-pastiche", action="store_true", help="reuse OUT/pastiche.json and .png from an earlier run")
     args = p.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -104,7 +105,7 @@ def main() -> int:
 
     # 2. score pastiche's output with fastnst's loss (the default optimize loss)
     cfg = OptimizeConfig(scales=(args.size,), device="cpu")
-    encoder = build_encoder(cfg)
+    encoder = VGGEncoder.from_config(cfg.loss)
     content = load_image(args.content)
     style = load_image(args.style)
     content_at = _resize(content, args.size)
@@ -153,7 +154,7 @@ def main() -> int:
     t0 = time.perf_counter()
     try:  # the timed region includes loading the images and the VGG weights, like pastiche's
         c, s_ = load_image(args.content), load_image(args.style)
-        optimize(c, [s_], ttq_cfg, progress=False, encoder=build_encoder(cfg), snapshot=check)
+        optimize(c, [s_], ttq_cfg, progress=False, encoder=VGGEncoder.from_config(cfg.loss), snapshot=check)
     except KeyboardInterrupt:
         if not reached:
             raise

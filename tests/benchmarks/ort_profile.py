@@ -24,28 +24,34 @@ import torch
 from fastnst.learn.export import INPUT_NAME, export_onnx
 from fastnst.learn.nets import PRESETS, TransformNet
 
-changes = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
-torch.manual_seed(0)
-net = TransformNet(dataclasses.replace(PRESETS["fast"], **changes)).eval()
-with tempfile.TemporaryDirectory() as tmp:
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.intra_op_num_threads = 2
-    opts.enable_profiling = True
-    opts.profile_file_prefix = f"{tmp}/prof"
-    sess = ort.InferenceSession(str(export_onnx(net, f"{tmp}/m.onnx")), opts, providers=["CPUExecutionProvider"])
-    frame = np.random.default_rng(0).integers(0, 256, (1, 480, 640, 3), dtype=np.uint8)
-    warm, n = 10, 40
-    for _ in range(warm):
-        sess.run(None, {INPUT_NAME: frame})
-    t0 = time.perf_counter()
-    for _ in range(n):
-        sess.run(None, {INPUT_NAME: frame})
-    ms = (time.perf_counter() - t0) / n * 1e3
-    per_op: collections.Counter = collections.Counter()
-    for event in json.load(open(sess.end_profiling())):
-        if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
-            per_op[event["args"]["op_name"]] += event["dur"]
-print(f"{changes or 'fast preset'}: {ms:.1f} ms/frame (profiling on)")
-for op, us in per_op.most_common(12):
-    print(f"  {op:<24} {us / (warm + n) / 1e3:6.2f} ms")
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    changes = json.loads(argv[0]) if argv else {}
+    torch.manual_seed(0)
+    net = TransformNet(dataclasses.replace(PRESETS["fast"], **changes)).eval()
+    with tempfile.TemporaryDirectory() as tmp:
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.intra_op_num_threads = 2
+        opts.enable_profiling = True
+        opts.profile_file_prefix = f"{tmp}/prof"
+        sess = ort.InferenceSession(str(export_onnx(net, f"{tmp}/m.onnx")), opts, providers=["CPUExecutionProvider"])
+        frame = np.random.default_rng(0).integers(0, 256, (1, 480, 640, 3), dtype=np.uint8)
+        warm, n = 10, 40
+        for _ in range(warm):
+            sess.run(None, {INPUT_NAME: frame})
+        t0 = time.perf_counter()
+        for _ in range(n):
+            sess.run(None, {INPUT_NAME: frame})
+        ms = (time.perf_counter() - t0) / n * 1e3
+        per_op: collections.Counter = collections.Counter()
+        for event in json.load(open(sess.end_profiling())):
+            if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
+                per_op[event["args"]["op_name"]] += event["dur"]
+    print(f"{changes or 'fast preset'}: {ms:.1f} ms/frame (profiling on)")
+    for op, us in per_op.most_common(12):
+        print(f"  {op:<24} {us / (warm + n) / 1e3:6.2f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,4 +1,4 @@
-"""How much does the training loop add to the bare compute of a step? (issue 3, done-when 3)
+"""How much does the training loop add to the bare compute of a step?
 
 Bare: forward + backward + Adam step of the transform net and VGG (content targets included) on
 one fixed batch already in memory. Loop: ``fastnst.learn.train.train`` on real photos, with the
@@ -7,7 +7,7 @@ metrics.jsonl (log_every=1, so each line times one step, including whatever prev
 checkpoint the step before it wrote). Both run in this one process, alternating, and the
 report gives medians and means (the first step of each run is dropped as warm-up).
 
-    flock /tmp/fastnst-cpu.lock python train/overhead.py --data ../shared/data/content \
+    python tests/benchmarks/train_overhead.py --data ../shared/data/content \
         --style ../shared/data/styles/scream.jpg --image-size 256 --steps 8 --workers 0 1 2
 """
 
