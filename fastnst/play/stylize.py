@@ -106,7 +106,9 @@ def stylize_video(models: list[StyleModel], src: Path, out_dir: Path, size: int 
         sinks = [VideoSink(_make_parent(output_path(src, m, out_dir)), fps, inputs=(src,)) for m in models]
         pipelines = [FramePipeline() for _ in models]  # one each: the smoothing history is per model
         try:
-            with tqdm(total=total or None, unit="frame", desc=src.name, disable=not progress, leave=False) as bar:
+            # disable=None: a progress bar on a terminal only
+            with tqdm(total=total or None, unit="frame", desc=src.name, disable=None if progress else True,
+                      leave=False) as bar:
                 while True:
                     ok, frame = cap.read()  # (H, W, 3) BGR
                     if not ok:
@@ -161,7 +163,7 @@ def stylize_files(models: list[StyleModel], inputs: list[str | os.PathLike], out
             raise UserError(f"two files would be written to {target}; stylize those inputs into separate folders")
     written: list[Path] = []
     try:
-        for src in tqdm(paths, unit="file", disable=not progress or len(paths) < 2):
+        for src in tqdm(paths, unit="file", disable=None if progress and len(paths) > 1 else True):
             if is_video_path(src):
                 written += stylize_video(models, src, out_dir, size, strength, preserve_color, progress, smooth)
             else:
