@@ -11,6 +11,7 @@ import argparse
 import logging
 import signal
 import sys
+import warnings
 
 from fastnst import UserError, __version__
 
@@ -87,6 +88,9 @@ def _add_optimize(sub) -> None:
     p.add_argument("--max-size", type=int, default=2048, help="downscale larger input images to this long side (default: 2048)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps")
+    p.add_argument("--precision", choices=("fp32", "bf16", "auto"), default=d.precision,
+                   help="the VGG convolutions in bf16 (the image, Gram matrices and L-BFGS state stay fp32); auto: "
+                   "bf16 where the device runs it fast (default: %(default)s)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_run_optimize)
 
@@ -153,6 +157,7 @@ def _run_optimize(args) -> int:
         save_every=args.save_every,
         seed=args.seed,
         device=args.device,
+        precision=args.precision,
     )
     from fastnst.learn.optimize import OptimizeInterrupted, check_config, optimize
 
@@ -190,11 +195,17 @@ def _add_train(sub) -> None:
     p = sub.add_parser(
         "train", help="train a feed-forward style network and export it to ONNX",
         description="Train a TransformNet on a folder of photos (or a Hugging Face dataset) for one "
-        "painting, checkpointing as it goes, and export it to ONNX. Flags override the recipe. "
-        "Multi-process: torchrun --nproc_per_node=N -m fastnst train ...",
+        "painting, or one net for several (conditional instance norm: repeat --style), checkpointing as it "
+        "goes, and export it to ONNX. Add a painting to a trained multi-style run in minutes with "
+        "--add-style IMAGE --base RUN_DIR (only the new style's norm parameters train). Flags override the "
+        "recipe. Multi-process: torchrun --nproc_per_node=N -m fastnst train ...",
     )
-    p.add_argument("--style", help="the style image (painting)")
+    p.add_argument("--style", action="append", metavar="IMAGE", help="a painting; repeat for a multi-style net")
+    p.add_argument("--add-style", action="append", metavar="IMAGE",
+                   help="a painting to add to the --base run's styles (repeat for several)")
+    p.add_argument("--base", metavar="RUN_DIR|CKPT", help="with --add-style: the trained run to extend (stays frozen)")
     p.add_argument("--data", help="folder of photos (searched recursively) or a Hugging Face dataset id user/name")
+    p.add_argument("--extra-data", action="append", metavar="DIR", help="another folder of photos to train on too")
     p.add_argument("--data-split", help="split of a Hugging Face dataset (default: train)")
     p.add_argument("--recipe", "--config", dest="recipe", metavar="TOML", help="a recipe, e.g. train/johnson.toml")
     p.add_argument("--arch", help="network preset: fast (default, real time on a CPU) or johnson (Johnson et al. 2016)")
@@ -222,6 +233,7 @@ def _add_train(sub) -> None:
                    "the same still-image loss, but more flicker on video")
     p.add_argument("--resume", metavar="RUN_DIR|CKPT", help="continue a run exactly where it stopped")
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), help="bf16 runs the convolutions in bfloat16 (Gram matrices, losses and optimizer state stay fp32); auto (default) picks bf16 where the device runs it fast (a CUDA GPU with bf16, a CPU whose oneDNN reports bf16: AVX512-BF16 or AMX) and fp32 elsewhere, and the log says which and why")
     p.add_argument("--seed", type=int)
     p.add_argument("--workers", type=int, help="DataLoader worker processes (default 1)")
     p.add_argument("--checkpoint-every", type=int, metavar="N", help="steps between checkpoints")
@@ -236,10 +248,12 @@ def _train_overrides(args) -> dict:
 
     from fastnst.learn.nets import preset
 
-    flat = ("style", "data", "data_split", "image_size", "style_size", "batch_size", "lr", "steps", "device",
+    flat = ("data", "data_split", "image_size", "style_size", "batch_size", "lr", "steps", "device", "precision",
             "seed", "workers", "checkpoint_every", "preview_every", "log_every", "run_dir", "output", "teacher",
-            "int8")
+            "int8", "base")
     out = {k: getattr(args, k) for k in flat}
+    out["styles"] = args.style
+    out["extra_data"] = args.extra_data
     if args.steps is not None:  # one of the two counts the run
         out["epochs"] = 0
     if args.epochs is not None:
@@ -249,19 +263,44 @@ def _train_overrides(args) -> dict:
                    "distill_weight": args.distill_weight}
     if args.arch is not None:
         out["net"] = asdict(preset(args.arch))
+    if args.style:
+        out["net"] = {**out.get("net", {}), "styles": len(args.style)}
     return out
+
+
+def _add_style_config(args, overrides: dict):
+    """--add-style IMAGE --base RUN: the base run's config, its styles plus the new ones, with
+    ``overrides`` (steps, run folder, ...) on top."""
+    from dataclasses import replace
+
+    from fastnst.config import from_dict, merge, to_dict
+    from fastnst.learn.checkpoint import config_of, load_checkpoint
+
+    if not args.base:
+        raise UserError("--add-style needs --base RUN_DIR, the trained run to add the style to")
+    if args.style or args.recipe or args.resume:
+        raise UserError("--add-style takes the styles and recipe from --base; drop --style/--recipe/--resume")
+    base = config_of(load_checkpoint(args.base))
+    styles = (*base.styles, *args.add_style)
+    cfg = from_dict(type(base), merge(to_dict(base), overrides))
+    return replace(cfg, styles=styles, net=replace(cfg.net, styles=len(styles)), base=args.base, teacher="")
 
 
 def _run_train(args) -> int:
     import os
 
     from fastnst.config import load_recipe
-    from fastnst.learn.train import load_checkpoint, resume_config, train
+    from fastnst.learn.checkpoint import load_checkpoint, resume_config
+    from fastnst.learn.train import train
 
     if int(os.environ.get("RANK", "0")) > 0:  # under torchrun only rank 0 logs progress
         logging.getLogger().setLevel(logging.WARNING)
     overrides = _train_overrides(args)
-    if args.resume:
+    if args.add_style:
+        cfg = _add_style_config(args, overrides)
+    elif args.base:
+        raise UserError("--base goes with --add-style IMAGE")
+    elif args.resume:
         if args.recipe:
             raise UserError("--resume takes its config from the checkpoint; drop --recipe")
         cfg = resume_config(load_checkpoint(args.resume), overrides)
@@ -294,17 +333,19 @@ def _run_export(args) -> int:
     from dataclasses import replace
     from pathlib import Path
 
-    from fastnst.learn.train import config_of, export_run, load_checkpoint, net_of
+    from fastnst.learn.checkpoint import config_of, load_checkpoint, net_of
+    from fastnst.learn.export import export_model
+    from fastnst.learn.train import calibration_photos
     from fastnst.play.files import check_output_path
 
     ckpt = load_checkpoint(args.checkpoint)
     cfg = config_of(ckpt)
-    out = check_output_path(args.output or f"{Path(cfg.style).stem}.onnx", (".onnx",), what="model")
+    out = check_output_path(args.output or f"{cfg.model_name}.onnx", (".onnx",), what="model")
     if args.int8 is not None:
         cfg = replace(cfg, int8=args.int8)
     if args.calibrate:
         cfg = replace(cfg, data=args.calibrate, data_split="train", holdout=0)
-    out = export_run(net_of(ckpt), out, cfg)
+    out = export_model(net_of(ckpt), out, cfg, calibration_photos(cfg) if cfg.int8 else None)
     print(f"model: {out} (step {ckpt['step']})")
     return 0
 
@@ -482,8 +523,13 @@ def _add_eval(sub) -> None:
                     "holdout keeps them out of training). Video (--video): the temporal warping error of the "
                     "stylized frames (flow-warped frame-to-frame difference) next to the input's own; lower means less flicker.")
     p.add_argument("--model", required=True, help="ONNX model (.onnx) or the name of a shipped model")
-    p.add_argument("--style", help="the style image the model was trained with")
+    p.add_argument("--style", action="append", metavar="IMAGE",
+                   help="the painting the model was trained with; for a multi-style model one per style, matched "
+                   "by file name (default: the paintings its training recorded, where they are found)")
     p.add_argument("--content", help="folder of photos (searched recursively, sorted by name)")
+    p.add_argument("--precision", choices=("fp32", "bf16", "auto"), default="fp32",
+                   help="of the VGG that scores the photos: fp32 (default, so figures compare across machines), "
+                   "bf16 or auto")
     p.add_argument("--holdout", type=_at_least(1), metavar="N", help="use only the last N photos of --content")
     p.add_argument("--size", help="photos: square size in pixels (default 256); video: WxH (default 640x480)")
     p.add_argument("--limit", type=int, help="use only the first N photos")
@@ -499,14 +545,14 @@ def _add_eval(sub) -> None:
 def _run_eval(args) -> int:
     if args.video:
         return _run_eval_video(args)
-    if not (args.style and args.content):
-        raise UserError("eval needs --style and --content (photos), or --video")
+    if not args.content:
+        raise UserError("eval needs --content (photos) or --video")
     if args.size and not args.size.isdigit():
         raise UserError(f"--size for photos is one number of pixels, got {args.size!r}")
     from fastnst.learn.evaluate import evaluate, format_table
 
-    rows = evaluate(args.model, args.style, args.content, size=int(args.size or 256), limit=args.limit, gatys=args.gatys,
-                    threads=args.threads, holdout=args.holdout)
+    rows = evaluate(args.model, args.content, args.style or (), size=int(args.size or 256), limit=args.limit,
+                    gatys=args.gatys, threads=args.threads, holdout=args.holdout, precision=args.precision)
     print(format_table(rows))
     return 0
 
@@ -547,6 +593,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.verbose:  # third-party retries and warnings: not ours to print
         for name in _QUIET_LOGGERS:
             logging.getLogger(name).setLevel(logging.ERROR)
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\.")  # the ONNX exporter's notes
     signals = []
 
     def on_signal(signum, frame):

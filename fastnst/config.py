@@ -126,6 +126,11 @@ class TrainConfig:
         """One name per style: the file stems."""
         return tuple(Path(s).stem for s in self.styles)
 
+    @property
+    def model_name(self) -> str:
+        """The exported model's name: its style's, or for several styles its run folder's."""
+        return self.style_names[0] if len(self.styles) == 1 else Path(self.run_dir).name
+
 
 def _coerce(tp: Any, value: Any, where: str, default: Any = None) -> Any:
     if dataclasses.is_dataclass(tp):

@@ -56,8 +56,18 @@ def test_a_partial_loss_table_keeps_the_training_defaults(tmp_path):
     recipe = tmp_path / "r.toml"
     recipe.write_text("[loss]\ntv_weight = 2.0\n")
     cfg = load_recipe(recipe)
-    assert cfg.loss == TrainConfig().loss.__class__(**{**TrainConfig().loss.__dict__, "tv_weight": 2.0})
-    assert cfg.loss.style_weight != LossConfig().style_weight  # training has its own defaults
+    assert cfg.loss == dataclasses.replace(LossConfig(), tv_weight=2.0)
+    # One place for defaults: the config classes' own defaults are the training defaults.
+    assert TrainConfig().loss == LossConfig() and TrainConfig().net == NetConfig()
+
+
+def test_a_recipe_may_name_one_style_or_several(tmp_path):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('style = "a.jpg"\n')
+    assert load_recipe(recipe).styles == ("a.jpg",)
+    recipe.write_text('styles = ["a.jpg", "dir/b.png"]\n')
+    cfg = load_recipe(recipe)
+    assert cfg.styles == ("a.jpg", "dir/b.png") and cfg.style_names == ("a", "b")
 
 
 def test_net_table_arch_starts_from_that_preset():

@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from fastnst import UserError
-from fastnst.learn.data import CropDataset, SampleNumbers, StreamDataset, make_loader, open_source
+from fastnst.learn.data import CropDataset, SampleNumbers, StreamDataset, make_loader, open_dataset
 
 
 def write_images(folder, n, size=(48, 40), seed=0):
@@ -33,7 +33,7 @@ def messy(tmp_path):
 
 
 def test_folder_is_searched_recursively_and_last_image_held_out(messy):
-    source, held = open_source(str(messy), holdout=1)
+    source, held = open_dataset(str(messy), holdout=1)
     names = [p.split("/")[-1] for p in source["image"]]
     assert len(names) == 8 and "README.txt" not in names and len(held) == 1
     assert held[0] not in source["image"]
@@ -47,11 +47,11 @@ def test_missing_or_empty_folder_is_a_user_error(tmp_path, make):
     if make == "text-only":
         (folder / "a.txt").write_text("x")
     with pytest.raises(UserError, match="data folder"):
-        open_source(str(folder))
+        open_dataset(str(folder))
 
 
 def test_unreadable_and_tiny_images_are_skipped_and_named(messy):
-    source, _ = open_source(str(messy))
+    source, _ = open_dataset(str(messy))
     ds = CropDataset(source, image_size=32, seed=0)
     skipped = set()
     for k in range(len(ds)):  # one epoch
@@ -63,7 +63,7 @@ def test_unreadable_and_tiny_images_are_skipped_and_named(messy):
 
 def test_samples_are_deterministic_and_ranks_disjoint(tmp_path):
     write_images(tmp_path / "d", 8)
-    source, _ = open_source(str(tmp_path / "d"))
+    source, _ = open_dataset(str(tmp_path / "d"))
     ds = CropDataset(source, image_size=32, seed=3)
     assert torch.equal(ds[5][0], CropDataset(source, image_size=32, seed=3)[5][0])
     assert not torch.equal(ds[5][0], CropDataset(source, image_size=32, seed=4)[5][0])
@@ -81,7 +81,7 @@ def test_two_ranks_see_every_image_exactly_once_per_epoch(tmp_path):
     folder.mkdir()
     for i in range(8):  # grey level 20 * (i + 1): one per image, kept by any resize or crop of it
         Image.new("RGB", (48, 40), (20 * (i + 1),) * 3).save(folder / f"img{i}.png")
-    source, _ = open_source(str(folder))
+    source, _ = open_dataset(str(folder))
     ds = CropDataset(source, image_size=32, seed=3)
 
     def images_of(rank, epoch=0):
@@ -108,4 +108,4 @@ def test_hub_id_offline_is_a_clear_user_error(monkeypatch):
     datasets = pytest.importorskip("datasets")
     monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
     with pytest.raises(UserError, match="Hugging Face"):
-        open_source("nobody-xyz/no-such-dataset", "train")
+        open_dataset("nobody-xyz/no-such-dataset", "train")

@@ -86,8 +86,8 @@ def test_train_config_round_trips_through_metadata():
 
 def test_model_losses_are_finite_and_weighted_terms_add_up(models, photos, style):
     torch.manual_seed(0)
-    (row,) = evaluate(models[0], style, photos, size=32)
-    assert row.images == 3 and row.method == "tiny (johnson)"
+    (row,) = evaluate(models[0], photos, [style], size=32)
+    assert row.images == 3 and row.method == "tiny (fast)"
     assert all(math.isfinite(row.losses[k]) and row.losses[k] >= 0 for k in TERMS)
     assert row.losses["content"] > 0 and row.losses["style"] > 0
     parts = row.losses["content"] + row.losses["style"] + row.losses["tv"]
@@ -96,9 +96,9 @@ def test_model_losses_are_finite_and_weighted_terms_add_up(models, photos, style
 
 def test_identity_model_has_zero_content_loss_and_tiny_model_does_not(models, photos, style):
     torch.manual_seed(0)
-    (tiny,) = evaluate(models[0], style, photos, size=32, limit=2)
+    (tiny,) = evaluate(models[0], photos, [style], size=32, limit=2)
     torch.manual_seed(0)
-    (ident,) = evaluate(models[1], style, photos, size=32, limit=2)
+    (ident,) = evaluate(models[1], photos, [style], size=32, limit=2)
     assert ident.images == tiny.images == 2
     assert ident.losses["content"] == pytest.approx(0.0, abs=1e-9)
     assert tiny.losses["content"] > 1e-6
@@ -108,8 +108,8 @@ def test_identity_model_has_zero_content_loss_and_tiny_model_does_not(models, ph
 
 def test_gatys_reference_row(models, photos, style):
     torch.manual_seed(0)
-    rows = evaluate(models[1], style, photos, size=32, limit=1, gatys=5)
-    assert [r.method for r in rows] == ["tiny (johnson)", "gatys-5"] and rows[1].images == 1
+    rows = evaluate(models[1], photos, [style], size=32, limit=1, gatys=5)
+    assert [r.method for r in rows] == ["tiny (fast)", "gatys-5"] and rows[1].images == 1
     assert all(math.isfinite(rows[1].losses[k]) for k in TERMS)
     # Gatys starts from the photo (the identity model's output) and descends the same loss.
     assert rows[1].losses["total"] <= rows[0].losses["total"] * (1 + 1e-6)
@@ -121,7 +121,7 @@ def test_cli_prints_a_table(models, photos, style, capsys):
                      "--size", "32", "--limit", "2"]) == 0
     out = capsys.readouterr().out
     assert "| method | images | content | style | tv | total |" in out
-    assert "| tiny (johnson) | 2 |" in out
+    assert "| tiny (fast) | 2 |" in out
 
 
 @pytest.mark.parametrize("args,msg", [(["--content", "MISSING"], "not found"), (["--size", "8"], "size"),
@@ -137,10 +137,10 @@ def test_cli_bad_input_is_one_line_exit_2(models, photos, style, capsys, args, m
 
 def test_holdout_scores_only_the_last_photos(models, photos, style):
     torch.manual_seed(0)
-    (last,) = evaluate(models[0], style, photos, size=32, holdout=1)
+    (last,) = evaluate(models[0], photos, [style], size=32, holdout=1)
     assert last.images == 1
     torch.manual_seed(0)
-    (every,) = evaluate(models[0], style, photos, size=32)
+    (every,) = evaluate(models[0], photos, [style], size=32)
     assert every.images == 3 and every.losses["total"] != pytest.approx(last.losses["total"])
 
 

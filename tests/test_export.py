@@ -1,5 +1,7 @@
 """ONNX export: the uint8 BGR NHWC contract, metadata, and parity with torch at two sizes."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -32,9 +34,9 @@ def test_uint8_export_contract_metadata_and_parity(tmp_path):
     assert meta["fastnst.style"] == "wave" and meta["fastnst.io"] == IO_CONTRACT
     assert {"fastnst.version", "fastnst.config", "fastnst.vgg"} <= set(meta)
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    assert [i.name for i in sess.get_inputs()] == [INPUT_NAME] and sess.get_inputs()[0].type == "tensor(uint8)"
+    assert [i.name for i in sess.get_inputs()] == [INPUT_NAME, "style"] and sess.get_inputs()[0].type == "tensor(uint8)"
     for h, w in SIZES:  # dynamic H and W, odd sizes, batch of 2
-        out = sess.run([OUTPUT_NAME], {INPUT_NAME: np.zeros((2, h, w, 3), np.uint8)})[0]
+        out = sess.run([OUTPUT_NAME], {INPUT_NAME: np.zeros((2, h, w, 3), np.uint8), "style": np.ones(1, np.float32)})[0]
         assert out.shape == (2, h, w, 3) and out.dtype == np.uint8
     assert check_parity(net, path, SIZES) <= 1e-3
     assert not list(tmp_path.glob(".*tmp*"))  # the atomic write left no temp file
@@ -47,7 +49,7 @@ def test_float_export_matches_eager_within_1e4(tmp_path):
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     for h, w in SIZES:
         x = torch.rand(1, 3, h, w)
-        got = sess.run([OUTPUT_NAME], {sess.get_inputs()[0].name: x.numpy()})[0]
+        got = sess.run([OUTPUT_NAME], {sess.get_inputs()[0].name: x.numpy(), "style": np.ones(1, np.float32)})[0]
         with torch.no_grad():
             want = net(x).numpy()
         assert got.shape == want.shape and np.abs(got - want).max() < 1e-4
@@ -97,3 +99,18 @@ def test_export_calibrate_takes_the_int8_calibration_photos_from_the_given_folde
     assert cli.main(["export", str(run), "--int8", "--calibrate", str(photos(tmp_path / "cal", 6, 1)), "-o", str(out)]) == 2
     assert "int8 quantization moved the output" in capsys.readouterr().err  # calibrated, then checked
     assert not out.exists()
+
+
+def test_multi_style_onnx_matches_torch_for_one_hot_and_blended_weights(tmp_path):
+    torch.manual_seed(0)
+    net = TransformNet(dataclasses.replace(TINY, styles=3)).eval()
+    with torch.no_grad():  # distinct styles: every norm's rows differ
+        for norm in net.norms():
+            norm.weight.add_(torch.randn_like(norm.weight))
+            norm.bias.add_(torch.randn_like(norm.bias))
+    path = export_onnx(net, tmp_path / "m.onnx")
+    check_parity(net, path, SIZES)  # each one-hot and a blend, within one level of 255
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    frame = np.random.default_rng(0).integers(0, 256, (1, 40, 48, 3), dtype=np.uint8)
+    outs = [sess.run(None, {INPUT_NAME: frame, "style": w})[0].astype(int) for w in np.eye(3, dtype=np.float32)]
+    assert min(np.abs(a - b).mean() for a, b in ((outs[0], outs[1]), (outs[1], outs[2]))) > 1  # the styles differ

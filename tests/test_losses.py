@@ -46,19 +46,21 @@ def test_content_and_style_loss_hand_computed():
     grams = {"x": torch.ones(1, 2, 2), "y": torch.zeros(1, 2, 2)}
     targets = {"x": torch.zeros(1, 2, 2), "y": torch.full((1, 2, 2), 2.0)}
     # layer x: mean sq diff 1, weight 0.5; layer y: mean sq diff 4, weight 2
-    torch.testing.assert_close(style_loss(grams, targets, {"x": 0.5, "y": 2.0}), torch.tensor(8.5))
+    torch.testing.assert_close(style_loss(grams, targets, {"x": 0.5, "y": 2.0}), torch.tensor([8.5]))
 
 
 def _loss(styles, blend=None, weights=(1.0, 1.0, 0.0)):
     torch.manual_seed(0)
     enc = VGGEncoder(["relu1_1", "relu2_1", "relu2_2"], weights=None)
-    return PerceptualLoss(enc, styles, ["relu2_2"], {"relu1_1": 1.0, "relu2_1": 0.5}, *weights, style_blend=blend)
+    c, s, tv = weights
+    return PerceptualLoss(enc, styles, content_layers=["relu2_2"], style_layers={"relu1_1": 1.0, "relu2_1": 0.5},
+                          content_weight=c, style_weight=s, tv_weight=tv, style_blend=blend)
 
 
 def test_perceptual_loss_zero_at_its_own_targets():
     style, content = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
     crit = _loss([style])
-    assert crit.style_targets["relu1_1"].shape == (1, 64, 64)
+    assert crit.style_targets()["relu1_1"].shape == (1, 64, 64)
     assert "gram_relu2_1" in dict(crit.named_buffers())
     on_style = crit(style, crit.content_targets(content))
     assert on_style["style"].item() == pytest.approx(0.0, abs=1e-9)
@@ -81,7 +83,7 @@ def test_style_blend_mixes_gram_targets():
     one, two = _loss([s1]), _loss([s2])
     mix = _loss([s1, s2], blend=[3.0, 1.0])  # normalised to 0.75 / 0.25
     for layer in ("relu1_1", "relu2_1"):
-        want = 0.75 * one.style_targets[layer] + 0.25 * two.style_targets[layer]
-        torch.testing.assert_close(mix.style_targets[layer], want)
+        want = 0.75 * one.style_targets()[layer] + 0.25 * two.style_targets()[layer]
+        torch.testing.assert_close(mix.style_targets()[layer], want)
     with pytest.raises(ValueError):
         _loss([s1, s2], blend=[1.0])

@@ -98,8 +98,8 @@ def test_onnx_with_folded_io_matches_the_plain_net(tmp_path, name, changes):
     for h, w in SIZES:
         frames = rng.integers(0, 256, (2, h, w, 3), dtype=np.uint8)
         want = _reference(net, frames)
-        got = sess.run(None, {"frames": frames})[0]
-        eager = FrameIO(net)(torch.from_numpy(frames)).numpy()
+        got = sess.run(None, {"frames": frames, "style": np.ones(1, np.float32)})[0]
+        eager = FrameIO(net)(torch.from_numpy(frames), torch.ones(1)).numpy()
         assert got.shape == (2, h, w, 3) and got.dtype == np.uint8
         assert np.abs(got.astype(np.int16) - want).max() <= 1
         assert np.abs(eager.astype(np.int16) - want).max() <= 1

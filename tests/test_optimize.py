@@ -10,7 +10,8 @@ from PIL import Image
 
 from fastnst import cli
 from fastnst.config import LossConfig, OptimizeConfig
-from fastnst.learn.optimize import OptimizeInterrupted, build_encoder, optimize
+from fastnst.learn.optimize import OptimizeInterrupted, optimize
+from fastnst.learn.vgg import VGGEncoder
 
 # Shallow layers and a random-weight VGG keep these tests fast; the maths does not care. A random
 # VGG's features are small, so the weights are large: they bring the loss to the scale where
@@ -36,7 +37,7 @@ def _cfg(**kw) -> OptimizeConfig:
 
 def _encoder(cfg: OptimizeConfig):
     torch.manual_seed(0)
-    return build_encoder(cfg)
+    return VGGEncoder.from_config(cfg.loss)
 
 
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])

@@ -55,7 +55,7 @@ def test_not_onnx_is_a_user_error(tmp_path):
 ])
 def test_wrong_input_is_a_user_error(tmp_path, elem_type, shape):
     path = _onnx_model(tmp_path / "wrong.onnx", elem_type, shape)
-    with pytest.raises(UserError, match=r"expected one uint8 \(N, H, W, 3\)"):
+    with pytest.raises(UserError, match=r"expected a uint8 \(N, H, W, 3\)"):
         StyleModel(path)
 
 

@@ -16,14 +16,14 @@ import torch
 from PIL import Image
 
 from fastnst import UserError, cli
-from fastnst.config import LossConfig, NetConfig, TrainConfig
+from fastnst.config import NET_PRESETS, LossConfig, TrainConfig
 from fastnst.learn.data import to_tensor
 from fastnst.learn.losses import PerceptualLoss
 from fastnst.learn.nets import TransformNet
-from fastnst.learn.train import (CHECKPOINT_NAME, TrainingDiverged, load_checkpoint, make_encoder, net_of, resume_config,
-                           save_checkpoint, train)
+from fastnst.learn.checkpoint import CHECKPOINT_NAME, load_checkpoint, net_of, resume_config, save_checkpoint
+from fastnst.learn.train import TrainingDiverged, train
 
-TINY_NET = NetConfig(channels=(4, 8, 8), res_blocks=1)
+TINY_NET = replace(NET_PRESETS["johnson"], channels=(4, 8, 8), res_blocks=1)
 TINY_LOSS = LossConfig(vgg="random", content_layers=("relu2_1",), style_layers={"relu1_1": 1.0, "relu2_1": 1.0},
                        style_weight=10.0)
 
@@ -43,7 +43,7 @@ def setup(tmp_path):
     style = np.zeros((40, 40, 3), np.uint8)
     style[::4] = (250, 40, 10)  # red stripes
     Image.fromarray(style).save(tmp_path / "style.png")
-    cfg = TrainConfig(style=str(tmp_path / "style.png"), data=str(data), image_size=32, style_size=40, batch_size=2,
+    cfg = TrainConfig(styles=(str(tmp_path / "style.png"),), data=str(data), image_size=32, style_size=40, batch_size=2,
                       lr=1e-2, steps=6, workers=0, run_dir=str(tmp_path / "run"), checkpoint_every=100,
                       preview_every=3, log_every=1, net=TINY_NET, loss=TINY_LOSS)
     return cfg, tmp_path
@@ -57,9 +57,7 @@ def test_net_output_shape_equals_input_shape_for_odd_sizes():
 
 def fixed_loss(cfg, net):
     torch.manual_seed(0)
-    ploss = PerceptualLoss(make_encoder(cfg), [to_tensor(np.asarray(Image.open(cfg.style)))[None]],
-                           cfg.loss.content_layers, cfg.loss.style_layers, cfg.loss.content_weight,
-                           cfg.loss.style_weight, cfg.loss.tv_weight)
+    ploss = PerceptualLoss.from_config(cfg.loss, [to_tensor(np.asarray(Image.open(cfg.styles[0])))[None]])
     x = torch.rand(2, 3, 32, 32)
     with torch.no_grad():
         return ploss(net(x), ploss.content_targets(x))["total"].item()
@@ -126,12 +124,12 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_checkpoint(setup):
 def test_distillation_pulls_the_net_towards_the_teacher(setup):
     cfg, tmp = setup
     cfg = replace(cfg, steps=12, preview_every=0)
-    train(replace(cfg, run_dir=str(tmp / "teacher"), net=NetConfig(channels=(8, 8, 16), res_blocks=2)), export=False)
+    train(replace(cfg, run_dir=str(tmp / "teacher"), net=replace(TINY_NET, channels=(8, 8, 16), res_blocks=2)), export=False)
     teacher = net_of(load_checkpoint(tmp / "teacher"))
     distilled = replace(cfg, teacher=str(tmp / "teacher"), loss=replace(cfg.loss, distill_weight=10.0))
     nets = {name: train(replace(c, run_dir=str(tmp / name)), export=False).net
             for name, c in (("plain", cfg), ("distilled", distilled))}
-    ploss = PerceptualLoss(make_encoder(cfg), [torch.rand(1, 3, 40, 40)], cfg.loss.content_layers, {})
+    ploss = PerceptualLoss.from_config(replace(cfg.loss, style_layers={}), [torch.rand(1, 3, 40, 40)])
     x = torch.rand(4, 3, 32, 32)
     with torch.no_grad():
         gap = {name: ploss(net(x), ploss.content_targets(x), ploss.content_targets(teacher(x)))["distill"].item()
@@ -143,7 +141,7 @@ def write_recipe(cfg, path):
     """The tiny net and random VGG as a recipe, for the CLI tests."""
     path.write_text('[net]\nchannels = [4, 8, 8]\nres_blocks = 1\n[loss]\nvgg = "random"\n'
                     'content_layers = ["relu2_1"]\nstyle_layers = {relu1_1 = 1.0, relu2_1 = 1.0}\n')
-    return ["--recipe", str(path), "--style", cfg.style, "--data", cfg.data, "--image-size", "32",
+    return ["--recipe", str(path), "--style", cfg.styles[0], "--data", cfg.data, "--image-size", "32",
             "--style-size", "40", "--batch-size", "2", "--workers", "0", "--run-dir", cfg.run_dir]
 
 
@@ -207,8 +205,8 @@ def test_export_cli_round_trips_a_checkpoint(setup, capsys):
     assert json.loads(meta["fastnst.config"])["net"]["channels"] == [4, 8, 8]
     assert cli.main(["export", str(tmp / "style.png"), "-o", str(out)]) == 2
     # int8, calibrated on the run's own training photos: this one-step net moves too far (a
-    # trained one stays within 4 levels, models/README.md), so the export refuses in one line
-    # and writes nothing (the success path: tests/test_quantize.py)
+    # trained one stays within 4 levels), so the export refuses in one line and writes nothing
+    # (the success path: tests/test_quantize.py)
     capsys.readouterr()
     assert cli.main(["export", cfg.run_dir, "--int8", "-o", str(tmp / "q.onnx")]) == 2
     err = capsys.readouterr().err

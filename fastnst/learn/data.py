@@ -37,9 +37,10 @@ CROP_RATIO = (3 / 4, 4 / 3)
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")  # user/name
 
 
-def open_source(data: str, split: str = "train", holdout: int = 0) -> tuple[Any, list[Any]]:
-    """``data`` -> (source, held-out items). The last ``holdout`` items are kept out of training
-    (the preview image).
+def open_dataset(data: str, split: str = "train", holdout: int = 0,
+                 extra: tuple[str, ...] = ()) -> tuple[Any, list[Any]]:
+    """``data`` -> (dataset, held-out items). The last ``holdout`` items are kept out of training
+    (the preview image); every image of the ``extra`` folders is trained on as well.
 
     A local folder (searched recursively) gives a ``datasets.Dataset`` with one column "image"
     of file paths. A Hugging Face id (``user/name``, when no such folder exists) gives a
@@ -51,6 +52,8 @@ def open_source(data: str, split: str = "train", holdout: int = 0) -> tuple[Any,
     folder = Path(data).expanduser()
     if not folder.exists() and HUB_ID.match(data):
         stream = _open_hub(data, split)
+        if extra:
+            raise UserError("extra data folders go with a data folder, not a Hugging Face dataset")
         held = list(stream.take(holdout))
         return stream.skip(holdout), [x["image"] for x in held]
     if not folder.is_dir():
@@ -59,8 +62,13 @@ def open_source(data: str, split: str = "train", holdout: int = 0) -> tuple[Any,
     if not files:
         raise UserError(f"data folder has no images (jpg, jpeg, png, webp, bmp): {data}")
     holdout = min(holdout, len(files) - 1)
-    ds = datasets.Dataset.from_dict({"image": files[: len(files) - holdout]})
-    return ds, files[len(files) - holdout:]
+    train_files = files[: len(files) - holdout]
+    for folder in extra:
+        more = list_images(folder) if Path(folder).is_dir() else []
+        if not more:
+            raise UserError(f"extra data folder not found or without images: {folder}")
+        train_files += [str(p) for p in more]
+    return datasets.Dataset.from_dict({"image": train_files}), files[len(files) - holdout:]
 
 
 def _open_hub(name: str, split: str) -> Any:
@@ -227,8 +235,10 @@ def make_loader(source: Any, image_size: int, seed: int, batch_size: int, start_
 
 
 def ignore_sigint(worker_id: int) -> None:
-    """DataLoader worker_init_fn: Ctrl-C goes to the main process only, which stops the
-    loop after the current step and checkpoints; the workers must survive until then."""
+    """DataLoader worker_init_fn: Ctrl-C (and a SIGTERM sent to the whole process group, as
+    `timeout` does) goes to the main process only, which stops the loop after the current step
+    and checkpoints; the workers must survive until then (they exit with their parent)."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -1,10 +1,16 @@
-"""The torch device for a --device flag: "auto" picks cuda, then mps, then cpu."""
+"""The torch device for a --device flag ("auto" picks cuda, then mps, then cpu) and the
+numeric precision for a --precision flag."""
 
 from __future__ import annotations
+
+import logging
 
 import torch
 
 from fastnst import UserError
+from fastnst.config import PRECISIONS
+
+log = logging.getLogger(__name__)
 
 
 def pick_device(name: str, local_rank: int = 0) -> torch.device:
@@ -26,3 +32,35 @@ def pick_device(name: str, local_rank: int = 0) -> torch.device:
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", local_rank)
     return device
+
+
+def cpu_has_fast_bf16() -> bool:
+    """Whether oneDNN reports native bf16 on this CPU (AVX512-BF16 or AMX). Without it, bf16
+    convolutions are emulated: about 50x slower than fp32 on an AVX2 CPU (docs/training.md)."""
+    return torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def pick_precision(name: str, device: torch.device) -> tuple[str, str]:
+    """(precision, why) for a --precision flag on ``device``: "auto" is bf16 where the device
+    runs bf16 convolutions fast and fp32 elsewhere; "fp32" and "bf16" are taken as given."""
+    if name not in PRECISIONS:
+        raise UserError(f"unknown precision {name!r} (use {', '.join(PRECISIONS)})")
+    if device.type == "cuda":
+        fast = torch.cuda.is_bf16_supported()
+        where = f"CUDA GPU {torch.cuda.get_device_name(device)}"
+    elif device.type == "cpu":
+        fast = cpu_has_fast_bf16()
+        where = "this CPU (oneDNN)"
+    else:
+        fast, where = False, device.type
+    support = f"{where} {'has' if fast else 'has no'} native bf16"
+    if name == "auto":
+        return ("bf16" if fast else "fp32"), f"auto: {support}"
+    if name == "bf16" and not fast:
+        log.warning("--precision bf16: %s, so bf16 runs emulated and much slower than fp32", support)
+    return name, "as asked"
+
+
+def autocast(device: torch.device, precision: str):
+    """The autocast context of ``precision``: bf16 convolutions (and matmuls) or nothing."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")

@@ -31,6 +31,7 @@ from fastnst import UserError
 from fastnst.config import OptimizeConfig, TrainConfig, from_dict
 from fastnst.learn.data import to_tensor
 from fastnst.play.images import list_images, load_image
+from fastnst.learn.device import autocast, pick_precision
 from fastnst.learn.losses import PerceptualLoss
 from fastnst.learn.vgg import VGGEncoder
 
@@ -74,14 +75,6 @@ def train_config_of(metadata: dict[str, str], model: str = "model") -> TrainConf
         raise UserError(f"{model}: unreadable fastnst.config metadata ({e})") from None
 
 
-def build_criterion(cfg: TrainConfig, style_rgb: np.ndarray, encoder: VGGEncoder) -> PerceptualLoss:
-    """The training loss of ``cfg`` against one style image ((H, W, 3) uint8 RGB, already at
-    the training's ``style_size``)."""
-    loss = cfg.loss
-    return PerceptualLoss(encoder, [to_tensor(style_rgb)[None]], loss.content_layers, loss.style_layers,
-                          loss.content_weight, loss.style_weight, loss.tv_weight)
-
-
 @torch.no_grad()
 def perceptual_losses(criterion: PerceptualLoss, content_rgb: np.ndarray, output_rgb: np.ndarray) -> dict[str, float]:
     """Weighted content, style and TV terms and their total for one (content, output) pair of
@@ -97,7 +90,7 @@ def perceptual_losses(criterion: PerceptualLoss, content_rgb: np.ndarray, output
 
 
 def mean_losses(criterion: PerceptualLoss, contents: Sequence[np.ndarray],
-                method: Callable[[np.ndarray], np.ndarray], name: str) -> EvalRow:
+                method: Callable[[np.ndarray], np.ndarray], name: str, precision: str = "fp32") -> EvalRow:
     """Run ``method`` (RGB uint8 -> RGB uint8 of the same size) on every content image and
     average ``perceptual_losses`` over them."""
     sums = dict.fromkeys(TERMS, 0.0)
@@ -106,20 +99,25 @@ def mean_losses(criterion: PerceptualLoss, contents: Sequence[np.ndarray],
         t0 = time.perf_counter()
         output = method(content)
         seconds += time.perf_counter() - t0
-        for k, v in perceptual_losses(criterion, content, output).items():
+        with autocast(torch.device("cpu"), precision):
+            losses = perceptual_losses(criterion, content, output)
+        for k, v in losses.items():
             sums[k] += v
         log.debug("%s: image %d of %d done", name, i + 1, len(contents))
     n = max(1, len(contents))
     return EvalRow(name, len(contents), {k: v / n for k, v in sums.items()}, seconds / n)
 
 
-def evaluate(model: str | os.PathLike, style: str | os.PathLike, content: str | os.PathLike, size: int = 256,
-             limit: int | None = None, gatys: int = 0, encoder: VGGEncoder | None = None,
-             threads: int | None = None, holdout: int | None = None) -> list[EvalRow]:
+def evaluate(model: str | os.PathLike, content: str | os.PathLike, styles: Sequence[str | os.PathLike] = (),
+             size: int = 256, limit: int | None = None, gatys: int = 0, encoder: VGGEncoder | None = None,
+             threads: int | None = None, holdout: int | None = None, precision: str = "fp32") -> list[EvalRow]:
     """Mean training losses of an ONNX model's outputs on the photos in ``content`` (sorted;
-    the last ``holdout``, then the first ``limit``), and with ``gatys`` > 0 of ``fastnst.learn.optimize`` run for that many
-    L-BFGS iterations per photo with the same loss. ``encoder``: a VGGEncoder returning the
-    loss's layers (default: the one the model was trained with)."""
+    the last ``holdout``, then the first ``limit``), for each style of the model, and with
+    ``gatys`` > 0 of ``fastnst.learn.optimize`` run for that many L-BFGS iterations per photo
+    with the same loss. ``styles``: the paintings, matched to the model's styles by file name
+    (default: the paths its training config recorded). ``encoder``: a VGGEncoder returning the
+    loss's layers (default: the one the model was trained with). ``precision``: of the VGG
+    (fp32 by default, so that figures stay comparable across machines)."""
     from fastnst.play.runtime import StyleModel
 
     if size < 16:
@@ -128,37 +126,62 @@ def evaluate(model: str | os.PathLike, style: str | os.PathLike, content: str | 
         raise UserError("--gatys must be >= 0 and --limit >= 1")
     runner = StyleModel(model, provider="cpu", threads=threads)
     cfg = train_config_of(runner.metadata, str(runner.path))
+    style_paths = _style_paths(runner.styles, styles, cfg)
     paths = list_images(content)
     paths = paths[len(paths) - holdout:] if holdout else paths
     paths = paths[:limit]
     if not paths:
         raise UserError(f"no images (jpg, jpeg, png, webp, bmp) in {content}")
     contents = [load_eval_image(p, size) for p in paths]
-    style_rgb = load_image(style, cfg.style_size, "style image")
-    if encoder is None:
-        from fastnst.learn.train import make_encoder
+    device = torch.device("cpu")
+    precision, _ = pick_precision(precision, device)
+    encoder = encoder if encoder is not None else VGGEncoder.from_config(cfg.loss)
+    log.info("eval: %d photos at %dx%d, loss of %s (vgg %s, %s)", len(contents), size, size, runner.name,
+             cfg.loss.vgg, precision)
+    rows = []
+    for i, (name, path) in enumerate(zip(runner.styles, style_paths)):
+        style_rgb = load_image(path, cfg.style_size, "style image")
+        with autocast(device, precision):
+            criterion = PerceptualLoss.from_config(cfg.loss, [to_tensor(style_rgb)[None]], encoder)
+        label = name if len(runner.styles) == 1 else f"{runner.name}/{name}"
+        runner.set_style(np.eye(len(runner.styles))[i])
 
-        encoder = make_encoder(cfg)
-    criterion = build_criterion(cfg, style_rgb, encoder)
-    log.info("eval: %d photos at %dx%d, loss of %s (vgg %s)", len(contents), size, size, runner.name, cfg.loss.vgg)
+        def stylize(rgb: np.ndarray) -> np.ndarray:
+            bgr = runner.run(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))  # (H, W, 3) BGR
+            return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
-    def stylize(rgb: np.ndarray) -> np.ndarray:
-        bgr = runner.run(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))  # (H, W, 3) BGR
-        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        rows.append(mean_losses(criterion, contents, stylize, f"{label} ({cfg.net.arch})", precision))
+        if gatys:
+            from fastnst.learn.optimize import optimize
 
-    rows = [mean_losses(criterion, contents, stylize, f"{runner.name} ({cfg.net.arch})")]
-    if gatys:
-        from fastnst.learn.optimize import optimize
+            # The same loss, the content at the eval size, the style at the training's style size.
+            ocfg = OptimizeConfig(loss=cfg.loss, scales=(size,), iterations=(gatys,), precision=precision,
+                                  style_scale=max(style_rgb.shape[:2]) / size, device="cpu")
 
-        # The same loss, the content at the eval size, the style at the training's style size.
-        ocfg = OptimizeConfig(loss=cfg.loss, scales=(size,), iterations=(gatys,),
-                              style_scale=max(style_rgb.shape[:2]) / size, device="cpu")
+            def gatys_method(rgb: np.ndarray) -> np.ndarray:
+                return optimize(rgb, [style_rgb], ocfg, progress=False, encoder=encoder).image
 
-        def gatys_method(rgb: np.ndarray) -> np.ndarray:
-            return optimize(rgb, [style_rgb], ocfg, progress=False, encoder=encoder).image
-
-        rows.append(mean_losses(criterion, contents, gatys_method, f"gatys-{gatys}"))
+            rows.append(mean_losses(criterion, contents, gatys_method, f"gatys-{gatys}" + (
+                f"/{name}" if len(runner.styles) > 1 else ""), precision))
     return rows
+
+
+def _style_paths(names: Sequence[str], given: Sequence[str | os.PathLike], cfg: TrainConfig) -> list[str]:
+    """One painting per style name: from ``given`` by file name (one path fits a one-style
+    model whatever its name), else the path the training config recorded."""
+    if len(given) == 1 and len(names) == 1:
+        return [str(given[0])]
+    by_name = {Path(p).stem: str(p) for p in given}
+    unknown = sorted(set(by_name) - set(names))
+    if unknown:
+        raise UserError(f"--style {', '.join(unknown)}: the model's styles are {', '.join(names)}")
+    recorded = {Path(p).stem: p for p in cfg.styles}
+    out = [by_name.get(n) or recorded.get(n) for n in names]
+    missing = [n for n, p in zip(names, out) if not p or not Path(p).is_file()]
+    if missing:
+        raise UserError(f"give the painting of style(s) {', '.join(missing)} with --style (the model's recorded "
+                        "style images are not here)")
+    return out
 
 
 def format_table(rows: Sequence[EvalRow]) -> str:

@@ -2,19 +2,24 @@
 
 ONNX I/O contract (every shipped model, ``fastnst.io = "uint8-bgr-nhwc"``):
 - input  ``frames``:    uint8, (N, H, W, 3), BGR (OpenCV's native frame layout), any H, W;
+- input  ``style``:     float32, (S,): one weight per style of the model, for every frame (one-hot
+  picks a style, a convex mix blends them). Models from before multi-style have no such input.
 - output ``stylized``:  uint8, (N, H, W, 3), BGR, same size.
 The uint8/BGR/HWC conversions live in the graph, so the player hands OpenCV frames to
 onnxruntime as they are.
 
-metadata_props: fastnst.style, fastnst.version, fastnst.config (JSON), fastnst.vgg, fastnst.io.
+metadata_props: fastnst.style (the model's name), fastnst.styles (JSON list, one name per style
+weight), fastnst.version, fastnst.config (JSON), fastnst.vgg, fastnst.io.
 """
 
 from __future__ import annotations
 
 import copy
+import itertools
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -22,12 +27,13 @@ from torch import nn
 
 import fastnst
 from fastnst import UserError
+from fastnst.config import TrainConfig, to_json
 from fastnst.play.files import atomic_path
 
 log = logging.getLogger(__name__)
 
 IO_CONTRACT = "uint8-bgr-nhwc"
-INPUT_NAME, OUTPUT_NAME = "frames", "stylized"
+INPUT_NAME, STYLE_INPUT_NAME, OUTPUT_NAME = "frames", "style", "stylized"
 FLOAT_IO_CONTRACT, FLOAT_INPUT_NAME = "float-rgb-nchw", "image"
 
 
@@ -51,10 +57,12 @@ class FrameIO(nn.Module):
         else:
             _fold_io(self.net)
 
-    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+    def forward(self, frames: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        """frames (N, H, W, 3) uint8 BGR, style (S,) float -> (N, H, W, 3) uint8 BGR."""
+        style = style.reshape(1, -1)  # (1, S): one mix for every frame
         if not self.interleaved:
             x = frames.permute(0, 3, 1, 2).float()  # (N, 3, H, W) BGR 0-255
-            y = (torch.sigmoid(self.net.logits(x)) * 255.0).round()  # (N, 3, H, W) BGR
+            y = (torch.sigmoid(self.net.logits(x, style)) * 255.0).round()  # (N, 3, H, W) BGR
             return y.to(torch.uint8).permute(0, 2, 3, 1)  # (N, H, W, 3)
         n, h, w, _ = frames.shape
         # As TransformNet.forward: odd sizes get one replicated row/column (dropped below), and
@@ -64,7 +72,7 @@ class FrameIO(nn.Module):
         hp, wp = frames.shape[1] - 2 * p, frames.shape[2] - 2 * p  # even
         x = frames.reshape(n, 1, hp + 2 * p, (wp + 2 * p) * 3).float()  # (N, 1, H' + 2p, 3(W' + 2p)) BGR 0-255
         # The bias tiled along a row: a broadcast over the last dim of 3 is slow in onnxruntime.
-        z = self.net.logits(x) + self.bias.repeat(wp)  # (N, 1, H', 3W') BGR logits
+        z = self.net.logits(x, style) + self.bias.repeat(wp)  # (N, 1, H', 3W') BGR logits
         y = (torch.sigmoid(z) * 255.0).round().to(torch.uint8)
         return y.reshape(n, hp, wp, 3)[:, :h, :w]  # (N, H, W, 3)
 
@@ -111,16 +119,18 @@ def export_onnx(net: nn.Module, path: str | os.PathLike, metadata: dict[str, str
 
     path = Path(path)
     net = net.cpu().eval()
+    style = torch.full((net.cfg.styles,), 1.0 / net.cfg.styles)  # (S,)
     if float_io:
-        module, sample, io, inp = net, torch.zeros(1, 3, *sample_size), FLOAT_IO_CONTRACT, FLOAT_INPUT_NAME
+        module, sample, io, inp = _FloatIO(net), torch.zeros(1, 3, *sample_size), FLOAT_IO_CONTRACT, FLOAT_INPUT_NAME
         axes = {0: "N", 2: "H", 3: "W"}
     else:
         module, sample, io, inp = FrameIO(net), torch.zeros(1, *sample_size, 3, dtype=torch.uint8), IO_CONTRACT, INPUT_NAME
         axes = {0: "N", 1: "H", 2: "W"}
     with atomic_path(path) as tmp:
         torch.onnx.export(
-            module, (sample,), str(tmp), dynamo=False, opset_version=17,
-            input_names=[inp], output_names=[OUTPUT_NAME], dynamic_axes={inp: axes, OUTPUT_NAME: axes},
+            module, (sample, style), str(tmp), dynamo=False, opset_version=17,
+            input_names=[inp, STYLE_INPUT_NAME], output_names=[OUTPUT_NAME],
+            dynamic_axes={inp: axes, OUTPUT_NAME: axes},
         )
         model = onnx.load(str(tmp))
         meta = {"fastnst.version": fastnst.__version__, **(metadata or {}), "fastnst.io": io}
@@ -129,6 +139,51 @@ def export_onnx(net: nn.Module, path: str | os.PathLike, metadata: dict[str, str
         onnx.save(model, str(tmp))
     log.info("exported %s", path)
     return path
+
+
+def export_model(net: nn.Module, path: str | os.PathLike, cfg: TrainConfig,
+                 calibration: list[Any] | None = None) -> Path:
+    """Export a trained net with its run's metadata, atomically, once onnxruntime matches torch
+    (``check_parity``). With ``calibration`` photos (paths or {"bytes", "path"}; the last fifth,
+    at most 8, check the result), write the int8-quantized model instead (``fastnst.learn.quantize``)."""
+    import json
+    import tempfile
+
+    meta = {"fastnst.style": cfg.model_name, "fastnst.styles": json.dumps(list(cfg.style_names)),
+            "fastnst.config": to_json(cfg), "fastnst.vgg": cfg.loss.vgg}
+    path = Path(path)
+    if calibration is None:
+        with atomic_path(path) as tmp:  # the model appears only once it passed the parity check
+            export_onnx(net, tmp, meta)
+            check_parity(net, tmp)
+        return path
+    from fastnst.learn.quantize import photo_frames, quantize_int8
+
+    frames = photo_frames(calibration, len(calibration))
+    held = max(1, min(8, len(frames) // 5))  # photos that check the quantized model, not calibrate it
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = export_onnx(net, Path(tmp) / "float.onnx", meta)
+        check_parity(net, fp32)
+        quantize_int8(fp32, path, frames[:-held], frames[-held:])
+    return path
+
+
+class _FloatIO(nn.Module):
+    """The bare net with the ONNX style input: image (N, 3, H, W), style (S,)."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, image: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        return self.net(image, style.reshape(1, -1))
+
+
+def parity_styles(n: int) -> list[torch.Tensor]:
+    """Style weights that a parity check tries: each one-hot (at most 3) and, for n > 1, a blend."""
+    eye = torch.eye(n)
+    return [eye[i] for i in range(min(n, 3))] + ([torch.linspace(1.0, 2.0, n) / torch.linspace(1.0, 2.0, n).sum()]
+                                                  if n > 1 else [])
 
 
 class ParityError(UserError):
@@ -140,12 +195,12 @@ PARITY_SIZES = ((67, 91), (128, 160))  # two sizes, odd on purpose: dynamic H/W 
 
 def check_parity(net: nn.Module, onnx_path: str | os.PathLike, sizes=PARITY_SIZES, tol: float = 1e-3) -> float:
     """Run the ONNX model in onnxruntime and the torch model eagerly on the same random frames at
-    each (H, W) in ``sizes``; return the worst mean absolute difference in [0, 1] units.
+    each (H, W) in ``sizes``, with each of ``parity_styles``; return the worst mean absolute difference in [0, 1] units.
 
     uint8 models: torch and onnxruntime agree to ~1e-6 before rounding, so a pixel sitting on a
     rounding boundary may differ by one level (1/255 > tol); the check therefore fails if any pixel
     is off by more than one level or the mean difference exceeds ``tol``. Float models: the max
-    difference must stay within ``tol``. Raises ParityError, naming the size.
+    difference must stay within ``tol``. Raises ParityError, naming the size and style weights.
     """
     import numpy as np
     import onnxruntime as ort
@@ -153,27 +208,27 @@ def check_parity(net: nn.Module, onnx_path: str | os.PathLike, sizes=PARITY_SIZE
     net = net.cpu().eval()
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     inp = sess.get_inputs()[0]
+    uint8 = inp.type == "tensor(uint8)"
+    module = FrameIO(net) if uint8 else _FloatIO(net)
     rng = np.random.default_rng(0)
     worst = 0.0
-    for h, w in sizes:
+    for (h, w), style in itertools.product(sizes, parity_styles(net.cfg.styles)):
+        x = rng.integers(0, 256, (1, h, w, 3), dtype=np.uint8) if uint8 \
+            else rng.random((1, 3, h, w), dtype=np.float32)  # (1, H, W, 3) BGR or (1, 3, H, W) RGB
         with torch.no_grad():
-            if inp.type == "tensor(uint8)":
-                x = rng.integers(0, 256, (1, h, w, 3), dtype=np.uint8)  # (1, H, W, 3) BGR
-                want = FrameIO(net)(torch.from_numpy(x)).numpy().astype(np.float64) / 255.0
-            else:
-                x = rng.random((1, 3, h, w), dtype=np.float32)  # (1, 3, H, W) RGB
-                want = net(torch.from_numpy(x)).numpy().astype(np.float64)
-        got = sess.run([OUTPUT_NAME], {inp.name: x})[0]
+            want = module(torch.from_numpy(x), style).numpy().astype(np.float64) / (255.0 if uint8 else 1.0)
+        got = sess.run([OUTPUT_NAME], {inp.name: x, STYLE_INPUT_NAME: style.numpy()})[0]
+        where = f"{h}x{w}, style weights {np.round(style.numpy(), 3).tolist()}"
         if got.shape != want.shape:
-            raise ParityError(f"{onnx_path}: onnxruntime output shape {got.shape} != torch {want.shape} at {h}x{w}")
-        got = got.astype(np.float64) / (255.0 if inp.type == "tensor(uint8)" else 1.0)
+            raise ParityError(f"{onnx_path}: onnxruntime output shape {got.shape} != torch {want.shape} at {where}")
+        got = got.astype(np.float64) / (255.0 if uint8 else 1.0)
         diff = np.abs(got - want)
         mean, peak = float(diff.mean()), float(diff.max())
-        bad = (peak > 1.5 / 255 or mean > tol) if inp.type == "tensor(uint8)" else peak > tol
+        bad = (peak > 1.5 / 255 or mean > tol) if uint8 else peak > tol
         if bad:
-            raise ParityError(f"{onnx_path}: onnxruntime differs from torch at {h}x{w} "
+            raise ParityError(f"{onnx_path}: onnxruntime differs from torch at {where} "
                               f"(max {peak:.2g}, mean {mean:.2g}, tolerance {tol}); do not ship this model")
         worst = max(worst, mean)
-        log.debug("parity %dx%d: max %.3g, mean %.3g", h, w, peak, mean)
+        log.debug("parity %s: max %.3g, mean %.3g", where, peak, mean)
     log.info("onnxruntime matches torch at %s (mean abs diff %.2g)", ", ".join(f"{h}x{w}" for h, w in sizes), worst)
     return worst

@@ -9,32 +9,34 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fastnst.config import LossConfig
 from fastnst.learn.vgg import VGGEncoder
 
 
 def gram_matrix(feats: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) -> (B, C, C) Gram matrix normalised by C*H*W."""
+    """(B, C, H, W) -> (B, C, C) Gram matrix normalised by C*H*W, always in float32: under bf16
+    autocast a sum over H*W products in bf16 loses the small style differences."""
     b, c, h, w = feats.shape
-    f = feats.reshape(b, c, h * w)  # (B, C, HW)
-    return torch.bmm(f, f.transpose(1, 2)) / (c * h * w)
+    with torch.autocast(feats.device.type, enabled=False):
+        f = feats.float().reshape(b, c, h * w)  # (B, C, HW)
+        return torch.bmm(f, f.transpose(1, 2)) / (c * h * w)
 
 
 def content_loss(feats: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean squared error between feature maps of the same shape: a scalar."""
-    return F.mse_loss(feats, target)
+    """Mean squared error between feature maps of the same shape: a float32 scalar."""
+    return F.mse_loss(feats.float(), target.float())
 
 
 def style_loss(
     grams: Mapping[str, torch.Tensor], targets: Mapping[str, torch.Tensor], weights: Mapping[str, float]
 ) -> torch.Tensor:
-    """Weighted sum over layers of the MSE between Gram matrices.
+    """Per-sample weighted sum over layers of the MSE between Gram matrices: (B,).
 
     ``grams[l]``: (B, C, C); ``targets[l]``: (1, C, C) or (B, C, C), broadcast over the batch.
     """
     total = 0.0
     for layer, w in weights.items():
-        g = grams[layer]
-        total = total + w * (g - targets[layer]).pow(2).mean()
+        total = total + w * (grams[layer] - targets[layer]).pow(2).mean(dim=(1, 2))  # (B,)
     return total
 
 
@@ -46,30 +48,21 @@ def tv_loss(img: torch.Tensor) -> torch.Tensor:
 
 
 class PerceptualLoss(nn.Module):
-    """Content + style + TV loss against fixed style image(s).
+    """Content + style + TV loss against S fixed style images.
 
-    The style Gram targets are computed once here and kept as buffers (1, C, C); several
-    style images are blended with ``style_blend`` weights (normalised to sum to 1).
-
-    ``forward(x, content_targets)`` with x: (B, 3, H, W) RGB [0, 1] and the dict from
-    ``content_targets(content)`` returns {"content", "style", "tv", "total"} scalars; the
-    first three are unweighted, ``total`` is the weighted sum. With ``teacher_targets`` (the
+    The Gram targets of each style are computed once here and kept as buffers (S, C, C).
+    ``forward(x, content_targets, style=None)`` with x: (B, 3, H, W) RGB [0, 1], the dict from
+    ``content_targets(content)`` and per-sample style weights (B, S) (one-hot: that style; a
+    mix blends the Gram targets; None: ``style_blend``, default equal) returns scalars
+    {"content", "style", "tv", "total"} (the first three unweighted, ``total`` weighted) and
+    "style_each", the (B,) per-sample style terms. With ``teacher_targets`` (the
     ``content_targets`` of a teacher net's output) it adds "distill", the content loss against
     them, weighted by ``distill_weight`` in ``total``.
     """
 
-    def __init__(
-        self,
-        encoder: VGGEncoder,
-        styles: Sequence[torch.Tensor],
-        content_layers: Sequence[str],
-        style_layers: Mapping[str, float],
-        content_weight: float = 1.0,
-        style_weight: float = 1.0,
-        tv_weight: float = 0.0,
-        style_blend: Sequence[float] | None = None,
-        distill_weight: float = 0.0,
-    ):
+    def __init__(self, encoder: VGGEncoder, styles: Sequence[torch.Tensor], *, content_layers: Sequence[str],
+                 style_layers: Mapping[str, float], content_weight: float, style_weight: float, tv_weight: float = 0.0,
+                 distill_weight: float = 0.0, style_blend: Sequence[float] | None = None):
         super().__init__()
         missing = set(content_layers) | set(style_layers)
         missing -= set(encoder.layers)
@@ -83,19 +76,34 @@ class PerceptualLoss(nn.Module):
         blend = torch.tensor(style_blend if style_blend is not None else [1.0] * len(styles), dtype=torch.float32)
         if len(blend) != len(styles) or (blend < 0).any() or blend.sum() <= 0:
             raise ValueError("style_blend needs one non-negative weight per style image")
-        blend = blend / blend.sum()
+        self.register_buffer("blend", (blend / blend.sum())[None], persistent=False)  # (1, S)
         with torch.no_grad():
-            for layer in self.style_layers:
-                target = sum(w * gram_matrix(encoder(s)[layer]) for w, s in zip(blend.tolist(), styles))  # (1, C, C)
-                self.register_buffer(self._buf(layer), target)
+            feats = [encoder(s, self.style_layers) for s in styles]  # S x {layer: (1, C, H, W)}
+        for layer in self.style_layers:
+            self.register_buffer(self._buf(layer), torch.cat([gram_matrix(f[layer]) for f in feats]))  # (S, C, C)
+
+    @classmethod
+    def from_config(cls, loss: LossConfig, styles: Sequence[torch.Tensor], encoder: VGGEncoder | None = None,
+                    style_blend: Sequence[float] | None = None) -> "PerceptualLoss":
+        """The loss ``loss`` describes against ``styles`` ((1, 3, H, W) RGB [0, 1] each), on
+        ``encoder`` (default: ``VGGEncoder.from_config(loss)``)."""
+        return cls(encoder if encoder is not None else VGGEncoder.from_config(loss), styles,
+                   content_layers=loss.content_layers, style_layers=loss.style_layers,
+                   content_weight=loss.content_weight, style_weight=loss.style_weight, tv_weight=loss.tv_weight,
+                   distill_weight=loss.distill_weight, style_blend=style_blend)
 
     @staticmethod
     def _buf(layer: str) -> str:
         return f"gram_{layer}"
 
     @property
-    def style_targets(self) -> dict[str, torch.Tensor]:
-        return {layer: getattr(self, self._buf(layer)) for layer in self.style_layers}
+    def num_styles(self) -> int:
+        return self.blend.shape[1]
+
+    def style_targets(self, style: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """{layer: (B or 1, C, C)} Gram targets for style weights (B, S) (None: the blend)."""
+        mix = self.blend if style is None else style.float()  # (B, S)
+        return {layer: torch.einsum("bs,scd->bcd", mix, getattr(self, self._buf(layer))) for layer in self.style_layers}
 
     @torch.no_grad()
     def content_targets(self, content: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -103,13 +111,16 @@ class PerceptualLoss(nn.Module):
         return self.encoder(content, self.content_layers)
 
     def forward(self, x: torch.Tensor, content_targets: Mapping[str, torch.Tensor],
-                teacher_targets: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+                teacher_targets: Mapping[str, torch.Tensor] | None = None,
+                style: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         feats = self.encoder(x)
         c = sum(content_loss(feats[l], content_targets[l]) for l in self.content_layers)
-        s = style_loss({l: gram_matrix(feats[l]) for l in self.style_layers}, self.style_targets, self.style_layers)
-        tv = tv_loss(x)
+        each = x.new_zeros(len(x), dtype=torch.float32) + style_loss(
+            {l: gram_matrix(feats[l]) for l in self.style_layers}, self.style_targets(style), self.style_layers)  # (B,)
+        s = each.mean()
+        tv = tv_loss(x.float())
         total = self.content_weight * c + self.style_weight * s + self.tv_weight * tv
-        out = {"content": c, "style": s, "tv": tv, "total": total}
+        out = {"content": c, "style": s, "tv": tv, "total": total, "style_each": each}
         if teacher_targets is not None:
             out["distill"] = sum(content_loss(feats[l], teacher_targets[l]) for l in self.content_layers)
             out["total"] = total + self.distill_weight * out["distill"]

@@ -1,14 +1,15 @@
 """TransformNet: the feed-forward style network (Johnson et al. 2016) and its faster variants.
 
-Contract: ``forward(x)`` takes (B, 3, H, W) RGB in [0, 1] and returns (B, 3, H, W) RGB in
-[0, 1] (a sigmoid output), for any H and W (odd ones included) large enough that the deepest
+Contract: ``forward(x, style)`` takes (B, 3, H, W) RGB in [0, 1] and per-sample style weights
+(B, N) (``NetConfig.styles`` = N; one-hot picks a style, a convex mix blends them; omitted: the
+first style) and returns (B, 3, H, W) RGB in [0, 1] (a sigmoid output), for any H and W (odd ones included) large enough that the deepest
 level keeps more than one pixel for instance norm (and, with reflection padding, more pixels
 than the pad). Each upsampling stage resizes or crops to the exact size of the matching
 downsampling stage; a stride2 stem pads odd inputs by one replicated row/column that the
-output drops again. ``logits(x)`` is the pre-sigmoid body, which ``fastnst.learn.export.FrameIO``
+output drops again. ``logits(x, style)`` is the pre-sigmoid body, which ``fastnst.learn.export.FrameIO``
 rewires to fold the uint8/BGR/NHWC conversions into the ONNX graph.
 
-models/README.md records what each option costs at 640x480 on a 2-core CPU and why "fast" is
+docs/results records what each option costs at 640x480 on a 2-core CPU and why "fast" is
 built the way it is.
 """
 
@@ -31,44 +32,80 @@ def preset(name: str) -> NetConfig:
     return PRESETS[name]
 
 
-class ConvNormAct(nn.Sequential):
-    """pad -> conv -> instance norm (Ulyanov et al. 2016) -> ReLU (each optional).
-    ``pad``: the padding width (default ``k // 2``, "same" at stride 1)."""
+class CondInstanceNorm(nn.Module):
+    """Conditional instance norm (Dumoulin et al. 2017): instance norm (Ulyanov et al. 2016)
+    with one scale and shift per style, mixed by the style weights.
 
-    def __init__(self, cin: int, cout: int, k: int, stride: int = 1, padding: str = "reflect",
-                 norm: bool = True, act: bool = True, groups: int = 1, pad: int | None = None):
+    ``forward(x, style)``: x (B, C, H, W), style (B, N) or (1, N) -> (B, C, H, W). With N = 1
+    and weight 1 it is ``nn.InstanceNorm2d(C, affine=True)``, whose (C,) parameters it loads.
+    """
+
+    def __init__(self, channels: int, styles: int = 1):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(styles, channels))  # (N, C)
+        self.bias = nn.Parameter(torch.zeros(styles, channels))  # (N, C)
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        scale = (style @ self.weight)[:, :, None, None]  # (B, C, 1, 1)
+        shift = (style @ self.bias)[:, :, None, None]
+        return F.instance_norm(x) * scale + shift
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        for name in ("weight", "bias"):  # a single-style checkpoint's (C,) -> (1, C)
+            t = state_dict.get(prefix + name)
+            if t is not None and t.dim() == 1:
+                state_dict[prefix + name] = t[None]
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+class ConvNormAct(nn.Sequential):
+    """pad -> conv -> conditional instance norm -> ReLU (each optional).
+    ``pad_mode``: "reflect" or "zeros"; ``pad``: the padding width (default ``k // 2``, "same"
+    at stride 1). ``forward(x, style)``."""
+
+    def __init__(self, cin: int, cout: int, k: int, stride: int = 1, pad_mode: str = "reflect",
+                 norm: bool = True, act: bool = True, groups: int = 1, pad: int | None = None, styles: int = 1):
         pad = k // 2 if pad is None else pad
         layers: list[nn.Module] = []
-        if padding == "reflect" and pad > 0:
+        if pad_mode == "reflect" and pad > 0:
             layers.append(nn.ReflectionPad2d(pad))
-        layers.append(nn.Conv2d(cin, cout, k, stride, padding=pad if padding == "zeros" else 0, groups=groups))
+        layers.append(nn.Conv2d(cin, cout, k, stride, padding=pad if pad_mode == "zeros" else 0, groups=groups))
         if norm:
-            layers.append(nn.InstanceNorm2d(cout, affine=True))
+            layers.append(CondInstanceNorm(cout, styles))
         if act:
             layers.append(nn.ReLU(inplace=True))
         super().__init__(*layers)
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        for layer in self:
+            x = layer(x, style) if isinstance(layer, CondInstanceNorm) else layer(x)
+        return x
 
 
 class ResidualBlock(nn.Module):
     """x + F(x), F = two 3x3 convs ("full") or two depthwise-separable convs ("separable")."""
 
-    def __init__(self, ch: int, block: str, padding: str):
+    def __init__(self, ch: int, block: str, pad_mode: str, styles: int):
         super().__init__()
         if block == "full":
-            body = [ConvNormAct(ch, ch, 3, padding=padding), ConvNormAct(ch, ch, 3, padding=padding, act=False)]
+            body = [ConvNormAct(ch, ch, 3, pad_mode=pad_mode, styles=styles),
+                    ConvNormAct(ch, ch, 3, pad_mode=pad_mode, act=False, styles=styles)]
         elif block == "separable":
             body = [
-                ConvNormAct(ch, ch, 3, padding=padding, norm=False, act=False, groups=ch),
-                ConvNormAct(ch, ch, 1),
-                ConvNormAct(ch, ch, 3, padding=padding, norm=False, act=False, groups=ch),
-                ConvNormAct(ch, ch, 1, act=False),
+                ConvNormAct(ch, ch, 3, pad_mode=pad_mode, norm=False, act=False, groups=ch),
+                ConvNormAct(ch, ch, 1, styles=styles),
+                ConvNormAct(ch, ch, 3, pad_mode=pad_mode, norm=False, act=False, groups=ch),
+                ConvNormAct(ch, ch, 1, act=False, styles=styles),
             ]
         else:
             raise ValueError(f"unknown residual block type {block!r}")
-        self.body = nn.Sequential(*body)
+        self.body = nn.ModuleList(body)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.body(x)
+    def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        y = x
+        for layer in self.body:
+            y = layer(y, style)
+        return x + y
 
 
 class Upsample(nn.Module):
@@ -79,27 +116,28 @@ class Upsample(nn.Module):
     transposed conv (kernel divisible by the stride, so no uneven overlap; 2.25x fewer MACs).
     """
 
-    def __init__(self, cin: int, cout: int, mode: str, padding: str):
+    def __init__(self, cin: int, cout: int, mode: str, pad_mode: str, styles: int):
         super().__init__()
         self.mode = mode
         if mode == "nearest":
-            self.conv = ConvNormAct(cin, cout, 3, padding=padding, norm=False, act=False)
+            self.conv = ConvNormAct(cin, cout, 3, pad_mode=pad_mode, norm=False, act=False)
         elif mode == "shuffle":
-            self.conv = ConvNormAct(cin, 4 * cout, 3, padding=padding, norm=False, act=False)
+            self.conv = ConvNormAct(cin, 4 * cout, 3, pad_mode=pad_mode, norm=False, act=False)
         elif mode == "deconv":
             self.conv = nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1)
         else:
             raise ValueError(f"unknown upsample mode {mode!r}")
-        self.norm = nn.InstanceNorm2d(cout, affine=True)
+        self.norm = CondInstanceNorm(cout, styles)
 
-    def forward(self, x: torch.Tensor, size: torch.Size) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, size: torch.Size, style: torch.Tensor) -> torch.Tensor:
+        conv = self.conv if self.mode == "deconv" else (lambda t: self.conv(t, style))
         if self.mode == "nearest":
-            y = self.conv(F.interpolate(x, size=size, mode="nearest"))  # (B, cout, *size)
+            y = conv(F.interpolate(x, size=size, mode="nearest"))  # (B, cout, *size)
         elif self.mode == "shuffle":
-            y = F.pixel_shuffle(self.conv(x), 2)[..., : size[0], : size[1]]  # (B, cout, *size)
+            y = F.pixel_shuffle(conv(x), 2)[..., : size[0], : size[1]]  # (B, cout, *size)
         else:
-            y = self.conv(x)[..., : size[0], : size[1]]  # (B, cout, 2h, 2w) -> (B, cout, *size)
-        return F.relu(self.norm(y))
+            y = conv(x)[..., : size[0], : size[1]]  # (B, cout, 2h, 2w) -> (B, cout, *size)
+        return F.relu(self.norm(y, style))
 
 
 class TransformNet(nn.Module):
@@ -123,13 +161,15 @@ class TransformNet(nn.Module):
         if (cfg.stem == "stride2") != (k % 2 == 0):
             parity = "an even" if cfg.stem == "stride2" else "an odd"
             raise ValueError(f"a {cfg.stem} stem needs {parity} end_kernel, got {k}")
+        if cfg.styles < 1:
+            raise ValueError(f"a net needs at least one style, got {cfg.styles}")
         self.cfg = cfg
         c1, c2, c3 = cfg.channels
-        pad = cfg.padding
+        pad, n = cfg.padding, cfg.styles
         if cfg.stem == "conv":
             self.edge_pad = (0, 0)
-            self.stem = ConvNormAct(3, c1, k, padding=pad)
-            self.out = ConvNormAct(c1, 3, k, padding=pad, norm=False, act=False)
+            self.stem = ConvNormAct(3, c1, k, pad_mode=pad, styles=n)
+            self.out = ConvNormAct(c1, 3, k, pad_mode=pad, norm=False, act=False)
         else:
             # "same" padding of the ends is p input pixels and q pixels of the H/2 map feeding the
             # transposed conv (whose border outputs would otherwise get fewer taps). With zeros it
@@ -139,30 +179,46 @@ class TransformNet(nn.Module):
             p, q = (k - 2) // 2, k // 4
             self.edge_pad = (0, 0) if pad == "zeros" else (p, q)
             ep, eq = self.edge_pad
-            self.stem = ConvNormAct(3, c1, k, stride=2, padding="zeros", pad=p - ep)
+            self.stem = ConvNormAct(3, c1, k, stride=2, pad_mode="zeros", pad=p - ep, styles=n)
             self.out = nn.ConvTranspose2d(c1, 3, k, stride=2, padding=p + 2 * eq)
-        self.down1 = ConvNormAct(c1, c2, 3, stride=2, padding=pad)
-        self.down2 = ConvNormAct(c2, c3, 3, stride=2, padding=pad)
-        self.res = nn.Sequential(*[ResidualBlock(c3, cfg.block, pad) for _ in range(cfg.res_blocks)])
-        self.up1 = Upsample(c3, c2, cfg.upsample, pad)
-        self.up2 = Upsample(c2, c1, cfg.upsample, pad)
+        self.down1 = ConvNormAct(c1, c2, 3, stride=2, pad_mode=pad, styles=n)
+        self.down2 = ConvNormAct(c2, c3, 3, stride=2, pad_mode=pad, styles=n)
+        self.res = nn.ModuleList([ResidualBlock(c3, cfg.block, pad, n) for _ in range(cfg.res_blocks)])
+        self.up1 = Upsample(c3, c2, cfg.upsample, pad, n)
+        self.up2 = Upsample(c2, c1, cfg.upsample, pad, n)
 
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
+    def norms(self) -> list[CondInstanceNorm]:
+        """Every conditional instance norm: the only per-style parameters."""
+        return [m for m in self.modules() if isinstance(m, CondInstanceNorm)]
+
+    def style_weights(self, style: torch.Tensor | None, batch: int) -> torch.Tensor:
+        """None -> the first style, (B, N) or (1, N) as given."""
+        if style is None:
+            style = F.one_hot(torch.zeros(1, dtype=torch.long), self.cfg.styles).float()  # (1, N)
+        if style.dim() != 2 or style.shape[1] != self.cfg.styles or style.shape[0] not in (1, batch):
+            raise ValueError(f"style weights must be (B, {self.cfg.styles}) or (1, {self.cfg.styles}), "
+                             f"got {tuple(style.shape)}")
+        return style
+
+    def logits(self, x: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
         """(B, 3, H, W) -> (B, 3, H, W) pre-sigmoid output (H, W even for a stride2 stem, whose
         input comes already padded by ``edge_pad[0]`` on each side: (B, 3, H + 2p, W + 2p))."""
-        s1 = self.stem(x)  # (B, c1, H, W), or (B, c1, H/2, W/2) for a stride2 stem
-        s2 = self.down1(s1)  # (B, c2, ceil(h1/2), ceil(w1/2))
-        y = self.res(self.down2(s2))  # (B, c3, ceil(h1/4), ceil(w1/4))
-        y = self.up1(y, s2.shape[-2:])  # (B, c2, *s2 size)
-        y = self.up2(y, s1.shape[-2:])  # (B, c1, *s1 size)
+        style = self.style_weights(style, x.shape[0]).to(x.device)  # (B or 1, N)
+        s1 = self.stem(x, style)  # (B, c1, H, W), or (B, c1, H/2, W/2) for a stride2 stem
+        s2 = self.down1(s1, style)  # (B, c2, ceil(h1/2), ceil(w1/2))
+        y = self.down2(s2, style)  # (B, c3, ceil(h1/4), ceil(w1/4))
+        for block in self.res:
+            y = block(y, style)
+        y = self.up1(y, s2.shape[-2:], style)  # (B, c2, *s2 size)
+        y = self.up2(y, s1.shape[-2:], style)  # (B, c1, *s1 size)
         if self.edge_pad[1]:
             y = F.pad(y, (self.edge_pad[1],) * 4, mode="replicate")
-        return self.out(y)  # (B, 3, H, W)
+        return self.out(y, style) if isinstance(self.out, ConvNormAct) else self.out(y)  # (B, 3, H, W)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
         if self.cfg.stem == "conv":
-            return torch.sigmoid(self.logits(x))  # (B, 3, H, W) in [0, 1]
+            return torch.sigmoid(self.logits(x, style))  # (B, 3, H, W) in [0, 1]
         h, w = x.shape[-2:]
         p = self.edge_pad[0]
         x = F.pad(x, (p, p + w % 2, p, p + h % 2), mode="replicate")  # (B, 3, H' + 2p, W' + 2p), H', W' even
-        return torch.sigmoid(self.logits(x)[..., :h, :w])  # (B, 3, H, W) in [0, 1]
+        return torch.sigmoid(self.logits(x, style)[..., :h, :w])  # (B, 3, H, W) in [0, 1]

@@ -24,7 +24,7 @@ from fastnst import UserError
 from fastnst.play.color import luminance_transfer, match_histogram
 from fastnst.config import OptimizeConfig
 from fastnst.learn.data import to_tensor
-from fastnst.learn.device import pick_device
+from fastnst.learn.device import autocast, pick_device, pick_precision
 from fastnst.play.images import load_image, resize_long_side
 from fastnst.learn.losses import PerceptualLoss
 from fastnst.learn.vgg import VGGEncoder
@@ -104,12 +104,6 @@ def check_config(cfg: OptimizeConfig, n_styles: int) -> None:
         raise UserError(f"save-every must be >= 0, got {cfg.save_every}")
 
 
-def build_encoder(cfg: OptimizeConfig, device: torch.device | str = "cpu") -> VGGEncoder:
-    """The frozen VGG that ``cfg``'s loss needs (callers may build it once and reuse it)."""
-    layers = list(cfg.loss.content_layers) + list(cfg.loss.style_layers)
-    return VGGEncoder(layers, weights=cfg.loss.vgg, pool=cfg.loss.pool).to(device)
-
-
 def _resize(rgb: np.ndarray, long_side: int) -> np.ndarray:
     """(H, W, 3) uint8 -> long side ``long_side`` (Lanczos)."""
     if max(rgb.shape[:2]) == long_side:
@@ -166,8 +160,12 @@ def optimize(
     """
     check_config(cfg, len(styles))
     device = pick_device(cfg.device)
+    precision, why = pick_precision(cfg.precision, device)
+    log.info("optimize on %s in %s (%s)", device, precision, why)
     torch.manual_seed(cfg.seed)
-    encoder = (encoder if encoder is not None else build_encoder(cfg)).to(device)
+    encoder = (encoder if encoder is not None else VGGEncoder.from_config(cfg.loss)).to(device)
+    if precision == "bf16":
+        encoder = encoder.to(memory_format=torch.channels_last)
     loss_cfg = cfg.loss
     iterations = cfg.iterations * len(cfg.scales) if len(cfg.iterations) == 1 else cfg.iterations
     lr = cfg.lr if cfg.lr is not None else DEFAULT_LR[cfg.optimizer]
@@ -191,17 +189,11 @@ def optimize(
             content = _resize(content_rgb, scale)
             h, w = content.shape[:2]
             style_size = max(16, round(cfg.style_scale * scale))
-            criterion = PerceptualLoss(
-                encoder,
-                [to_tensor(_resize(s, style_size))[None].to(device) for s in styles],
-                loss_cfg.content_layers,
-                loss_cfg.style_layers,
-                loss_cfg.content_weight,
-                loss_cfg.style_weight,
-                loss_cfg.tv_weight,
-                cfg.style_blend,
-            )
-            targets = criterion.content_targets(to_tensor(content)[None].to(device))
+            with autocast(device, precision):  # the VGG convolutions only; Grams and losses stay fp32
+                criterion = PerceptualLoss.from_config(
+                    loss_cfg, [to_tensor(_resize(s, style_size))[None].to(device) for s in styles], encoder,
+                    style_blend=cfg.style_blend)
+                targets = criterion.content_targets(to_tensor(content)[None].to(device))
             if x is None:
                 x = _initial_image(cfg, content, device)
             else:  # coarse to fine: start from the upsampled previous result
@@ -219,10 +211,11 @@ def optimize(
                 optimizer.zero_grad(set_to_none=True)
                 with torch.no_grad():  # keep the image displayable, so the loss is that of what is written
                     pixels.clamp_(0, PIXEL_UNITS)
-                x = pixels / PIXEL_UNITS  # (1, 3, H, W) in [0, 1]
-                losses = criterion(x, targets)
+                x = pixels / PIXEL_UNITS  # (1, 3, H, W) in [0, 1], fp32 like the L-BFGS state
+                with autocast(device, precision):
+                    losses = criterion(x, targets)
                 losses["total"].backward()
-                vals = {k: v.item() for k, v in losses.items()}
+                vals = {k: v.item() for k, v in losses.items() if v.dim() == 0}
                 if not first:
                     first = vals
                 if vals["total"] < best_total:
@@ -267,7 +260,8 @@ def optimize(
 
     with torch.no_grad():  # score what will be written (clamped), not the unclamped iterate
         x = pixels.detach().div(PIXEL_UNITS).clamp(0, 1)
-        final = {k: v.item() for k, v in criterion(x, targets).items()}
+        with autocast(device, precision):
+            final = {k: v.item() for k, v in criterion(x, targets).items() if v.dim() == 0}
     return OptimizeResult(_finish(x, cfg, original), first, final, count, time.perf_counter() - start, history)
 
 

@@ -7,7 +7,7 @@ calibration frames (one frame's extremes would stretch a range and cost precisio
 preset this runs ~1.3x faster on a 2-core x86 CPU and moves the output by 1-4 levels of 255
 on average, for the same held-out perceptual loss; but the warping error on video rises by
 64-85% (quantization noise defeats the stability training), so it is an option, not the default
-(models/README.md, "int8")."""
+(docs/results/architecture-levers.md, "int8")."""
 
 from __future__ import annotations
 
@@ -29,15 +29,27 @@ CALIBRATION_SIZE = (640, 480)  # (W, H): the webcam size
 MAX_MEAN_DIFF = 4.0  # levels of 255: the int8 model's mean distance from the float one, on photos
 
 
-class FrameReader(CalibrationDataReader):
-    """Feeds (1, H, W, 3) uint8 BGR frames to onnxruntime's calibrator."""
+def model_feeds(model_path: str | os.PathLike, frames: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
+    """One onnxruntime feed per (1, H, W, 3) uint8 BGR frame; a model with a ``style`` input
+    gets each style in turn (one-hot), so every style's activations are calibrated and checked."""
+    import onnx
 
-    def __init__(self, frames: list[np.ndarray]):
-        self.frames = iter(frames)
+    inputs = {i.name: i for i in onnx.load(str(model_path), load_external_data=False).graph.input}
+    if "style" not in inputs:
+        return [{"frames": f} for f in frames]
+    n = inputs["style"].type.tensor_type.shape.dim[0].dim_value
+    eye = np.eye(n, dtype=np.float32)
+    return [{"frames": f, "style": eye[i % n]} for i, f in enumerate(frames)]
+
+
+class FrameReader(CalibrationDataReader):
+    """Feeds onnxruntime's calibrator, one feed (``model_feeds``) at a time."""
+
+    def __init__(self, feeds: list[dict[str, np.ndarray]]):
+        self.feeds = iter(feeds)
 
     def get_next(self) -> dict[str, np.ndarray] | None:
-        frame = next(self.frames, None)
-        return None if frame is None else {"frames": frame}
+        return next(self.feeds, None)
 
 
 @contextlib.contextmanager
@@ -84,15 +96,15 @@ def quantize_int8(src: str | os.PathLike, dst: str | os.PathLike, calibration: l
     dst = Path(dst)
     with atomic_path(dst) as tmp:
         with quiet_quantizer():
-            quantize_static(str(src), str(tmp), FrameReader(calibration), quant_format=QuantFormat.QDQ,
+            quantize_static(str(src), str(tmp), FrameReader(model_feeds(src, calibration)), quant_format=QuantFormat.QDQ,
                             per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                             op_types_to_quantize=["Conv"], extra_options={"CalibMovingAverage": True})
         model = onnx.load(str(tmp))
         model.metadata_props.add(key="fastnst.int8", value=f"{len(calibration)} calibration frames")
         onnx.save(model, str(tmp))
         fp32, int8 = (ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for p in (src, tmp))
-        diff = float(np.mean([np.abs(fp32.run(None, {"frames": f})[0].astype(np.int16)
-                                     - int8.run(None, {"frames": f})[0]).mean() for f in check]))
+        diff = float(np.mean([np.abs(fp32.run(None, feed)[0].astype(np.int16) - int8.run(None, feed)[0]).mean()
+                              for feed in model_feeds(src, check)]))
         if diff > max_diff:
             raise UserError(f"int8 quantization moved the output by {diff:.1f} levels of 255 on average "
                             f"(limit {max_diff}); export the float model instead (fastnst export RUN --no-int8)")

@@ -1,11 +1,14 @@
-"""train(cfg) -> a trained TransformNet, its checkpoint and its ONNX model.
+"""train(cfg) -> a trained TransformNet, its checkpoint and its ONNX model: the training loop.
 
-The loop: Adam on the perceptual loss (Johnson et al. 2016) over random crops of the data.
-Checkpoints (``<run_dir>/checkpoint.pt``, atomic) hold everything needed to continue exactly:
-model and optimizer state, step, data position, RNG states, the full config and VGG source.
+Adam on the perceptual loss (Johnson et al. 2016) over random crops of the data. With several
+styles, one conditional-instance-norm net (Dumoulin et al. 2017) learns them all: sample k of
+the run is trained on style k mod S, so every batch is as balanced over the styles as its size
+allows and resume stays exact. With ``cfg.base``, new styles are added to a trained run: only
+their norm parameters train, and everything else, the other styles included, stays bit-identical.
+
 Under ``torchrun`` (WORLD_SIZE > 1) it trains with DistributedDataParallel, gloo on CPUs and
 nccl on GPUs; each rank draws a distinct shard of the samples and only rank 0 logs, previews
-and writes files.
+and writes files. Checkpoints: ``fastnst.learn.checkpoint``.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import math
 import os
 import signal
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,22 +30,17 @@ import torch.distributed as dist
 
 import fastnst
 from fastnst import UserError
-from fastnst.config import TrainConfig, from_dict, to_dict, to_json
-from fastnst.learn.data import CropDataset, decode_image, make_loader, open_source, to_tensor
-from fastnst.learn.device import pick_device
-from fastnst.play.files import atomic_path, check_output_path, remove_stale_temps
-from fastnst.play.images import load_image, resize_long_side, save_image
+from fastnst.config import TrainConfig, to_dict
+from fastnst.learn.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_NAME, config_of, load_checkpoint, net_of, save_checkpoint
+from fastnst.learn.data import CropDataset, decode_image, make_loader, open_dataset, to_tensor
+from fastnst.learn.device import autocast, pick_device, pick_precision
 from fastnst.learn.losses import PerceptualLoss, stability_loss
 from fastnst.learn.nets import TransformNet
-from fastnst.learn.vgg import VGGEncoder
+from fastnst.play.files import atomic_path, check_output_path, remove_stale_temps
+from fastnst.play.images import load_image, resize_long_side, save_image
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_FORMAT = "fastnst-checkpoint-v1"
-CHECKPOINT_NAME = "checkpoint.pt"
-# Fields a resumed run may change; anything else must match the checkpoint's config.
-RESUMABLE_FIELDS = {"steps", "epochs", "device", "workers", "checkpoint_every", "preview_every", "log_every", "output",
-                    "int8"}
 CALIBRATION_PHOTOS = 32  # training photos that calibrate an int8 export (8 more check it)
 
 
@@ -61,67 +59,7 @@ class TrainResult:
     rank: int = 0
 
 
-# ---------------------------------------------------------------- checkpoints
-def save_checkpoint(path: Path, state: dict[str, Any]) -> Path:
-    """torch.save to a temp file, then os.replace: a crash never leaves a half-written file."""
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-    return path
-
-
-def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """A run folder or checkpoint file -> the checkpoint dict, or a UserError."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / CHECKPOINT_NAME
-    if not path.is_file():
-        raise UserError(f"no fastnst checkpoint at {path}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise UserError(f"{path} is not a fastnst checkpoint ({type(e).__name__})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise UserError(f"{path} is not a fastnst checkpoint")
-    return ckpt
-
-
-def config_of(ckpt: dict[str, Any]) -> TrainConfig:
-    return from_dict(TrainConfig, ckpt["config"])
-
-
-def net_of(ckpt: dict[str, Any]) -> TransformNet:
-    """The checkpoint's TransformNet with its weights, in eval mode, on the CPU."""
-    net = TransformNet(config_of(ckpt).net)
-    net.load_state_dict(ckpt["model"])
-    return net.eval()
-
-
-def resume_config(ckpt: dict[str, Any], overrides: dict[str, Any]) -> TrainConfig:
-    """The checkpoint's config with ``overrides`` (flat CLI-style keys; None = not given) applied.
-    Only RESUMABLE_FIELDS may change: the rest must match, or the run would not be a continuation."""
-    cfg = config_of(ckpt)
-    saved = to_dict(cfg)
-    changed = []
-    for k, v in overrides.items():
-        if v is None or k in RESUMABLE_FIELDS:
-            continue
-        if isinstance(v, dict):  # a [net] or [loss] table
-            changed += [f"{k}.{kk}" for kk, vv in v.items() if vv is not None and saved[k].get(kk) != vv]
-        elif saved.get(k) != v:
-            changed.append(k)
-    if changed:
-        raise UserError(f"--resume continues the checkpoint's run and cannot change {', '.join(changed)} "
-                        f"(it may change {', '.join(sorted(RESUMABLE_FIELDS))})")
-    return replace(cfg, **{k: v for k, v in overrides.items() if v is not None and k in RESUMABLE_FIELDS})
-
-
 # ---------------------------------------------------------------- setup
-def make_encoder(cfg: TrainConfig) -> VGGEncoder:
-    loss = cfg.loss
-    weights = None if loss.vgg == "random" else loss.vgg  # "random": untrained VGG19, for tests
-    return VGGEncoder([*loss.content_layers, *loss.style_layers], weights=weights, pool=loss.pool)
-
-
 def check_config(cfg: TrainConfig) -> None:
     # image_size: VGG's deepest default layer and the fast net's H/8 stage need 16 px
     for name, low in (("image_size", 16), ("style_size", 16), ("batch_size", 1), ("checkpoint_every", 1),
@@ -132,8 +70,12 @@ def check_config(cfg: TrainConfig) -> None:
         raise UserError(f"lr must be positive, got {cfg.lr}")
     if cfg.steps < 0 or cfg.epochs < 0 or (cfg.steps == 0 and cfg.epochs == 0):
         raise UserError("give a positive number of --steps or --epochs")
-    if not cfg.style:
+    if not cfg.styles:
         raise UserError("no style image: give --style PAINTING.jpg")
+    if len(set(cfg.style_names)) != len(cfg.styles):
+        raise UserError(f"two styles share a name: {', '.join(cfg.style_names)} (rename a file)")
+    if cfg.net.styles != len(cfg.styles):
+        raise UserError(f"the net has {cfg.net.styles} style(s) but {len(cfg.styles)} style image(s) are given")
     if (cfg.loss.distill_weight > 0) != bool(cfg.teacher):
         raise UserError("distillation needs both --teacher RUN_DIR and a positive --distill-weight")
 
@@ -179,7 +121,7 @@ class _StopFlag:
 def train(cfg: TrainConfig, resume: str | os.PathLike | None = None, export: bool = True) -> TrainResult:
     """Train a TransformNet for ``cfg`` (or continue the run at ``resume``: a run folder or a
     checkpoint, whose config wins except for RESUMABLE_FIELDS, which the caller applies with
-    ``resume_config``). All input checks happen before the first step.
+    ``checkpoint.resume_config``). All input checks happen before the first step.
 
     Raises UserError for bad input, TrainingDiverged on a NaN/inf loss (the last checkpoint is
     kept) and KeyboardInterrupt after saving a checkpoint when interrupted (Ctrl-C, SIGTERM).
@@ -199,14 +141,50 @@ def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def _base_net(cfg: TrainConfig) -> tuple[TransformNet, int]:
+    """For ``cfg.base``: the base run's net grown to ``cfg.net.styles`` styles, each new style's
+    norm parameters starting from the mean of the base styles', and the base's style count."""
+    base = load_checkpoint(cfg.base)
+    bcfg = config_of(base)
+    n_old = bcfg.net.styles
+    if bcfg.styles != cfg.styles[:n_old] or {**to_dict(bcfg.net), "styles": cfg.net.styles} != to_dict(cfg.net):
+        raise UserError(f"{cfg.base}: the new run must keep the base's net and its styles first "
+                        f"({', '.join(bcfg.style_names)})")
+    old = net_of(base)
+    net = TransformNet(cfg.net)
+    state = old.state_dict()
+    for name, t in net.state_dict().items():
+        if t.shape != state[name].shape:  # (N_new, C) norm parameters
+            state[name] = torch.cat([state[name], state[name].mean(0, keepdim=True).expand(t.shape[0] - n_old, -1)])
+    net.load_state_dict(state)
+    return net, n_old
+
+
+def trainable_parameters(net: TransformNet, frozen_styles: int) -> list[torch.nn.Parameter]:
+    """All parameters; with ``frozen_styles`` > 0, only the norm rows of the styles after the
+    first ``frozen_styles`` (the rest get no gradient, so Adam leaves them bit-identical)."""
+    if not frozen_styles:
+        return list(net.parameters())
+    net.requires_grad_(False)
+    params = []
+    for norm in net.norms():
+        for p in (norm.weight, norm.bias):
+            mask = torch.ones_like(p[:, :1])  # (N, 1)
+            mask[:frozen_styles] = 0
+            p.requires_grad_(True)
+            p.register_hook(lambda g, m=mask: g * m)
+            params.append(p)
+    return params
+
+
 def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, rank: int, world: int, device: torch.device,
            resume: str | os.PathLike | None, export: bool) -> TrainResult:
     run_dir = Path(cfg.run_dir)
     if export and cfg.output:
         check_output_path(cfg.output, (".onnx",), what="model")
-    style_name = Path(cfg.style).stem
-    style = to_tensor(load_image(cfg.style, cfg.style_size, "style image"))[None]  # (1, 3, H, W)
-    source, held = open_source(cfg.data, cfg.data_split, holdout=max(cfg.holdout, 0 if cfg.preview_image else 1))
+    styles = [to_tensor(load_image(s, cfg.style_size, "style image"))[None] for s in cfg.styles]  # S x (1, 3, H, W)
+    source, held = open_dataset(cfg.data, cfg.data_split, holdout=max(cfg.holdout, 0 if cfg.preview_image else 1),
+                                extra=cfg.extra_data)
     if hasattr(source, "__len__"):
         CropDataset(source, cfg.image_size, cfg.seed)[0]  # a UserError here, not inside a DataLoader worker
     preview = _load_preview(cfg, held, max(256, 2 * cfg.image_size))
@@ -216,7 +194,7 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, rank: int, world: int,
         raise UserError(f"cannot create run folder {run_dir}: {e.strerror}") from None
     ckpt_path = check_output_path(run_dir / CHECKPOINT_NAME)
     remove_stale_temps(ckpt_path)  # left by a kill -9 during a save
-    onnx_path = check_output_path(cfg.output or run_dir / f"{style_name}.onnx", (".onnx",), what="model") \
+    onnx_path = check_output_path(cfg.output or run_dir / f"{cfg.model_name}.onnx", (".onnx",), what="model") \
         if export else None
     n_images = len(source) if hasattr(source, "__len__") else None
     per_step = cfg.batch_size * world
@@ -227,14 +205,16 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, rank: int, world: int,
     else:
         total_steps = math.ceil(cfg.epochs * n_images / per_step)
 
+    precision, why = pick_precision(cfg.precision, device)
     torch.manual_seed(cfg.seed)
-    net = TransformNet(cfg.net).to(device)
-    encoder = make_encoder(cfg)
-    ploss = PerceptualLoss(encoder, [style], cfg.loss.content_layers, cfg.loss.style_layers,
-                           cfg.loss.content_weight, cfg.loss.style_weight, cfg.loss.tv_weight,
-                           distill_weight=cfg.loss.distill_weight).to(device)
+    net, frozen = _base_net(cfg) if cfg.base else (TransformNet(cfg.net), 0)
+    net = net.to(device)
+    trained_styles = torch.arange(frozen, cfg.net.styles)  # the styles samples are drawn for
+    ploss = PerceptualLoss.from_config(cfg.loss, styles).to(device)
     teacher = net_of(load_checkpoint(cfg.teacher)).requires_grad_(False).to(device) if cfg.teacher else None
-    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    if teacher is not None and teacher.cfg.styles != cfg.net.styles:
+        raise UserError(f"the teacher has {teacher.cfg.styles} style(s), this run {cfg.net.styles}")
+    opt = torch.optim.Adam(trainable_parameters(net, frozen), lr=cfg.lr)
     step, data_position, skipped = 0, 0, set()
     if ckpt is not None:
         net.load_state_dict(ckpt["model"])
@@ -245,16 +225,19 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, rank: int, world: int,
             torch.cuda.set_rng_state(ckpt["rng"]["cuda"], device)
         if rank == 0:
             log.info("resuming %s at step %d of %d", resume, step, total_steps)
+            if ckpt.get("precision", "fp32") != precision:
+                log.warning("the checkpoint trained in %s and this run continues in %s: not bit-exact with an "
+                            "uninterrupted run", ckpt.get("precision", "fp32"), precision)
     elif rank == 0 and ckpt_path.is_file():
         log.warning("%s holds an earlier run's checkpoint; this run will replace it (--resume continues it)", run_dir)
     if rank == 0:  # lines logged after the checkpoint (or by an earlier run) would be logged twice
         _truncate_metrics(run_dir / "metrics.jsonl", step)
-    cuda = device.type == "cuda"
-    if cuda:  # channels_last + bf16 autocast where the GPU has it; fp32 elsewhere
+    # channels_last: the layout oneDNN's and cuDNN's fast bf16 convolutions want.
+    channels_last = device.type == "cuda" or precision == "bf16"
+    if channels_last:
         net = net.to(memory_format=torch.channels_last)
         ploss = ploss.to(memory_format=torch.channels_last)
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if cuda and torch.cuda.is_bf16_supported() \
-        else contextlib.nullcontext()
+    cuda = device.type == "cuda"
     model = torch.nn.parallel.DistributedDataParallel(net, device_ids=[device] if cuda else None) if world > 1 else net
 
     loader = make_loader(source, cfg.image_size, cfg.seed, cfg.batch_size, data_position // world,
@@ -263,42 +246,55 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, rank: int, world: int,
     def state() -> dict[str, Any]:
         return {
             "format": CHECKPOINT_FORMAT, "fastnst_version": fastnst.__version__,
-            "step": step, "data_position": data_position, "world_size": world,
+            "step": step, "data_position": data_position, "world_size": world, "precision": precision,
             "model": net.state_dict(), "optimizer": opt.state_dict(),
             "rng": {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state(device) if cuda else None},
             "config": to_dict(cfg), "vgg": cfg.loss.vgg, "skipped": sorted(skipped),
         }
 
+    names = cfg.style_names
     if rank == 0:
-        log.info("training %s: %d steps of %d x %dpx on %s (%s images%s), run folder %s", style_name, total_steps,
-                 per_step, cfg.image_size, device, n_images if n_images is not None else "streamed",
-                 f", {world} processes" if world > 1 else "", run_dir)
+        log.info("training %s: %d steps of %d x %dpx on %s in %s (%s%s), %s images%s, run folder %s",
+                 ", ".join(names[i] for i in trained_styles), total_steps, per_step, cfg.image_size, device,
+                 precision, why, ", channels_last" if channels_last else "",
+                 n_images if n_images is not None else "streamed", f", {world} processes" if world > 1 else "",
+                 run_dir)
     from tqdm.auto import tqdm
 
+    n_styles = cfg.net.styles
     bar = tqdm(total=total_steps, initial=step, unit="step", dynamic_ncols=True, disable=rank != 0)
-    sums, n_sum, t_log, last = torch.zeros(4, dtype=torch.float64), 0, time.perf_counter(), {}
+    sums, t_log, last = torch.zeros(5 + 2 * n_styles, dtype=torch.float64), time.perf_counter(), {}
     with _StopFlag() as stop:
         batches = iter(loader)
         while step < total_steps:
             batch, bad = next(batches)  # (B, 3, S, S)
             skipped.update(bad)
             batch = batch.to(device, non_blocking=True)
-            if cuda:
+            if channels_last:
                 batch = batch.contiguous(memory_format=torch.channels_last)
-            with amp:
+            # Sample k of the run (k = j * world + rank for this rank's j-th sample) learns style k mod S.
+            k = (data_position // world + torch.arange(len(batch))) * world + rank  # (B,)
+            which = trained_styles[k % len(trained_styles)]  # (B,) style indices
+            style = torch.nn.functional.one_hot(which, n_styles).float().to(device)  # (B, N)
+            with autocast(device, precision):
                 targets = ploss.content_targets(batch)
-                teacher_targets = ploss.content_targets(teacher(batch)) if teacher is not None else None
-                out = model(batch)  # (B, 3, S, S)
-                losses = ploss(out, targets, teacher_targets)
+                teacher_targets = ploss.content_targets(teacher(batch, style)) if teacher is not None else None
+                out = model(batch, style)  # (B, 3, S, S)
+                losses = ploss(out, targets, teacher_targets, style)
                 if cfg.loss.stability_weight > 0:  # no VGG pass: a second net pass on a shifted crop
-                    losses["total"] = losses["total"] + cfg.loss.stability_weight * stability_loss(net, batch, out)
-            # One all_reduce a step: every rank sees the same mean losses and stop request,
-            # so all of them stop (NaN, Ctrl-C) at the same step.
-            vec = torch.stack([losses[k].detach().float() for k in ("content", "style", "tv", "total")]
-                              + [torch.tensor(float(stop.requested), device=device)])  # (5,)
+                    losses["total"] = losses["total"] + cfg.loss.stability_weight * stability_loss(
+                        lambda x: net(x, style), batch, out)
+            # One all_reduce a step: every rank sees the same sums and stop request, so all of
+            # them stop (NaN, Ctrl-C) at the same step. Layout: content, style, tv, total (means
+            # over ranks), stop, then per style the sum of its samples' style terms and their count.
+            each = losses["style_each"].detach().float()  # (B,)
+            vec = torch.cat([torch.stack([losses[k].detach().float() for k in ("content", "style", "tv", "total")]),
+                             torch.tensor([float(stop.requested)], device=device),
+                             torch.zeros(n_styles, device=device).index_add(0, which.to(device), each),
+                             torch.bincount(which, minlength=n_styles).float().to(device)])
             if world > 1:
                 dist.all_reduce(vec)
-                vec = vec / world
+                vec[:4] = vec[:4] / world
             vec = vec.cpu().double()
             if not torch.isfinite(vec[:4]).all():
                 bar.close()
@@ -310,18 +306,14 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, rank: int, world: int,
             opt.step()
             step += 1
             data_position += per_step
-            sums += vec[:4]
-            n_sum += 1
+            sums[:4] += vec[:4]
+            sums[4] += 1
+            sums[5:] += vec[5:]
             bar.update(1)
             if rank == 0 and (step % cfg.log_every == 0 or step == total_steps):
-                now = time.perf_counter()
-                last = dict(zip(("content", "style", "tv", "total"), (sums / n_sum).tolist()))
-                img_s = n_sum * per_step / (now - t_log)
-                _append_metrics(run_dir / "metrics.jsonl", {"step": step, **last, "images_per_s": img_s})
-                bar.set_postfix(c=f"{last['content']:.3g}", s=f"{last['style']:.3g}", tv=f"{last['tv']:.3g}",
-                                img_s=f"{img_s:.1f}", refresh=False)
+                last = _log_row(run_dir, step, sums, names, per_step, time.perf_counter() - t_log, bar)
                 sums.zero_()
-                n_sum, t_log = 0, time.perf_counter()
+                t_log = time.perf_counter()
             if rank == 0 and preview is not None and cfg.preview_every and step % cfg.preview_every == 0:
                 _save_preview(net, preview, run_dir / f"preview_{step:06d}.png", device)
             stopping = vec[4].item() > 0
@@ -340,7 +332,7 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, rank: int, world: int,
         gathered: list[Any] = [None] * world
         dist.all_gather_object(gathered, sorted(skipped))
         skipped = set().union(*gathered)
-    net = net.cpu().eval()
+    net = net.cpu().eval().to(memory_format=torch.contiguous_format)
     out = None
     if rank == 0:
         if preview is not None:
@@ -349,38 +341,35 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, rank: int, world: int,
             log.warning("skipped %d unreadable, corrupt or tiny image(s) (short side < %d px)",
                         len(skipped), max(8, cfg.image_size // 2))
         if export:
-            out = export_run(net, onnx_path, cfg)
+            from fastnst.learn.export import export_model
+
+            calibration = calibration_photos(cfg) if cfg.int8 else None
+            out = export_model(net, onnx_path, cfg, calibration)
     if world > 1:
         dist.barrier()
     return TrainResult(net, ckpt_path, out, step, sorted(skipped), last, rank)
 
 
-def export_run(net: TransformNet, path: str | os.PathLike, cfg: TrainConfig) -> Path:
-    """Export with the run's metadata and check onnxruntime against torch at two sizes; with
-    ``cfg.int8``, quantize that model (calibrated on photos from ``cfg.data``) into ``path``."""
-    import tempfile
+def calibration_photos(cfg: TrainConfig) -> list[Any]:
+    """The training photos (paths or {"bytes", "path"}) that calibrate an int8 export and check it."""
+    source, _ = open_dataset(cfg.data, cfg.data_split, holdout=cfg.holdout)
+    n = CALIBRATION_PHOTOS + 8
+    return source["image"][:n] if hasattr(source, "__len__") else [x["image"] for x in source.take(n)]
 
-    from fastnst.learn.export import check_parity, export_onnx
 
-    meta = {"fastnst.style": Path(cfg.style).stem, "fastnst.config": to_json(cfg), "fastnst.vgg": cfg.loss.vgg}
-    if not cfg.int8:
-        with atomic_path(path) as tmp:  # the model appears only once it passed the parity check
-            export_onnx(net, tmp, meta)
-            check_parity(net, tmp)
-        return Path(path)
-    from fastnst.learn.quantize import photo_frames, quantize_int8
-
-    path = check_output_path(path)
-    source, _ = open_source(cfg.data, cfg.data_split, holdout=cfg.holdout)
-    items = source["image"][:CALIBRATION_PHOTOS + 8] if hasattr(source, "__len__") \
-        else [x["image"] for x in source.take(CALIBRATION_PHOTOS + 8)]
-    frames = photo_frames(items, CALIBRATION_PHOTOS + 8)
-    held = max(1, min(8, len(frames) // 5))  # photos that check the quantized model, not calibrate it
-    with tempfile.TemporaryDirectory() as tmp:
-        fp32 = export_onnx(net, Path(tmp) / "float.onnx", meta)
-        check_parity(net, fp32)
-        quantize_int8(fp32, path, frames[:-held], frames[-held:])
-    return path
+def _log_row(run_dir: Path, step: int, sums: torch.Tensor, names: tuple[str, ...], per_step: int, seconds: float,
+             bar) -> dict[str, float]:
+    """Append the means since the last row to metrics.jsonl and show them on the progress bar."""
+    n_steps = sums[4].item()
+    row = dict(zip(("content", "style", "tv", "total"), (sums[:4] / n_steps).tolist()))
+    n = len(names)
+    per_style = {name: (sums[5 + i] / sums[5 + n + i]).item() for i, name in enumerate(names) if sums[5 + n + i] > 0}
+    img_s = n_steps * per_step / seconds
+    _append_metrics(run_dir / "metrics.jsonl", {"step": step, **row, "images_per_s": img_s,
+                                                **({"style_by_name": per_style} if n > 1 else {})})
+    styles = {f"s_{k}": f"{v:.2g}" for k, v in per_style.items()} if n > 1 else {"s": f"{row['style']:.3g}"}
+    bar.set_postfix(c=f"{row['content']:.3g}", **styles, img_s=f"{img_s:.1f}", refresh=False)
+    return row
 
 
 # ---------------------------------------------------------------- run-folder files
@@ -401,7 +390,7 @@ def _load_preview(cfg: TrainConfig, held: list[Any], max_size: int) -> torch.Ten
 def _save_preview(net: TransformNet, img: torch.Tensor, path: Path, device: torch.device) -> None:
     was_training = net.training
     net.eval()
-    y = net(img.to(device))[0].float().cpu()  # (3, H, W) in [0, 1]
+    y = net(img.to(device))[0].float().cpu()  # (3, H, W) in [0, 1], the first style
     net.train(was_training)
     save_image((y.permute(1, 2, 0) * 255).round().byte().numpy(), path)
 

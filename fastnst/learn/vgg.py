@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fastnst import UserError
+from fastnst.config import LossConfig
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +138,13 @@ class VGGEncoder(nn.Module):
             self._load(weights)
         self.requires_grad_(False)
         self.eval()
+
+    @classmethod
+    def from_config(cls, loss: LossConfig) -> "VGGEncoder":
+        """The frozen VGG that ``loss`` needs: its content and style layers, its weight source
+        (``"random"``: untrained weights, for tests) and its pooling."""
+        return cls([*loss.content_layers, *loss.style_layers], weights=None if loss.vgg == "random" else loss.vgg,
+                   pool=loss.pool)
 
     @staticmethod
     def _arch_of(weights) -> str:

@@ -115,11 +115,11 @@ def _video_frames(source: str, width: int, n: int = 8) -> tuple[list[np.ndarray]
 
 
 def _bare_fps(model: StyleModel, frames: list[np.ndarray], n: int) -> float:
-    run, inp, out = model.session.run, model.input_name, [model.output_name]
-    batches = [f[None] for f in frames]  # (1, h, w, 3) views
+    run, out = model.session.run, [model.output_name]
+    feeds = [model.feeds(f[None]) for f in frames]  # (1, h, w, 3) views (and the style weights)
     t0 = time.perf_counter()
     for i in range(n):
-        run(out, {inp: batches[i % len(batches)]})
+        run(out, feeds[i % len(feeds)])
     return n / (time.perf_counter() - t0)
 
 

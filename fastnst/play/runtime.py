@@ -14,6 +14,7 @@ buffers it allocates once per frame size.
 from __future__ import annotations
 
 import importlib.resources
+import json
 import logging
 import os
 import time
@@ -120,17 +121,21 @@ class StyleModel:
         self._check_io()
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
-        self.min_side = self._probe()
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         self.name = self.metadata.get("fastnst.style") or self.path.stem
+        self.styles = self._style_names()  # one name per style weight
+        # The style input's weights, one per style (None: a model from before multi-style).
+        self.style_weights = np.eye(len(self.styles), dtype=np.float32)[0] if self._has_style_input else None
+        self.min_side = self._probe()
         self.providers = self.session.get_providers()
         log.debug("loaded %s (%s) on %s, %d threads", self.path, self.name, self.providers[0],
                   opts.intra_op_num_threads)
 
     def _check_io(self) -> None:
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
-        expected = "one uint8 (N, H, W, 3) BGR input, as `fastnst export` writes"
-        if len(inputs) != 1 or len(outputs) < 1:
+        expected = "a uint8 (N, H, W, 3) BGR input (and a float style input), as `fastnst export` writes"
+        self._has_style_input = len(inputs) == 2 and inputs[1].name == STYLE_INPUT and inputs[1].type == "tensor(float)"
+        if len(inputs) != 1 + self._has_style_input or len(outputs) < 1:
             raise UserError(f"model {self.path} has {len(inputs)} inputs; expected {expected}")
         shape, dtype = inputs[0].shape, inputs[0].type
         channels_ok = len(shape) == 4 and (shape[3] == 3 or not isinstance(shape[3], int))  # 3 or symbolic
@@ -141,6 +146,36 @@ class StyleModel:
         if any(isinstance(d, int) for d in shape[1:3]):
             raise UserError(f"model {self.path} takes only {shape[2]}x{shape[1]} frames; expected {expected}, any H and W")
 
+    def _style_names(self) -> list[str]:
+        """The ``fastnst.styles`` metadata (a JSON list), checked against the style input's size."""
+        text = self.metadata.get("fastnst.styles")
+        try:
+            names = json.loads(text) if text else [self.name]
+        except json.JSONDecodeError:
+            names = None
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+            raise UserError(f"model {self.path}: unreadable fastnst.styles metadata")
+        if self._has_style_input:
+            size = self.session.get_inputs()[1].shape
+            if len(size) != 1 or size[0] != len(names):
+                raise UserError(f"model {self.path} has a style input of shape {size} for {len(names)} style names")
+        return names
+
+    def set_style(self, weights: np.ndarray) -> None:
+        """Play a style or a blend: one non-negative weight per style (``self.styles``), normalised
+        to sum to 1. A model without a style input has one style."""
+        w = np.asarray(weights, np.float32).reshape(-1)
+        if w.shape != (len(self.styles),) or (w < 0).any() or w.sum() <= 0:
+            raise UserError(f"{self.name}: need {len(self.styles)} non-negative style weights, not all 0")
+        if self.style_weights is not None:
+            self.style_weights = w / w.sum()
+
+    def feeds(self, frames: np.ndarray) -> dict[str, np.ndarray]:
+        """The onnxruntime inputs for (N, H, W, 3) uint8 BGR ``frames``."""
+        if self.style_weights is None:
+            return {self.input_name: frames}
+        return {self.input_name: frames, STYLE_INPUT: self.style_weights}
+
     def _probe(self) -> int:
         """Run one small frame per size in PROBE_SIDES until one works; check the output contract on it.
         Returns the model's minimum short side (the first size that ran)."""
@@ -148,7 +183,7 @@ class StyleModel:
         for side in PROBE_SIDES:
             h, w = side, side * 3 // 2  # not square: an output with H and W swapped shows
             try:
-                out = self.session.run([self.output_name], {self.input_name: np.zeros((1, h, w, 3), np.uint8)})[0]
+                out = self.session.run([self.output_name], self.feeds(np.zeros((1, h, w, 3), np.uint8)))[0]
             except Exception as e:
                 if not _is_ort_error(e):
                     raise
@@ -170,13 +205,14 @@ class StyleModel:
                              interpolation=cv2.INTER_LINEAR)
             return cv2.resize(self.run(big), (w, h), interpolation=cv2.INTER_AREA)
         try:
-            return self.session.run([self.output_name], {self.input_name: frame[None]})[0][0]  # (1, H, W, 3) -> (H, W, 3)
+            return self.session.run([self.output_name], self.feeds(frame[None]))[0][0]  # (1, H, W, 3) -> (H, W, 3)
         except Exception as e:
             if not _is_ort_error(e):
                 raise
             raise UserError(f"model {self.name} failed on a {w}x{h} frame: {_first_line(e)}") from None
 
 
+STYLE_INPUT = "style"  # a multi-style model's second input: float32 (S,) style weights
 PROBE_SIDES = (16, 32, 64)  # probe frames' short sides (long side 1.5x), smallest first
 
 
