@@ -180,7 +180,7 @@ def trainable_parameters(net: TransformNet, frozen_styles: int) -> list[torch.nn
 def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, rank: int, world: int, device: torch.device,
            resume: str | os.PathLike | None, export: bool) -> TrainResult:
     run_dir = Path(cfg.run_dir)
-    if export and cfg.output:
+    if export and cfg.output and Path(cfg.output).parent != run_dir:  # one in the run folder is checked below
         check_output_path(cfg.output, (".onnx",), what="model")
     styles = [to_tensor(load_image(s, cfg.style_size, "style image"))[None] for s in cfg.styles]  # S x (1, 3, H, W)
     source, held = open_dataset(cfg.data, cfg.data_split, holdout=max(cfg.holdout, 0 if cfg.preview_image else 1),

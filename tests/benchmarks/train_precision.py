@@ -1,0 +1,77 @@
+"""Training throughput by precision and memory layout: fp32 against ``auto`` (and bf16 and
+channels_last forced), interleaved round by round in one process on one fixed batch.
+
+One step is what the training loop computes: content targets, the net, the VGG loss, backward
+and Adam, under ``fastnst.learn.device.autocast``. Prints img/s per variant (median of the
+rounds) and the ratio to fp32 NCHW.
+
+    python tests/benchmarks/train_precision.py --sizes 128 256 --rounds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from fastnst.config import TrainConfig
+from fastnst.learn.device import autocast, pick_precision
+from fastnst.learn.losses import PerceptualLoss
+from fastnst.learn.nets import TransformNet
+
+VARIANTS = {"fp32": ("fp32", False), "fp32 channels_last": ("fp32", True), "auto": ("auto", None),
+            "bf16 channels_last": ("bf16", True)}
+
+
+def step_seconds(precision: str, channels_last: bool, size: int, batch: int, steps: int) -> float:
+    """Median seconds of ``steps`` training steps (after one warm-up step)."""
+    device = torch.device("cpu")
+    cfg = TrainConfig()
+    torch.manual_seed(0)
+    net = TransformNet(cfg.net)
+    ploss = PerceptualLoss.from_config(cfg.loss, [torch.rand(1, 3, 256, 256)])
+    x = torch.rand(batch, 3, size, size)  # (B, 3, S, S)
+    if channels_last:
+        net, ploss = net.to(memory_format=torch.channels_last), ploss.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    times = []
+    for _ in range(steps + 1):
+        t = time.perf_counter()
+        with autocast(device, precision):
+            losses = ploss(net(x), ploss.content_targets(x))
+        opt.zero_grad(set_to_none=True)
+        losses["total"].backward()
+        opt.step()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times[1:])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--sizes", type=int, nargs="+", default=[128, 256])
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--steps", type=int, default=3, help="timed steps per variant and round")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    a = p.parse_args()
+    auto, why = pick_precision("auto", torch.device("cpu"))
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; auto = {auto} ({why})")
+    for size in a.sizes:
+        secs: dict[str, list[float]] = {v: [] for v in a.variants}
+        for _ in range(a.rounds):
+            for v in a.variants:
+                precision, cl = VARIANTS[v]
+                resolved = pick_precision(precision, torch.device("cpu"))[0]
+                secs[v].append(step_seconds(resolved, resolved == "bf16" if cl is None else cl, size, a.batch, a.steps))
+        base = statistics.median(secs[a.variants[0]])
+        for v in a.variants:
+            med = statistics.median(secs[v])
+            print(f"{size} px, batch {a.batch}, {v:20s}: {a.batch / med:6.2f} img/s ({med:.3f} s/step), "
+                  f"x{base / med:.2f} vs {a.variants[0]}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""--precision: auto picks bf16 only where the device runs it natively, the fallback is fp32 with
+a notice, bf16 losses match fp32, and the numerically sensitive parts stay fp32."""
+
+import logging
+from dataclasses import replace
+
+import pytest
+import torch
+
+from fastnst import UserError
+from fastnst.config import LossConfig, NetConfig
+from fastnst.learn import device as device_mod
+from fastnst.learn.device import autocast, pick_precision
+from fastnst.learn.losses import PerceptualLoss, gram_matrix
+from fastnst.learn.nets import TransformNet
+
+CPU = torch.device("cpu")
+TINY_LOSS = LossConfig(vgg="random", content_layers=("relu2_1",), style_layers={"relu1_1": 1.0, "relu2_1": 1.0},
+                       style_weight=10.0)
+
+
+@pytest.mark.parametrize("native, want", [(True, "bf16"), (False, "fp32")])
+def test_auto_follows_native_bf16_support(monkeypatch, native, want):
+    monkeypatch.setattr(device_mod, "cpu_has_fast_bf16", lambda: native)
+    precision, why = pick_precision("auto", CPU)
+    assert precision == want and ("has native bf16" if native else "has no native bf16") in why
+    assert pick_precision("fp32", CPU)[0] == "fp32"
+    with pytest.raises(UserError, match="unknown precision"):
+        pick_precision("fp16", CPU)
+
+
+def test_forced_bf16_without_native_support_warns_once(monkeypatch, caplog):
+    monkeypatch.setattr(device_mod, "cpu_has_fast_bf16", lambda: False)
+    with caplog.at_level(logging.WARNING):
+        assert pick_precision("bf16", CPU)[0] == "bf16"
+    assert len(caplog.records) == 1 and "emulated" in caplog.records[0].getMessage()
+
+
+def test_training_without_bf16_support_falls_back_to_fp32_with_a_notice(monkeypatch, caplog, tmp_path):
+    from PIL import Image
+
+    from fastnst.config import TrainConfig
+    from fastnst.learn.checkpoint import load_checkpoint
+    from fastnst.learn.train import train
+
+    monkeypatch.setattr(device_mod, "cpu_has_fast_bf16", lambda: False)
+    data = tmp_path / "d"
+    data.mkdir()
+    for i in range(3):
+        Image.effect_noise((40, 40), 30 + 10 * i).convert("RGB").save(data / f"p{i}.png")
+    Image.effect_noise((40, 40), 80).convert("RGB").save(tmp_path / "s.png")
+    cfg = TrainConfig(styles=(str(tmp_path / "s.png"),), data=str(data), image_size=32, style_size=40, batch_size=2,
+                      steps=1, workers=0, run_dir=str(tmp_path / "run"), preview_every=0,
+                      net=NetConfig(channels=(4, 8, 8), res_blocks=1), loss=TINY_LOSS)
+    with caplog.at_level(logging.INFO, logger="fastnst.learn.train"):
+        train(cfg, export=False)
+    lines = [r.getMessage() for r in caplog.records if "training" in r.getMessage()]
+    assert len(lines) == 1 and "in fp32 (auto: this CPU (oneDNN) has no native bf16)" in lines[0], lines
+    assert load_checkpoint(cfg.run_dir)["precision"] == "fp32"
+
+
+def test_gram_matrix_stays_fp32_under_bf16_autocast():
+    x = torch.rand(2, 8, 16, 16)
+    with autocast(CPU, "bf16"):
+        g = gram_matrix(x)
+    assert g.dtype == torch.float32
+    torch.testing.assert_close(g, gram_matrix(x))
+
+
+def test_bf16_losses_match_fp32_within_3_percent():
+    """A tiny net and a random VGG: bf16 convolutions keep 8 bits of mantissa (~0.4% per op);
+    the Gram matrices and reductions stay fp32, so the loss terms agree within 3%."""
+    torch.manual_seed(0)
+    net = TransformNet(NetConfig(channels=(4, 8, 8), res_blocks=1))
+    ploss = PerceptualLoss.from_config(replace(TINY_LOSS, tv_weight=1.0), [torch.rand(1, 3, 48, 48)])
+    x = torch.rand(4, 3, 48, 48)
+    out = {}
+    for precision in ("fp32", "bf16"):
+        with torch.no_grad(), autocast(CPU, precision):
+            out[precision] = ploss(net(x), ploss.content_targets(x))
+    for k in ("content", "style", "tv", "total"):
+        assert out["bf16"][k].dtype == torch.float32
+        assert out["bf16"][k].item() == pytest.approx(out["fp32"][k].item(), rel=0.03), k
