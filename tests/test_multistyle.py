@@ -1,0 +1,118 @@
+"""Multi-style nets: conditional instance norm is instance norm at N=1, one-hot weights pick a
+style, training balances styles, and --add-style trains a new style without touching the others."""
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from fastnst import cli
+from fastnst.config import LossConfig, NetConfig, TrainConfig
+from fastnst.learn.checkpoint import config_of, load_checkpoint, net_of
+from fastnst.learn.nets import CondInstanceNorm, TransformNet
+from fastnst.learn.train import train
+
+TINY = NetConfig(channels=(4, 8, 8), res_blocks=1)
+TINY_LOSS = LossConfig(vgg="random", content_layers=("relu2_1",), style_layers={"relu1_1": 1.0, "relu2_1": 1.0},
+                       style_weight=10.0)
+
+
+def _distinct_styles(net):
+    with torch.no_grad():
+        for norm in net.norms():
+            norm.weight.add_(torch.randn_like(norm.weight))
+            norm.bias.add_(torch.randn_like(norm.bias))
+    return net.eval()
+
+
+def test_conditional_norm_with_one_style_is_affine_instance_norm():
+    torch.manual_seed(0)
+    ref = torch.nn.InstanceNorm2d(6, affine=True)
+    with torch.no_grad():
+        ref.weight.copy_(torch.randn(6))
+        ref.bias.copy_(torch.randn(6))
+    cin = CondInstanceNorm(6, 1)
+    cin.load_state_dict(ref.state_dict())  # (C,) parameters of a single-style checkpoint
+    x = torch.randn(3, 6, 9, 11)
+    torch.testing.assert_close(cin(x, torch.ones(1, 1)), ref(x))
+
+
+def test_single_style_checkpoint_weights_load_into_the_n1_net():
+    torch.manual_seed(0)
+    net = _distinct_styles(TransformNet(TINY))
+    old = {k: (v[0] if k.endswith((".weight", ".bias")) and v.dim() == 2 and v.shape[0] == 1 else v)
+           for k, v in net.state_dict().items()}  # norm parameters as (C,), as before multi-style
+    assert any(v.dim() == 1 and k.endswith("norm.weight") for k, v in old.items())
+    loaded = TransformNet(TINY)
+    loaded.load_state_dict(old)
+    x = torch.rand(2, 3, 32, 40)
+    assert torch.equal(loaded.eval()(x), net(x))
+
+
+def test_one_hot_weights_give_each_style_its_own_output():
+    torch.manual_seed(0)
+    multi = _distinct_styles(TransformNet(replace(TINY, styles=3)))
+    x = torch.rand(2, 3, 32, 40)
+    outs = []
+    for i in range(3):  # a one-style net holding style i's norm rows and the shared trunk
+        single = TransformNet(TINY)
+        single.load_state_dict({k: v[i:i + 1] if v.dim() == 2 and v.shape[0] == 3 else v
+                                for k, v in multi.state_dict().items()})
+        want = single.eval()(x)
+        got = multi(x, torch.eye(3)[i:i + 1])
+        torch.testing.assert_close(got, want)
+        outs.append(got)
+    assert (outs[0] - outs[1]).abs().mean() > 1e-3  # the styles differ
+    # per-sample weights: sample b gets style b
+    torch.testing.assert_close(multi(x, torch.eye(3)[:2]), torch.cat([outs[0][:1], outs[1][1:]]))
+
+
+@pytest.fixture
+def data(tmp_path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for i in range(6):
+        Image.effect_noise((48, 40), 20 + 8 * i).convert("RGB").save(folder / f"p{i}.png")
+    paths = []
+    for name, colour in (("red", (250, 30, 10)), ("blue", (10, 30, 250)), ("green", (20, 240, 30))):
+        img = np.zeros((40, 40, 3), np.uint8)
+        img[::4] = colour
+        Image.fromarray(img).save(tmp_path / f"{name}.png")
+        paths.append(str(tmp_path / f"{name}.png"))
+    return folder, paths
+
+
+def test_two_styles_train_balanced_and_log_each(data, tmp_path):
+    folder, (red, blue, _) = data
+    cfg = TrainConfig(styles=(red, blue), data=str(folder), image_size=32, style_size=40, batch_size=2, steps=3,
+                      workers=0, log_every=1, preview_every=0, run_dir=str(tmp_path / "run"),
+                      net=replace(TINY, styles=2), loss=TINY_LOSS)
+    onnx_path = train(cfg).onnx
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert all(set(r["style_by_name"]) == {"red", "blue"} for r in rows)  # batch of 2: one sample each
+    import onnx
+
+    meta = {p.key: p.value for p in onnx.load(str(onnx_path)).metadata_props}
+    assert json.loads(meta["fastnst.styles"]) == ["red", "blue"] and meta["fastnst.style"] == "run"
+
+
+def test_add_style_trains_only_the_new_style(data, tmp_path):
+    folder, (red, blue, green) = data
+    base = TrainConfig(styles=(red, blue), data=str(folder), image_size=32, style_size=40, batch_size=2, steps=2,
+                       workers=0, preview_every=0, run_dir=str(tmp_path / "base"), net=replace(TINY, styles=2),
+                       loss=TINY_LOSS)
+    train(base, export=False)
+    assert cli.main(["train", "--add-style", green, "--base", base.run_dir, "--steps", "3",
+                     "--run-dir", str(tmp_path / "more"), "-o", str(tmp_path / "more.onnx")]) == 0
+    before, after = (load_checkpoint(tmp_path / d) for d in ("base", "more"))
+    assert config_of(after).style_names == ("red", "blue", "green") and config_of(after).net.styles == 3
+    old, new = net_of(before), net_of(after)
+    x = torch.rand(2, 3, 32, 40)
+    for i in range(2):  # the base styles are bit-identical
+        assert torch.equal(old(x, torch.eye(2)[i:i + 1]), new(x, torch.eye(3)[i:i + 1]))
+    start = torch.stack([n.weight[:2].mean(0) for n in old.norms()[:1]])  # the new style starts at the mean
+    assert not torch.equal(new.norms()[0].weight[2], start[0])  # ... and trained away from it
+    assert (tmp_path / "more.onnx").is_file()
