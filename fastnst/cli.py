@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import warnings
@@ -206,6 +207,8 @@ def _add_train(sub) -> None:
     p.add_argument("--base", metavar="RUN_DIR|CKPT", help="with --add-style: the trained run to extend (stays frozen)")
     p.add_argument("--data", help="folder of photos (searched recursively) or a Hugging Face dataset id user/name")
     p.add_argument("--extra-data", action="append", metavar="DIR", help="another folder of photos to train on too")
+    p.add_argument("--holdout", type=int, metavar="N",
+                   help="keep the last N photos of --data out of training, for `fastnst eval --holdout N`")
     p.add_argument("--data-split", help="split of a Hugging Face dataset (default: train)")
     p.add_argument("--recipe", "--config", dest="recipe", metavar="TOML", help="a recipe, e.g. train/johnson.toml")
     p.add_argument("--arch", help="network preset: fast (default, real time on a CPU) or johnson (Johnson et al. 2016)")
@@ -250,7 +253,7 @@ def _train_overrides(args) -> dict:
 
     flat = ("data", "data_split", "image_size", "style_size", "batch_size", "lr", "steps", "device", "precision",
             "seed", "workers", "checkpoint_every", "preview_every", "log_every", "run_dir", "output", "teacher",
-            "int8", "base")
+            "int8", "base", "holdout")
     out = {k: getattr(args, k) for k in flat}
     out["styles"] = args.style
     out["extra_data"] = args.extra_data
@@ -359,13 +362,20 @@ def _add_runtime_args(p) -> None:
 
 def _add_stylize(sub) -> None:
     p = sub.add_parser("stylize", help="stylize images and videos with an ONNX model")
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="images, videos or folders of images")
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help="images, videos or folders of images")
     p.add_argument("--model", "-m", action="append", required=True,
                    help="ONNX model file or shipped style name (see `fastnst models`); repeat for several, "
                         "each gives its own output")
-    p.add_argument("--output-dir", "-o", default=".", help="output folder (default: .); outputs are "
+    p.add_argument("--output-dir", "-o", help="output folder (default: .); outputs are "
                    "<input>_<model>.<ext>, videos .mp4. With one input and one model, a file name "
-                   "(out.jpg, out.mp4) also works")
+                   "(out.jpg, out.mp4) also works; with --sheet, the sheet's image file")
+    p.add_argument("--style", metavar="NAME|NAME:W,NAME:W",
+                   help="a style of a multi-style model, or a blend (a:0.7,b:0.3); with several --model, the "
+                        "model that has it (see `fastnst models`)")
+    p.add_argument("--sheet", metavar="PHOTO", help="render PHOTO in every style of the models, as one "
+                   "labelled grid written to -o SHEET.png (--size: each cell's long side, default at most 512)")
+    p.add_argument("--blend", metavar="A,B", help="with --sheet: one row from style A to style B "
+                   "(0, 0.25, 0.5, 0.75 and 1 of B) instead")
     p.add_argument("--size", type=int, help="processing long side in pixels (default: the input's, at "
                    "most 1920); the output keeps the input's size")
     p.add_argument("--strength", type=float, default=1.0, help="0..1: blend with the original (default 1)")
@@ -377,13 +387,27 @@ def _add_stylize(sub) -> None:
 
 
 def _run_stylize(args) -> int:
-    from fastnst.play.runtime import StyleModel
-    from fastnst.play.stylize import StylizeInterrupted, stylize_files
+    from fastnst.play.runtime import StyleModel, select_style
+    from fastnst.play.stylize import StylizeInterrupted, style_sheet, stylize_files
 
+    if args.sheet and (args.inputs or args.style or not args.output_dir):
+        raise UserError("--sheet PHOTO renders every style of the models (or --blend A,B) to -o SHEET.png; "
+                        "it takes no other inputs and no --style")
+    if args.blend and not args.sheet:
+        raise UserError("--blend A,B goes with --sheet PHOTO")
+    if not args.inputs and not args.sheet:
+        raise UserError("nothing to stylize: give images, videos or folders (or --sheet PHOTO)")
     models = [StyleModel(m, args.provider, args.threads) for m in args.model]
+    if args.sheet:
+        print(style_sheet(models, args.sheet, args.output_dir, args.size, args.blend))
+        return 0
+    if args.style:  # the model that has the style plays it
+        i, weights = select_style(models, args.style)
+        models[i].set_style(weights)
+        models = [models[i]]
     written = []
     try:
-        written = stylize_files(models, args.inputs, args.output_dir, args.size, args.strength, args.preserve_color,
+        written = stylize_files(models, args.inputs, args.output_dir or ".", args.size, args.strength, args.preserve_color,
                                 smooth=args.smooth)
     except StylizeInterrupted as e:  # the finished outputs, the last video cut short
         written = e.written
@@ -396,11 +420,14 @@ def _run_stylize(args) -> int:
 
 def _add_webcam(sub) -> None:
     p = sub.add_parser("webcam", help="live stylization of a camera (or video) in an OpenCV window",
-                       description="Keys: n/p or 1-9 model, space original, s split, c colour, +/- strength, "
-                                   "m mirror, f smoothing (flicker), r record, Enter snapshot, q/Esc quit.")
+                       description="Keys: n/p or 1-9 style (every style of every model), b blend with the "
+                                   "model's next style, [ ] move the blend, space original, s split, c colour, "
+                                   "+/- strength, m mirror, f smoothing (flicker), r record, Enter snapshot, q/Esc quit.")
     p.add_argument("--model", "-m", action="append",
                    help="ONNX model file or shipped style name; repeat to switch with n/p/1-9 "
                         "(default: every shipped model, see `fastnst models`)")
+    p.add_argument("--style", metavar="NAME|NAME:W,NAME:W",
+                   help="start on this style, or blend (a:0.7,b:0.3), of the model that has it")
     p.add_argument("--source", default="0", help="camera index, video file, URL or device path (default: 0)")
     p.add_argument("--width", type=int, default=640, help="processing width (default 640; 0: the source's)")
     p.add_argument("--no-display", action="store_true", help="headless: no window; print a timing summary")
@@ -420,8 +447,8 @@ def _run_webcam(args) -> int:
     from pathlib import Path
 
     from fastnst.play.files import check_output_path
-    from fastnst.play.player import PlayerState, StopReason, check_display, run_player
-    from fastnst.play.runtime import StyleModel, shipped_models
+    from fastnst.play.player import PlayerState, StopReason, check_display, run_player, style_fields
+    from fastnst.play.runtime import StyleModel, select_style, shipped_models
     from fastnst.play.video import OUTPUT_VIDEO_SUFFIXES, open_capture, source_fps
 
     if not 0.0 <= args.strength <= 1.0:
@@ -439,6 +466,10 @@ def _run_webcam(args) -> int:
     if not names:
         raise UserError("no shipped models are installed: pass --model M.onnx (train one with `fastnst train`)")
     models = [StyleModel(m, args.provider, args.threads) for m in names]
+    start = {}
+    if args.style:
+        model, weights = select_style(models, args.style)
+        start = {"model": model, **style_fields(weights)}
     if not args.model:
         print(f"shipped models: {', '.join(m.path.stem for m in models)} (n/p or 1-9 to switch)")
     cap = open_capture(args.source)
@@ -448,7 +479,7 @@ def _run_webcam(args) -> int:
             display=not args.no_display, max_frames=args.frames, output=Path(args.output) if args.output else None,
             record_dir=Path(args.record_dir), fps=source_fps(cap),
             state=PlayerState(strength=args.strength, preserve_color=args.preserve_color, mirror=args.mirror,
-                              smooth=args.smooth))
+                              smooth=args.smooth, **start))
     finally:
         cap.release()
     if summary.frames == 0 and summary.stop_reason is StopReason.END_OF_VIDEO:
@@ -464,24 +495,31 @@ def _run_webcam(args) -> int:
 
 # ---------------------------------------------------------------- models
 def _add_models(sub) -> None:
-    p = sub.add_parser("models", help="list the shipped style models",
+    p = sub.add_parser("models", help="list the shipped style models and the styles inside each",
                        description="The styles installed with fastnst: pass a name to --model "
-                                   "(fastnst webcam --model NAME). Each has a model card NAME.md next to it.")
+                                   "(fastnst webcam --model NAME). Each has a model card NAME.md next to it. "
+                                   "A multi-style model lists its styles, for --style NAME.")
+    p.add_argument("--model", "-m", action="append", default=[],
+                   help="list this ONNX model file (or shipped name) instead; repeat for several")
     p.set_defaults(func=_run_models)
 
 
 def _run_models(args) -> int:
-    from fastnst.play.runtime import card_summary, shipped_dir, shipped_models
+    from fastnst.play.runtime import StyleModel, card_summary, shipped_dir, shipped_models
 
-    models = shipped_models()
-    if not models:
+    paths = args.model or list(shipped_models().values())
+    if not paths:
         print(f"no shipped models are installed (looked in {shipped_dir()})")
         return 0
-    width = max(map(len, models))
-    for name, path in models.items():
-        summary = card_summary(path.with_suffix(".md")) or "(no model card summary)"
-        print(f"{name:<{width}}  {path.stat().st_size / 1e6:5.1f} MB  {summary}")
-    print(f"model files and cards (NAME.md): {shipped_dir()}")
+    models = [StyleModel(p, "cpu", threads=1) for p in paths]
+    width = max(len(m.path.stem) for m in models)
+    for m in models:
+        summary = card_summary(m.path.with_suffix(".md")) or "(no model card summary)"
+        print(f"{m.path.stem:<{width}}  {m.path.stat().st_size / 1e6:5.1f} MB  {summary}")
+        if len(m.styles) > 1:
+            print(f"{'':<{width}}  {len(m.styles)} styles: {', '.join(m.styles)}")
+    if not args.model:
+        print(f"model files and cards (NAME.md): {shipped_dir()}")
     return 0
 
 
@@ -594,6 +632,8 @@ def main(argv: list[str] | None = None) -> int:
         for name in _QUIET_LOGGERS:
             logging.getLogger(name).setLevel(logging.ERROR)
         warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\.")  # the ONNX exporter's notes
+        for var in ("HF_HUB_VERBOSITY", "DATASETS_VERBOSITY"):  # read when those libraries load
+            os.environ.setdefault(var, "error")
     signals = []
 
     def on_signal(signum, frame):

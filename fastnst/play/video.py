@@ -88,6 +88,7 @@ class VideoSink:
         self._stack = contextlib.ExitStack()
         self._tmp = self._stack.enter_context(atomic_path(self.path))  # checks the folder now
         self._writer: cv2.VideoWriter | None = None
+        self._aborted = False
 
     def write(self, frame: np.ndarray) -> None:
         """Append one (H, W, 3) uint8 BGR frame."""
@@ -106,9 +107,11 @@ class VideoSink:
 
     def close(self) -> Path | None:
         """Finish the file and move it into place (None, and no file, if no frame was written)."""
+        if self._aborted:
+            return None
         if self.frames == 0:
             self.abort()
-            log.warning("no frames to write; %s not written", self.path)
+            log.debug("no frames to write; %s not written", self.path)  # the caller decides if that is an error
             return None
         if self._writer is not None:
             with quiet_opencv():
@@ -125,6 +128,7 @@ class VideoSink:
 
     def abort(self) -> None:
         """Delete the partial file."""
+        self._aborted = True
         if self._writer is not None:
             with quiet_opencv():
                 self._writer.release()
