@@ -137,7 +137,7 @@ def export_onnx(net: nn.Module, path: str | os.PathLike, metadata: dict[str, str
         for k, v in meta.items():
             model.metadata_props.add(key=k, value=str(v))
         onnx.save(model, str(tmp))
-    log.info("exported %s", path)
+    log.debug("exported %s", path)
     return path
 
 
@@ -156,6 +156,7 @@ def export_model(net: nn.Module, path: str | os.PathLike, cfg: TrainConfig,
         with atomic_path(path) as tmp:  # the model appears only once it passed the parity check
             export_onnx(net, tmp, meta)
             check_parity(net, tmp)
+        log.info("exported %s", path)
         return path
     from fastnst.learn.quantize import photo_frames, quantize_int8
 

@@ -195,7 +195,8 @@ class TransformNet(nn.Module):
         """None -> the first style, (B, N) or (1, N) as given."""
         if style is None:
             style = F.one_hot(torch.zeros(1, dtype=torch.long), self.cfg.styles).float()  # (1, N)
-        if style.dim() != 2 or style.shape[1] != self.cfg.styles or style.shape[0] not in (1, batch):
+        if not torch.jit.is_tracing() and (style.dim() != 2 or style.shape[1] != self.cfg.styles
+                                           or style.shape[0] not in (1, batch)):
             raise ValueError(f"style weights must be (B, {self.cfg.styles}) or (1, {self.cfg.styles}), "
                              f"got {tuple(style.shape)}")
         return style
