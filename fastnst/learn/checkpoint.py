@@ -32,7 +32,10 @@ RESUMABLE_FIELDS = {"steps", "epochs", "device", "precision", "workers", "checkp
 def save_checkpoint(path: Path, state: dict[str, Any]) -> Path:
     """torch.save to a temp file, then os.replace: a crash never leaves a half-written file."""
     with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+        try:
+            torch.save(state, tmp)
+        except RuntimeError as e:  # torch reports a failed write (a full disk) as a RuntimeError
+            raise OSError(f"cannot write checkpoint {path}: {str(e).splitlines()[0]}") from None
     return path
 
 
