@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
 
 import cv2
@@ -26,6 +28,25 @@ def tiny_onnx(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     net = TransformNet(NetConfig(channels=(4, 8, 8), res_blocks=1))
     return export_onnx(net, tmp_path_factory.mktemp("models") / "tiny.onnx", {"fastnst.style": "tiny"})
+
+
+@pytest.fixture(scope="session")
+def trio_onnx(tmp_path_factory) -> Path:
+    """A tiny three-style model ``trio`` (styles a, b, c), each style's norm parameters perturbed so the styles differ."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    from fastnst.config import NetConfig
+    from fastnst.learn.export import export_onnx
+    from fastnst.learn.nets import TransformNet
+
+    torch.manual_seed(0)
+    net = TransformNet(dataclasses.replace(NetConfig(channels=(4, 8, 8), res_blocks=1), styles=3)).eval()
+    with torch.no_grad():
+        for norm in net.norms():
+            norm.weight.add_(torch.randn_like(norm.weight))
+            norm.bias.add_(torch.randn_like(norm.bias))
+    return export_onnx(net, tmp_path_factory.mktemp("models") / "trio.onnx",
+                       {"fastnst.style": "trio", "fastnst.styles": json.dumps(["a", "b", "c"])})
 
 
 def synthetic_frames(n: int, size: tuple[int, int] = (64, 48)) -> list[np.ndarray]:

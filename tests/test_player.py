@@ -10,19 +10,58 @@ from conftest import read_video, synthetic_frames
 
 from fastnst import UserError
 from fastnst.cli import main
-from fastnst.play.player import CaptureThread, PlayerState, StopReason, handle_key, run_player
+from fastnst.play.player import CaptureThread, PlayerState, StopReason, handle_key, run_player, style_fields
 from fastnst.play.runtime import StyleModel
 
 
 # ---------------------------------------------------------------- keys
 def test_handle_key_switches_models_with_wraparound():
-    s = PlayerState(n_models=3)
+    s = PlayerState(styles=(1, 1, 1))
     assert handle_key(s, ord("n")).model == 1
     assert handle_key(s, ord("p")).model == 2
     assert handle_key(handle_key(handle_key(s, ord("n")), ord("n")), ord("n")).model == 0
     assert handle_key(s, ord("3")).model == 2
     assert handle_key(s, ord("4")) == s  # no 4th model: ignored
     assert handle_key(s, -1) == s
+
+
+def _keys(state, keys):
+    for k in keys:
+        state = handle_key(state, ord(k))
+    return state
+
+
+def test_n_p_and_digits_step_through_every_style_of_every_model():
+    s = PlayerState(styles=(1, 3, 2))  # an old model, a 3-style and a 2-style one
+    walk = [(s := handle_key(s, ord("n"))) and (s.model, s.style) for _ in range(6)]
+    assert walk == [(1, 0), (1, 1), (1, 2), (2, 0), (2, 1), (0, 0)]
+    assert (handle_key(s, ord("p")).model, handle_key(s, ord("p")).style) == (2, 1)
+    assert (_keys(s, "4").model, _keys(s, "4").style) == (1, 2)
+    assert _keys(s, "7") == s  # 6 styles: no 7th
+    np.testing.assert_array_equal(_keys(s, "5").style_weights(), [1, 0])
+
+
+def test_blend_key_mixes_with_the_next_style_and_brackets_move_the_mix():
+    s = PlayerState(styles=(1, 3), model=1, style=2)
+    blend = _keys(s, "b")
+    assert blend.blend == 0  # the model's next style, wrapping
+    np.testing.assert_allclose(blend.style_weights(), [0.5, 0, 0.5])
+    np.testing.assert_allclose(_keys(blend, "]]").style_weights(), [0.7, 0, 0.3])
+    np.testing.assert_allclose(_keys(blend, "[" * 9).style_weights(), [0, 0, 1])  # clamped: the style itself
+    assert _keys(blend, "b").blend is None and _keys(blend, "n").blend is None  # b again or a style key: no blend
+    assert _keys(s, "]") == s  # no blend: brackets do nothing
+    assert _keys(PlayerState(styles=(1, 3)), "b") == PlayerState(styles=(1, 3))  # one style: nothing to blend
+
+
+def test_start_state_plays_a_style_a_blend_or_any_weights():
+    assert style_fields(np.array([0, 1, 0], np.float32)) == {"style": 1, "blend": None, "weights": None}
+    two = PlayerState(styles=(3,), **style_fields(np.array([0.3, 0, 0.7], np.float32)))
+    assert (two.style, two.blend) == (2, 0)
+    np.testing.assert_allclose(two.style_weights(), [0.3, 0, 0.7])
+    np.testing.assert_allclose(_keys(two, "]").style_weights(), [0.4, 0, 0.6], atol=1e-6)
+    three = PlayerState(styles=(3,), **style_fields(np.array([0.2, 0.5, 0.3], np.float32)))
+    np.testing.assert_allclose(three.style_weights(), [0.2, 0.5, 0.3])
+    assert _keys(three, "n").weights is None and _keys(three, "n").style == 2  # from the heaviest style
 
 
 @pytest.mark.parametrize("key, attr", [(" ", "show_original"), ("s", "split"), ("c", "preserve_color"),

@@ -53,6 +53,16 @@ def test_stylize(files):
     assert (files["tmp"] / "out" / "in_tiny.png").is_file() and (files["tmp"] / "out" / "clip_tiny.mp4").is_file()
 
 
+def test_stylize_style_and_sheet(files, trio_onnx):
+    out, sheet = files["tmp"] / "b.png", files["tmp"] / "sheet.png"
+    proc = _run("stylize", "-m", files["model"], "-m", str(trio_onnx), "--style", "a:0.3,b:0.7", str(files["img"]),
+                "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    proc = _run("stylize", "-m", str(trio_onnx), "--sheet", str(files["img"]), "--blend", "a,b", "-o", str(sheet))
+    assert proc.returncode == 0, proc.stderr
+    assert cv2.imread(str(out)).shape == (30, 40, 3) and cv2.imread(str(sheet)).shape == (30, 5 * 40, 3)
+
+
 def test_webcam_headless(files):
     out = files["tmp"] / "live.mp4"
     proc = _run("webcam", "-m", files["model"], "--source", str(files["video"]), "--no-display", "--frames", "5",

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 STAGES = ("capture", "pre-process", "inference", "post-process", "display/write")
 STRENGTH_STEP = 0.1
+MIX_STEP = 0.1  # of the blended style's weight, keys [ and ]
 KEY_ENTER, KEY_ESC = (10, 13), 27
 WINDOW = "fastnst"
 
@@ -38,10 +39,19 @@ WINDOW = "fastnst"
 # ---------------------------------------------------------------- keys -> state
 @dataclass(frozen=True)
 class PlayerState:
-    """Everything the keys control. ``snapshot`` is a one-shot request the loop clears."""
+    """Everything the keys control. ``snapshot`` is a one-shot request the loop clears.
+
+    n/p and 1-9 step through every style of every model: ``styles`` holds each model's style
+    count (``run_player`` fills it in). ``blend`` (a style of the same model) is mixed in with
+    weight ``mix``; ``weights`` plays other weights (a blend of 3+ styles) until a style key.
+    """
 
     model: int = 0
-    n_models: int = 1
+    style: int = 0
+    styles: tuple[int, ...] = (1,)  # styles per model
+    blend: int | None = None
+    mix: float = 0.5
+    weights: tuple[float, ...] | None = None
     show_original: bool = False
     split: bool = False
     preserve_color: bool = False
@@ -51,6 +61,38 @@ class PlayerState:
     recording: bool = False
     snapshot: bool = False
     quit: bool = False
+
+    @property
+    def entries(self) -> list[tuple[int, int]]:
+        """Every (model, style), in the order n/p and 1-9 step through them."""
+        return [(m, s) for m, n in enumerate(self.styles) for s in range(n)]
+
+    @property
+    def played(self) -> tuple:
+        """What decides the style weights: they change exactly when this does."""
+        return self.model, self.style, self.blend, self.mix, self.weights
+
+    def style_weights(self) -> np.ndarray:
+        """The current model's style weights, (S,) float32."""
+        if self.weights is not None:
+            return np.asarray(self.weights, np.float32)
+        w = np.zeros(self.styles[self.model], np.float32)
+        w[self.style] = 1.0
+        if self.blend is not None:
+            w *= 1.0 - self.mix
+            w[self.blend] += self.mix
+        return w
+
+
+def style_fields(weights: np.ndarray) -> dict:
+    """``PlayerState`` fields that play ``weights`` (S,): a style, a blend of two, or the weights themselves."""
+    on = sorted(np.flatnonzero(weights), key=lambda i: -weights[i])
+    fields = {"style": int(on[0]), "blend": None, "weights": None}
+    if len(on) == 2:
+        fields.update(blend=int(on[1]), mix=float(weights[on[1]] / weights[on].sum()))
+    elif len(on) > 2:
+        fields["weights"] = tuple(map(float, weights))
+    return fields
 
 
 def handle_key(state: PlayerState, key: int) -> PlayerState:
@@ -62,13 +104,20 @@ def handle_key(state: PlayerState, key: int) -> PlayerState:
     r = dataclasses.replace
     if ch in "qQ" or key == KEY_ESC:
         return r(state, quit=True)
-    if ch == "n":
-        return r(state, model=(state.model + 1) % state.n_models)
-    if ch == "p":
-        return r(state, model=(state.model - 1) % state.n_models)
-    if ch in "123456789":
-        i = int(ch) - 1
-        return r(state, model=i) if i < state.n_models else state
+    entries = state.entries
+    if ch in "np" or (ch in "123456789" and int(ch) <= len(entries)):
+        i = int(ch) - 1 if ch.isdigit() else entries.index((state.model, state.style)) + (1 if ch == "n" else -1)
+        model, style = entries[i % len(entries)]
+        return r(state, model=model, style=style, blend=None, weights=None)
+    if ch == "b":  # blend the current style with the model's next one, or stop blending
+        n = state.styles[state.model]
+        if n < 2:
+            return state
+        blend = (state.style + 1) % n if state.blend is None else None
+        return r(state, blend=blend, mix=0.5, weights=None)
+    if ch in "[]" and state.blend is not None:
+        step = MIX_STEP if ch == "]" else -MIX_STEP
+        return r(state, mix=min(1.0, max(0.0, round(state.mix + step, 2))))
     if ch == " ":
         return r(state, show_original=not state.show_original)
     if ch == "s":
@@ -199,14 +248,18 @@ class PlayerSummary:
 
 
 # ---------------------------------------------------------------- the loop
+def draw_label(img: np.ndarray, text: str, org: tuple[int, int], scale: float = 0.6) -> None:
+    """White text with a black outline at ``org`` (its baseline's left end), in place."""
+    cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3, cv2.LINE_AA)
+    cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+
+
 def _overlay(view: np.ndarray, state: PlayerState, name: str, fps: float, latency_ms: float) -> None:
     toggles = {"original": state.show_original, "split": state.split, "colour": state.preserve_color,
                "mirror": state.mirror, "smooth": state.smooth, "REC": state.recording}
     flags = [f"strength {state.strength:.1f}"] + [name for name, on in toggles.items() if on]
     for i, text in enumerate((f"{name}  {fps:.1f} fps  {latency_ms:.0f} ms", "  ".join(flags))):
-        org = (8, 22 + 22 * i)
-        cv2.putText(view, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 3, cv2.LINE_AA)
-        cv2.putText(view, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1, cv2.LINE_AA)
+        draw_label(view, text, (8, 22 + 22 * i))
 
 
 def check_display() -> None:
@@ -228,7 +281,8 @@ def run_player(models: list[StyleModel], cap, *, keep_latest: bool, width: int |
     (None: the source's). ``output``: write every shown frame to this video (``fps`` frames/s).
     With ``display=False`` nothing is shown and no keys are read. The caller owns ``cap``.
     """
-    state = dataclasses.replace(state or PlayerState(), n_models=len(models))
+    state = dataclasses.replace(state or PlayerState(), styles=tuple(len(m.styles) for m in models))
+    played, label = None, ""  # the state whose style weights the model has, and its overlay name
     summary = PlayerSummary()
     pipeline = FramePipeline()
     sink = VideoSink(output, fps) if output else None  # checks the output path before anything starts
@@ -256,8 +310,13 @@ def run_player(models: list[StyleModel], cap, *, keep_latest: bool, width: int |
             if state.show_original or state.mirror != mirrored:  # a gap in the stylized stream, or a flip
                 pipeline.reset_smoothing()
             mirrored = state.mirror
+            model = models[state.model]
+            if state.played != played:  # a new style or blend: set once, not per frame
+                model.set_style(state.style_weights())
+                played, label = state.played, model.label()
+                pipeline.reset_smoothing()  # the history is another style's
             styled = small if state.show_original else pipeline.stylize(
-                models[state.model], small, strength=state.strength, preserve_color=state.preserve_color,
+                model, small, strength=state.strength, preserve_color=state.preserve_color,
                 smooth=state.smooth)
             view = cv2.hconcat([small, styled]) if state.split else styled
             t4 = time.perf_counter()
@@ -281,7 +340,7 @@ def run_player(models: list[StyleModel], cap, *, keep_latest: bool, width: int |
             if display:
                 if view is small:
                     view = view.copy()  # don't draw on the captured frame
-                _overlay(view, state, models[state.model].name, shown_fps,
+                _overlay(view, state, label, shown_fps,
                          summary.latency[-1] if summary.latency else 0.0)
                 cv2.imshow(WINDOW, view)
                 state = handle_key(state, cv2.waitKey(1))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib.resources
 import json
 import logging
+import math
 import os
 import time
 from pathlib import Path
@@ -170,6 +171,16 @@ class StyleModel:
         if self.style_weights is not None:
             self.style_weights = w / w.sum()
 
+    def label(self) -> str:
+        """What it plays: its name (one style), ``name/style``, or a blend ``a 70% + b 30%``."""
+        w = self.style_weights
+        if w is None or len(self.styles) == 1:
+            return self.name
+        on = np.flatnonzero(w)
+        if len(on) == 1:
+            return f"{self.name}/{self.styles[on[0]]}"
+        return " + ".join(f"{self.styles[i]} {w[i]:.0%}" for i in on)
+
     def feeds(self, frames: np.ndarray) -> dict[str, np.ndarray]:
         """The onnxruntime inputs for (N, H, W, 3) uint8 BGR ``frames``."""
         if self.style_weights is None:
@@ -213,6 +224,50 @@ class StyleModel:
 
 
 STYLE_INPUT = "style"  # a multi-style model's second input: float32 (S,) style weights
+
+
+def _style_items(spec: str, valid: list[str], flag: str) -> dict[str, float]:
+    """``NAME`` or ``NAME:W,NAME:W,...`` -> {name: weight}, checked (``valid`` only names the styles in errors)."""
+    hint = f"styles: {', '.join(valid)}"
+    items: dict[str, float] = {}
+    for part in spec.split(","):
+        name, colon, text = (t.strip() for t in part.partition(":"))
+        try:
+            weight = float(text) if colon else 1.0
+        except ValueError:
+            weight = math.nan
+        if not name or not math.isfinite(weight) or name in items:
+            raise UserError(f"{flag} {spec!r}: use NAME or NAME:WEIGHT,NAME:WEIGHT,... ({hint})")
+        if weight < 0:
+            raise UserError(f"{flag} {spec!r}: negative weight for {name} ({hint})")
+        items[name] = weight
+    if sum(items.values()) <= 0:
+        raise UserError(f"{flag} {spec!r}: the weights are all 0 ({hint})")
+    return items
+
+
+def parse_style_spec(spec: str, names: list[str], flag: str = "--style") -> np.ndarray:
+    """A style (``b``) or a blend (``a:0.7,b:0.3``) of a model's styles ``names`` -> (S,) float32
+    weights summing to 1. ``flag`` names the option in errors."""
+    items = _style_items(spec, names, flag)
+    if unknown := [n for n in items if n not in names]:
+        raise UserError(f"{flag} {spec!r}: unknown style {unknown[0]} (styles: {', '.join(names)})")
+    weights = np.zeros(len(names), np.float32)
+    for name, weight in items.items():
+        weights[names.index(name)] = weight
+    return weights / weights.sum()
+
+
+def select_style(models: list[StyleModel], spec: str, flag: str = "--style") -> tuple[int, np.ndarray]:
+    """The first of ``models`` that has every style ``spec`` names (see ``parse_style_spec``), and its weights."""
+    valid = list(dict.fromkeys(s for m in models for s in m.styles))
+    items = _style_items(spec, valid, flag)
+    for i, model in enumerate(models):
+        if set(items) <= set(model.styles):
+            return i, parse_style_spec(spec, model.styles, flag)
+    missing = [n for n in items if n not in valid]
+    why = f"unknown style {missing[0]}" if missing else "no model has all of these styles"
+    raise UserError(f"{flag} {spec!r}: {why} (styles: {', '.join(valid)})")
 PROBE_SIDES = (16, 32, 64)  # probe frames' short sides (long side 1.5x), smallest first
 
 

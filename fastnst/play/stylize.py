@@ -11,20 +11,27 @@ from __future__ import annotations
 
 import collections
 import logging
+import math
 import os
 from pathlib import Path
 
 import cv2
+import numpy as np
 from tqdm import tqdm
 
 from fastnst import UserError
 from fastnst.play.images import IMAGE_SUFFIXES, OUTPUT_IMAGE_SUFFIXES, list_images, load_image, save_image
-from fastnst.play.runtime import FramePipeline, StyleModel, long_side_size
+from fastnst.play.files import check_output_path
+from fastnst.play.player import draw_label
+from fastnst.play.runtime import FramePipeline, StyleModel, long_side_size, parse_style_spec, select_style
 from fastnst.play.video import OUTPUT_VIDEO_SUFFIXES, VideoSink, is_video_path, open_capture, source_fps
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_SIZE = 1920  # without --size, the processing long side is the input's, at most this
+SHEET_MAX_CELL = 512  # a style sheet's cells: without --size, the photo's long side, at most this
+SHEET_COLUMNS = 5
+BLEND_STEPS = (0.0, 0.25, 0.5, 0.75, 1.0)  # a blend strip's mixes, from the first style to the second
 
 
 class StylizeInterrupted(KeyboardInterrupt):
@@ -174,6 +181,37 @@ def stylize_files(models: list[StyleModel], inputs: list[str | os.PathLike], out
     except KeyboardInterrupt:
         raise StylizeInterrupted(written) from None
     return written
+
+
+def style_sheet(models: list[StyleModel], photo: str | os.PathLike, out: str | os.PathLike,
+                size: int | None = None, blend: str | None = None) -> Path:
+    """``photo`` in every style of ``models`` (one-hot weights), or with ``blend`` = "a,b" in
+    BLEND_STEPS mixes from style a to style b of the model that has both: labelled cells of the
+    photo at long side ``size`` (default: its own, at most SHEET_MAX_CELL), SHEET_COLUMNS a row.
+    Written atomically to the image ``out``."""
+    out = check_output_path(out, OUTPUT_IMAGE_SUFFIXES, (photo,), "image")
+    if size is not None and size < 16:
+        raise UserError(f"--size must be at least 16 pixels, got {size}")
+    if blend is None:
+        cells = [(m, np.eye(len(m.styles), dtype=np.float32)[i]) for m in models for i in range(len(m.styles))]
+    else:
+        if len(names := [n.strip() for n in blend.split(",")]) != 2:
+            raise UserError(f"--blend {blend!r}: name two styles, A,B")
+        model = models[select_style(models, blend, "--blend")[0]]
+        a, b = (parse_style_spec(n, model.styles, "--blend") for n in names)
+        cells = [(model, (1 - t) * a + t * b) for t in BLEND_STEPS]
+    bgr = cv2.cvtColor(load_image(photo), cv2.COLOR_RGB2BGR)  # (H, W, 3)
+    w, h = long_side_size(bgr.shape[1], bgr.shape[0], size or min(max(bgr.shape[:2]), SHEET_MAX_CELL))
+    bgr = cv2.resize(bgr, (w, h), interpolation=cv2.INTER_AREA)
+    cols = min(len(cells), SHEET_COLUMNS)
+    sheet = np.zeros((h * math.ceil(len(cells) / cols), w * cols, 3), np.uint8)  # (rows * h, cols * w, 3)
+    pipeline = FramePipeline()
+    for k, (model, weights) in enumerate(cells):
+        model.set_style(weights)
+        cell = sheet[k // cols * h:(k // cols + 1) * h, k % cols * w:(k % cols + 1) * w]
+        cell[:] = pipeline.stylize(model, bgr)
+        draw_label(cell, model.label(), (4, h - 6), scale=0.4)
+    return save_image(cv2.cvtColor(sheet, cv2.COLOR_BGR2RGB), out)
 
 
 def _check_creatable(folder: Path) -> None:
