@@ -16,7 +16,8 @@ import tempfile
 from pathlib import Path
 
 from fastnst.config import OptimizeConfig
-from fastnst.learn.optimize import build_encoder, optimize
+from fastnst.learn.optimize import optimize
+from fastnst.learn.vgg import VGGEncoder
 from fastnst.play.images import load_image
 
 
@@ -27,7 +28,7 @@ def main(argv: list[str] | None = None) -> None:
     a = p.parse_args(argv)
     content, style = str(a.data / "content" / "n03877845_palace.jpg"), str(a.data / "styles" / "scream.jpg")
     cfg = OptimizeConfig(scales=(512,), iterations=(8,), device="cpu")
-    enc = build_encoder(cfg)
+    enc = VGGEncoder.from_config(cfg.loss)
     c, s = load_image(content), load_image(style)
     out = Path(tempfile.gettempdir()) / "pastiche_p8.png"
     for rep in range(2):

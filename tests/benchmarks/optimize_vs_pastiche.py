@@ -38,7 +38,8 @@ import torch
 from fastnst.config import OptimizeConfig
 from fastnst.play.images import load_image, save_image
 from fastnst.learn.losses import PerceptualLoss
-from fastnst.learn.optimize import _resize, _to_tensor, optimize
+from fastnst.learn.data import to_tensor
+from fastnst.learn.optimize import _resize, optimize
 from fastnst.learn.vgg import VGGEncoder
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -109,15 +110,12 @@ def main() -> int:
     content = load_image(args.content)
     style = load_image(args.style)
     content_at = _resize(content, args.size)
-    scorer = PerceptualLoss(
-        encoder, [_to_tensor(_resize(style, args.size), "cpu")], cfg.loss.content_layers, cfg.loss.style_layers,
-        cfg.loss.content_weight, cfg.loss.style_weight, cfg.loss.tv_weight,
-    )
-    targets = scorer.content_targets(_to_tensor(content_at, "cpu"))
+    scorer = PerceptualLoss.from_config(cfg.loss, [to_tensor(_resize(style, args.size))[None]], encoder)
+    targets = scorer.content_targets(to_tensor(content_at)[None])
 
     def score(rgb) -> dict[str, float]:
         with torch.no_grad():
-            return {k: v.item() for k, v in scorer(_to_tensor(rgb, "cpu"), targets).items()}
+            return {k: v.item() for k, v in scorer(to_tensor(rgb)[None], targets).items() if v.dim() == 0}
 
     past_img = load_image(past_png)
     assert past_img.shape == content_at.shape, (past_img.shape, content_at.shape)

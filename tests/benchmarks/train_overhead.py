@@ -27,15 +27,14 @@ from fastnst.learn.data import to_tensor
 from fastnst.play.images import load_image
 from fastnst.learn.losses import PerceptualLoss
 from fastnst.learn.nets import TransformNet
-from fastnst.learn.train import make_encoder, train
+from fastnst.learn.train import train
 
 
 def bare_step_times(cfg: TrainConfig, steps: int) -> list[float]:
     torch.manual_seed(0)
     net = TransformNet(cfg.net)
-    style = to_tensor(load_image(cfg.style, cfg.style_size))[None]
-    ploss = PerceptualLoss(make_encoder(cfg), [style], cfg.loss.content_layers, cfg.loss.style_layers,
-                           cfg.loss.content_weight, cfg.loss.style_weight, cfg.loss.tv_weight)
+    style = to_tensor(load_image(cfg.styles[0], cfg.style_size))[None]
+    ploss = PerceptualLoss.from_config(cfg.loss, [style])
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     batch = torch.rand(cfg.batch_size, 3, cfg.image_size, cfg.image_size)  # (B, 3, S, S)
     times = []
@@ -66,7 +65,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} intra-op threads")
     bare: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
-        base = TrainConfig(style=a.style, data=a.data, image_size=a.image_size, steps=a.steps, log_every=1,
+        base = TrainConfig(styles=(a.style,), data=a.data, image_size=a.image_size, steps=a.steps, log_every=1,
                            checkpoint_every=3, preview_every=3)
         bare += bare_step_times(base, a.steps)
         for w in a.workers:
