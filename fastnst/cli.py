@@ -554,9 +554,9 @@ def _run_bench(args) -> int:
 def _add_eval(sub) -> None:
     p = sub.add_parser(
         "eval", help="perceptual loss on held-out photos, or flicker on a video",
-        description="Photos (--style, --content): mean content, style and TV losses (weighted, as in training; "
+        description="Photos (--content, --style): mean content, style and TV losses (weighted, as in training; "
                     "they add up to the total) of a model's outputs, with the model's own training loss (read from "
-                    "its metadata). Each photo is resized to short side --size and center-cropped to a square. Use "
+                    "its metadata), for each style of the model. Each photo is resized to short side --size and center-cropped to a square. Use "
                     "photos the model was not trained on (--holdout N: the last N of the folder, as a recipe's "
                     "holdout keeps them out of training). Video (--video): the temporal warping error of the "
                     "stylized frames (flow-warped frame-to-frame difference) next to the input's own; lower means less flicker.")

@@ -160,3 +160,27 @@ def test_cli_video_reports_warping_error_and_smoothing(models, tmp_path, capsys)
 def test_cli_eval_needs_photos_or_video(models, capsys):
     assert cli.main(["eval", "--model", str(models[0])]) == 2
     assert "--video" in capsys.readouterr().err
+
+
+def test_a_multi_style_model_is_scored_per_style(tmp_path, photos):
+    from dataclasses import replace
+
+    paths = [str(_image(tmp_path / f"{n}.png", 40, 40, i)) for i, n in enumerate(("ink", "oil"))]
+    cfg = replace(CFG, styles=tuple(paths), net=replace(CFG.net, styles=2))
+    torch.manual_seed(0)
+    net = TransformNet(cfg.net).eval()
+    with torch.no_grad():
+        for norm in net.norms():
+            norm.weight[1].mul_(3.0)
+    model = export_onnx(net, tmp_path / "duo.onnx", {"fastnst.config": to_json(cfg), "fastnst.style": "duo",
+                                                    "fastnst.styles": json.dumps(["ink", "oil"])})
+    from fastnst.learn.vgg import VGGEncoder
+
+    enc = VGGEncoder.from_config(cfg.loss)  # one random VGG for both calls
+    rows = evaluate(model, photos, size=32, encoder=enc)  # the paintings its config recorded
+    assert [(r.method, r.style) for r in rows] == [("duo/ink (fast)", "ink"), ("duo/oil (fast)", "oil")]
+    assert rows[0].losses["total"] != rows[1].losses["total"]
+    (oil,) = [r for r in evaluate(model, photos, [paths[1], paths[0]], size=32, encoder=enc) if r.style == "oil"]
+    assert oil.losses == rows[1].losses  # --style matched by name, in any order
+    with pytest.raises(UserError, match="the model's styles are ink, oil"):
+        evaluate(model, photos, [str(tmp_path / "wax.png")], size=32)

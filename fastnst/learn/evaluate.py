@@ -48,6 +48,7 @@ class EvalRow:
     images: int
     losses: dict[str, float]
     seconds_per_image: float
+    style: str = ""  # the style scored (rows of one style compare with each other)
 
 
 def load_eval_image(path: str | os.PathLike, size: int) -> np.ndarray:
@@ -90,7 +91,8 @@ def perceptual_losses(criterion: PerceptualLoss, content_rgb: np.ndarray, output
 
 
 def mean_losses(criterion: PerceptualLoss, contents: Sequence[np.ndarray],
-                method: Callable[[np.ndarray], np.ndarray], name: str, precision: str = "fp32") -> EvalRow:
+                method: Callable[[np.ndarray], np.ndarray], name: str, precision: str = "fp32",
+                style: str = "") -> EvalRow:
     """Run ``method`` (RGB uint8 -> RGB uint8 of the same size) on every content image and
     average ``perceptual_losses`` over them."""
     sums = dict.fromkeys(TERMS, 0.0)
@@ -105,7 +107,7 @@ def mean_losses(criterion: PerceptualLoss, contents: Sequence[np.ndarray],
             sums[k] += v
         log.debug("%s: image %d of %d done", name, i + 1, len(contents))
     n = max(1, len(contents))
-    return EvalRow(name, len(contents), {k: v / n for k, v in sums.items()}, seconds / n)
+    return EvalRow(name, len(contents), {k: v / n for k, v in sums.items()}, seconds / n, style)
 
 
 def evaluate(model: str | os.PathLike, content: str | os.PathLike, styles: Sequence[str | os.PathLike] = (),
@@ -150,7 +152,7 @@ def evaluate(model: str | os.PathLike, content: str | os.PathLike, styles: Seque
             bgr = runner.run(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))  # (H, W, 3) BGR
             return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
-        rows.append(mean_losses(criterion, contents, stylize, f"{label} ({cfg.net.arch})", precision))
+        rows.append(mean_losses(criterion, contents, stylize, f"{label} ({cfg.net.arch})", precision, name))
         if gatys:
             from fastnst.learn.optimize import optimize
 
@@ -162,7 +164,7 @@ def evaluate(model: str | os.PathLike, content: str | os.PathLike, styles: Seque
                 return optimize(rgb, [style_rgb], ocfg, progress=False, encoder=encoder).image
 
             rows.append(mean_losses(criterion, contents, gatys_method, f"gatys-{gatys}" + (
-                f"/{name}" if len(runner.styles) > 1 else ""), precision))
+                f"/{name}" if len(runner.styles) > 1 else ""), precision, name))
     return rows
 
 
@@ -185,11 +187,13 @@ def _style_paths(names: Sequence[str], given: Sequence[str | os.PathLike], cfg: 
 
 
 def format_table(rows: Sequence[EvalRow]) -> str:
-    """A markdown table of ``rows``, with each total also relative to the first row's."""
-    ref = rows[0].losses["total"] if rows else 0.0
+    """A markdown table of ``rows``, with each total also relative to that of the first row of
+    the same style (the model's, so a Gatys row's is its ratio to the model)."""
+    first: dict[str, float] = {}
     lines = ["| method | images | content | style | tv | total | vs first | s/image |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
+        ref = first.setdefault(r.style, r.losses["total"])
         rel = f"{r.losses['total'] / ref:.3f}" if ref else "-"
         lines.append(f"| {r.method} | {r.images} | " + " | ".join(f"{r.losses[k]:.4g}" for k in TERMS)
                      + f" | {rel} | {r.seconds_per_image:.3f} |")
