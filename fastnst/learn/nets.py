@@ -46,9 +46,10 @@ class CondInstanceNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(styles, channels))  # (N, C)
 
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-        scale = (style @ self.weight)[:, :, None, None]  # (B, C, 1, 1)
-        shift = (style @ self.bias)[:, :, None, None]
-        return F.instance_norm(x) * scale + shift
+        scale, shift = style @ self.weight, style @ self.bias  # (B or 1, C)
+        if len(scale) == 1:  # one mix for the whole batch (the player): one InstanceNormalization op in ONNX
+            return F.instance_norm(x, weight=scale[0], bias=shift[0])
+        return F.instance_norm(x) * scale[:, :, None, None] + shift[:, :, None, None]  # (B, C, H, W)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         for name in ("weight", "bias"):  # a single-style checkpoint's (C,) -> (1, C)
