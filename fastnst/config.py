@@ -152,8 +152,14 @@ def _coerce(tp: Any, value: Any, where: str, default: Any = None) -> Any:
 _SCALARS = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
 
 
-def _as_list(value: Any) -> Any:
-    return [value] if isinstance(value, str) else value
+def _one_style_key(data: dict[str, Any]) -> dict[str, Any]:
+    """``style = "a.jpg"`` (recipes, and models trained before multi-style) -> ``styles``."""
+    if "style" not in data:
+        return data
+    if "styles" in data:
+        raise UserError("config: give style or styles, not both")
+    value = data["style"]
+    return {**{k: v for k, v in data.items() if k != "style"}, "styles": [value] if isinstance(value, str) else value}
 
 
 def _field_default(cls: type, name: str) -> Any:
@@ -168,8 +174,8 @@ def from_dict(cls: type, data: dict[str, Any], where: str = "", base: Any = None
     from its field's default, so a [loss] table only changes the keys it names even where the
     parent's default is not LossConfig() (TrainConfig.loss, OptimizeConfig.loss).
     """
-    if cls is TrainConfig and "style" in data:  # one style (recipes, and models trained before multi-style)
-        data = {**{k: v for k, v in data.items() if k != "style"}, "styles": _as_list(data["style"])}
+    if cls is TrainConfig:
+        data = _one_style_key(data)
     hints = get_type_hints(cls)
     unknown = sorted(set(data) - set(hints))
     if unknown:
@@ -220,6 +226,8 @@ def load_recipe(path: str | Path | None, overrides: dict[str, Any] | None = None
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
             raise UserError(f"recipe {path} is not valid TOML: {e}") from None
+    if cls is TrainConfig:  # before the merge, so that a --style override replaces the recipe's style
+        data = _one_style_key(data)
     return from_dict(cls, merge(data, overrides or {}))
 
 

@@ -68,6 +68,11 @@ def test_a_recipe_may_name_one_style_or_several(tmp_path):
     recipe.write_text('styles = ["a.jpg", "dir/b.png"]\n')
     cfg = load_recipe(recipe)
     assert cfg.styles == ("a.jpg", "dir/b.png") and cfg.style_names == ("a", "b")
+    recipe.write_text('style = "a.jpg"\n')
+    assert load_recipe(recipe, {"styles": ["c.jpg"]}).styles == ("c.jpg",)  # --style replaces the recipe's
+    recipe.write_text('style = "a.jpg"\nstyles = ["b.jpg"]\n')
+    with pytest.raises(UserError, match="style or styles"):
+        load_recipe(recipe)
 
 
 def test_net_table_arch_starts_from_that_preset():
