@@ -329,6 +329,9 @@ def _add_export(sub) -> None:
                    help="int8-quantize the model (~1.3x the fps on a CPU, more flicker on video; default: as the run was trained)")
     p.add_argument("--calibrate", metavar="DATA",
                    help="photos that calibrate --int8 (default: the run's training data)")
+    p.add_argument("--styles", metavar="A,B,...",
+                   help="a multi-style run: export only these styles, in this order (default: all)")
+    p.add_argument("--rename", metavar="OLD=NEW,...", help="rename styles in the exported model")
     p.set_defaults(func=_run_export)
 
 
@@ -337,7 +340,7 @@ def _run_export(args) -> int:
     from pathlib import Path
 
     from fastnst.learn.checkpoint import config_of, load_checkpoint, net_of
-    from fastnst.learn.export import export_model
+    from fastnst.learn.export import export_model, select_styles
     from fastnst.learn.train import calibration_photos
     from fastnst.play.files import check_output_path
 
@@ -348,7 +351,13 @@ def _run_export(args) -> int:
         cfg = replace(cfg, int8=args.int8)
     if args.calibrate:
         cfg = replace(cfg, data=args.calibrate, data_split="train", holdout=0)
-    out = export_model(net_of(ckpt), out, cfg, calibration_photos(cfg) if cfg.int8 else None)
+    pairs = [item.partition("=") for item in _parse_list(args.rename, "--rename")] if args.rename else []
+    if any(not old or not sep or not new for old, sep, new in pairs):
+        raise UserError(f"--rename takes OLD=NEW pairs, got {args.rename!r}")
+    rename = {old: new for old, _, new in pairs}
+    net, cfg, names = select_styles(net_of(ckpt), cfg, _parse_list(args.styles, "--styles") if args.styles else (),
+                                    rename)
+    out = export_model(net, out, cfg, calibration_photos(cfg) if cfg.int8 else None, names)
     print(f"model: {out} (step {ckpt['step']})")
     return 0
 

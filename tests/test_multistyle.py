@@ -116,3 +116,24 @@ def test_add_style_trains_only_the_new_style(data, tmp_path):
     start = torch.stack([n.weight[:2].mean(0) for n in old.norms()[:1]])  # the new style starts at the mean
     assert not torch.equal(new.norms()[0].weight[2], start[0])  # ... and trained away from it
     assert (tmp_path / "more.onnx").is_file()
+
+
+def test_export_keeps_renames_and_reorders_styles_bit_identically(data, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    folder, paths = data
+    cfg = TrainConfig(styles=tuple(paths), data=str(folder), image_size=32, style_size=40, batch_size=3, steps=2,
+                      workers=0, preview_every=0, run_dir=str(tmp_path / "run"), net=replace(TINY, styles=3),
+                      loss=TINY_LOSS)
+    full = train(cfg).onnx
+    out = tmp_path / "two.onnx"
+    assert cli.main(["export", cfg.run_dir, "--styles", "green,red", "--rename", "green=lime", "-o", str(out)]) == 0
+    import onnx
+
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert json.loads(meta["fastnst.styles"]) == ["lime", "red"]
+    frame = np.random.default_rng(0).integers(0, 256, (1, 40, 48, 3), dtype=np.uint8)
+    run = lambda path, w: ort.InferenceSession(str(path)).run(None, {"frames": frame, "style": np.float32(w)})[0]
+    assert np.array_equal(run(out, [1, 0]), run(full, [0, 0, 1]))  # green, now lime
+    assert np.array_equal(run(out, [0, 1]), run(full, [1, 0, 0]))  # red
+    for bad in (["--styles", "mauve"], ["--rename", "red"], ["--rename", "red=blue"]):
+        assert cli.main(["export", cfg.run_dir, *bad, "-o", str(tmp_path / "x.onnx")]) == 2
