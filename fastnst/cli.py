@@ -550,11 +550,21 @@ def _add_bench(sub) -> None:
 
 
 def _run_bench(args) -> int:
+    import tempfile
+    from pathlib import Path
+
     from fastnst.play.bench import format_table, parse_sizes, run_bench
     from fastnst.play.runtime import default_threads
 
-    results = run_bench(args.model, parse_sizes(args.size), args.threads, args.provider, args.reference,
-                        args.repeats, args.seconds, args.source, args.smooth)
+    sizes = parse_sizes(args.size)
+    with tempfile.TemporaryDirectory(prefix="fastnst-bench-") as tmp:
+        reference = None
+        if args.reference:  # needs torch (the train extra); the player path does not
+            from fastnst.learn.export import export_reference
+
+            reference = export_reference(Path(tmp) / "johnson-reference.onnx")
+        results = run_bench(args.model, sizes, args.threads, args.provider, reference, args.repeats, args.seconds,
+                            args.source, args.smooth)
     print(f"onnxruntime, {args.threads or default_threads()} threads")
     print(format_table(results))
     return 0

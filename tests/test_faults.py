@@ -107,9 +107,9 @@ def test_d9_d10_export_refuses_the_checkpoint_and_keeps_no_failed_model(tmp_path
     import fastnst.learn.export as export
     from fastnst.config import NetConfig, TrainConfig, to_dict
     from fastnst.learn.nets import TransformNet
-    from fastnst.learn.train import CHECKPOINT_FORMAT, save_checkpoint
+    from fastnst.learn.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
 
-    cfg = replace(TrainConfig(), net=NetConfig(channels=(4, 8, 8), res_blocks=1))
+    cfg = replace(TrainConfig(), styles=("painting.jpg",), net=NetConfig(channels=(4, 8, 8), res_blocks=1))
     (tmp_path / "run").mkdir()
     ckpt = save_checkpoint(tmp_path / "run" / "checkpoint.pt", {
         "format": CHECKPOINT_FORMAT, "config": to_dict(cfg), "model": TransformNet(cfg.net).state_dict(), "step": 3})

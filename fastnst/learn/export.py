@@ -204,6 +204,19 @@ def export_model(net: nn.Module, path: str | os.PathLike, cfg: TrainConfig,
     return path
 
 
+def export_reference(path: str | os.PathLike) -> Path:
+    """The original Johnson architecture with random weights (speed does not depend on them),
+    exported to ``path``: the reference ``fastnst bench --reference`` compares with."""
+    import warnings
+
+    from fastnst.learn.nets import TransformNet, preset
+
+    torch.manual_seed(0)
+    with warnings.catch_warnings():  # the exporter's tracer warnings say nothing about speed
+        warnings.simplefilter("ignore")
+        return export_onnx(TransformNet(preset("johnson")), path, {"fastnst.style": "johnson (reference)"})
+
+
 class _FloatIO(nn.Module):
     """The bare net with the ONNX style input: image (N, 3, H, W), style (S,)."""
 

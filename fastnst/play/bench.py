@@ -12,9 +12,8 @@ With ``smooth=True`` the player path is also measured with flow-guided temporal 
 on (``fastnst webcam --smooth``), in the same interleaved runs, as a second row.
 
 Each figure is the median over ``repeats`` runs of at least ``min_seconds`` each, after a
-warm-up. With ``reference=True`` the original Johnson architecture (random weights: the speed
-does not depend on them) is exported on the fly and every fps is also given as a ratio to it.
-Only the reference needs torch, imported lazily.
+warm-up. With a ``reference`` model (the CLI exports the original Johnson architecture with
+random weights: the speed does not depend on them), every fps is also given as a ratio to it.
 """
 
 from __future__ import annotations
@@ -22,11 +21,9 @@ from __future__ import annotations
 import collections
 import logging
 import math
-import tempfile
+import os
 import time
-import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -68,23 +65,6 @@ def parse_sizes(text: str) -> list[tuple[int, int]]:
             raise UserError(f"size {part!r} is too small (at least 16x16)")
         sizes.append((w, h))
     return sizes
-
-
-def export_reference(folder: Path) -> Path:
-    """The original Johnson architecture with random weights, exported to ``folder`` (needs torch)."""
-    try:
-        import torch
-
-        from fastnst.learn.export import export_onnx
-        from fastnst.learn.nets import TransformNet, preset
-    except ImportError as e:
-        raise UserError(f"--reference needs torch to build the reference net ({e}); "
-                        "install the training extra: pip install 'fastnst[train]'") from None
-    torch.manual_seed(0)
-    with warnings.catch_warnings():  # the exporter's tracer warnings say nothing about speed
-        warnings.simplefilter("ignore")
-        return export_onnx(TransformNet(preset("johnson")), folder / "johnson-reference.onnx",
-                           {"fastnst.style": REFERENCE_LABEL})
 
 
 class _FrameLoop:
@@ -172,24 +152,23 @@ def bench_models(models: list[StyleModel], size: tuple[int, int], repeats: int =
 
 
 def run_bench(models: list[str], sizes: list[tuple[int, int]], threads: int | None = None,
-              provider: str | None = None, reference: bool = False, repeats: int = 5,
+              provider: str | None = None, reference: str | os.PathLike | None = None, repeats: int = 5,
               min_seconds: float = 1.0, source: str | None = None, smooth: bool = False) -> list[BenchResult]:
-    """Every model (and the reference) at every size; with ``smooth``, each also with smoothing on."""
+    """Every model (and the ``reference`` model, first) at every size; with ``smooth``, each
+    also with smoothing on."""
     if not models and not reference:
         raise UserError("nothing to measure: give --model M.onnx and/or --reference")
     if repeats < 1:
         raise UserError(f"--repeats must be at least 1, got {repeats}")
-    with tempfile.TemporaryDirectory(prefix="fastnst-bench-") as tmp:
-        paths = ([export_reference(Path(tmp))] if reference else []) + list(models)
-        loaded = [StyleModel(p, provider, threads) for p in paths]
-        results = []
-        for size in sizes:
-            log.info("measuring %s at %dx%d", ", ".join(m.path.stem for m in loaded), *size)
-            rows = bench_models(loaded, size, repeats, min_seconds, source, smooth)
-            if reference:
-                for row in rows[:len(rows) // len(loaded)]:
-                    row.model = row.model.replace(loaded[0].path.stem, REFERENCE_LABEL, 1)
-            results += rows
+    loaded = [StyleModel(p, provider, threads) for p in ([reference] if reference else []) + list(models)]
+    results = []
+    for size in sizes:
+        log.info("measuring %s at %dx%d", ", ".join(m.path.stem for m in loaded), *size)
+        rows = bench_models(loaded, size, repeats, min_seconds, source, smooth)
+        if reference:
+            for row in rows[:len(rows) // len(loaded)]:
+                row.model = row.model.replace(loaded[0].path.stem, REFERENCE_LABEL, 1)
+        results += rows
     return results
 
 
