@@ -249,8 +249,11 @@ class PlayerSummary:
 
 # ---------------------------------------------------------------- the loop
 def draw_label(img: np.ndarray, text: str, org: tuple[int, int], scale: float = 0.6) -> None:
-    """White text with a black outline at ``org`` (its baseline's left end), in place."""
-    cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3, cv2.LINE_AA)
+    """White text with a black outline at ``org`` (its baseline's left end), in place. The
+    outline is the same text shifted, not drawn thicker: OpenCV spaces thicker text wider."""
+    x, y = org
+    for dx, dy in ((-1, -1), (1, -1), (-1, 1), (1, 1)):
+        cv2.putText(img, text, (x + dx, y + dy), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA)
     cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
 
 
