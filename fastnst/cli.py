@@ -120,7 +120,6 @@ def _parse_style_layers(text: str) -> dict[str, float]:
 
 
 def _run_optimize(args) -> int:
-    from pathlib import Path
 
     from fastnst.config import LossConfig, OptimizeConfig
     from fastnst.play.files import check_output_path
@@ -337,7 +336,6 @@ def _add_export(sub) -> None:
 
 def _run_export(args) -> int:
     from dataclasses import replace
-    from pathlib import Path
 
     from fastnst.learn.checkpoint import config_of, load_checkpoint, net_of
     from fastnst.learn.export import export_model, select_styles

@@ -17,7 +17,6 @@ from __future__ import annotations
 import io
 import logging
 import math
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
