@@ -216,6 +216,8 @@ def _add_train(sub) -> None:
     p.add_argument("--style-size", type=int, help="long side of the style image (default 512)")
     p.add_argument("--batch-size", type=int, help="images per step per process (default 4)")
     p.add_argument("--lr", type=float, help="Adam learning rate (default 1e-3)")
+    p.add_argument("--lr-schedule", choices=("constant", "cosine"),
+                   help="constant (default), or cosine: decays to 0 at the last step (for long runs)")
     steps = p.add_mutually_exclusive_group()
     steps.add_argument("--steps", type=int, help="number of optimiser steps")
     steps.add_argument("--epochs", type=float, help="passes over the data (default 2, when --steps is not given)")
@@ -250,7 +252,7 @@ def _train_overrides(args) -> dict:
 
     from fastnst.learn.nets import preset
 
-    flat = ("data", "data_split", "image_size", "style_size", "batch_size", "lr", "steps", "device", "precision",
+    flat = ("data", "data_split", "image_size", "style_size", "batch_size", "lr", "lr_schedule", "steps", "device", "precision",
             "seed", "workers", "checkpoint_every", "preview_every", "log_every", "run_dir", "output", "teacher",
             "int8", "base", "holdout")
     out = {k: getattr(args, k) for k in flat}

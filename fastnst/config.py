@@ -95,6 +95,9 @@ class TrainConfig:
     style_size: int = 512
     batch_size: int = 4
     lr: float = 1e-3
+    # "constant", or "cosine": lr * (1 + cos(pi * step / steps)) / 2, down to 0 at the last step
+    # (computed from the step, so a resumed run follows the same curve).
+    lr_schedule: str = "constant"
     steps: int = 0  # 0: use epochs
     epochs: float = 2  # used when steps == 0
     seed: int = 0

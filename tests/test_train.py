@@ -21,7 +21,7 @@ from fastnst.learn.data import to_tensor
 from fastnst.learn.losses import PerceptualLoss
 from fastnst.learn.nets import TransformNet
 from fastnst.learn.checkpoint import CHECKPOINT_NAME, load_checkpoint, net_of, resume_config, save_checkpoint
-from fastnst.learn.train import TrainingDiverged, train
+from fastnst.learn.train import TrainingDiverged, lr_at, train
 
 TINY_NET = replace(NET_PRESETS["johnson"], channels=(4, 8, 8), res_blocks=1)
 TINY_LOSS = LossConfig(vgg="random", content_layers=("relu2_1",), style_layers={"relu1_1": 1.0, "relu2_1": 1.0},
@@ -101,6 +101,18 @@ def test_resume_refuses_to_change_the_run(setup):
     train(replace(cfg, steps=1), export=False)
     with pytest.raises(UserError, match="lr"):
         resume_config(load_checkpoint(cfg.run_dir), {"steps": 4, "lr": 0.5})
+
+
+def test_cosine_schedule_decays_the_lr_to_zero_and_the_optimizer_follows_it(setup):
+    cfg, tmp = setup
+    cfg = replace(cfg, lr_schedule="cosine", steps=4)
+    assert [lr_at(cfg, s, 4) for s in (0, 2, 4)] == pytest.approx([1e-2, 5e-3, 0.0])
+    assert lr_at(replace(cfg, lr_schedule="constant"), 3, 4) == 1e-2
+    train(cfg, export=False)
+    last = load_checkpoint(cfg.run_dir)["optimizer"]["param_groups"][0]["lr"]
+    assert last == pytest.approx(lr_at(cfg, 3, 4)) and 0 < last < 2e-3
+    with pytest.raises(UserError, match="lr-schedule"):
+        train(replace(cfg, lr_schedule="linear"))
 
 
 def test_interrupted_checkpoint_write_keeps_the_good_one(tmp_path):

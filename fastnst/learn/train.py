@@ -60,6 +60,17 @@ class TrainResult:
 
 
 # ---------------------------------------------------------------- setup
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def lr_at(cfg: TrainConfig, step: int, total_steps: int) -> float:
+    """The learning rate of the step after ``step`` steps (a function of the step alone, so
+    resuming follows the same curve)."""
+    if cfg.lr_schedule == "cosine":
+        return cfg.lr * 0.5 * (1 + math.cos(math.pi * step / total_steps))
+    return cfg.lr
+
+
 def check_config(cfg: TrainConfig) -> None:
     # image_size: VGG's deepest default layer and the fast net's H/8 stage need 16 px
     for name, low in (("image_size", 16), ("style_size", 16), ("batch_size", 1), ("checkpoint_every", 1),
@@ -68,6 +79,8 @@ def check_config(cfg: TrainConfig) -> None:
             raise UserError(f"{name.replace('_', '-')} must be at least {low}, got {getattr(cfg, name)}")
     if cfg.lr <= 0:
         raise UserError(f"lr must be positive, got {cfg.lr}")
+    if cfg.lr_schedule not in LR_SCHEDULES:
+        raise UserError(f"lr-schedule must be one of {', '.join(LR_SCHEDULES)}, got {cfg.lr_schedule!r}")
     if cfg.steps < 0 or cfg.epochs < 0 or (cfg.steps == 0 and cfg.epochs == 0):
         raise UserError("give a positive number of --steps or --epochs")
     if not cfg.styles:
@@ -303,6 +316,8 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, rank: int, world: int,
                     f"{ckpt_path if ckpt_path.is_file() else 'none yet'} (try a lower --lr or style weight)")
             opt.zero_grad(set_to_none=True)
             losses["total"].backward()
+            for group in opt.param_groups:
+                group["lr"] = lr_at(cfg, step, total_steps)
             opt.step()
             step += 1
             data_position += per_step
