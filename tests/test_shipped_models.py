@@ -33,13 +33,19 @@ def test_shipped_model_loads_has_card_and_metadata_and_runs(name):
     assert not missing, f"{name} lacks metadata {missing}"
     assert model.metadata["fastnst.io"] == "uint8-bgr-nhwc"
     frame = synthetic_frames(1, (64, 48))[0]  # (48, 64, 3)
-    out = model.run(frame)
-    assert out.shape == (48, 64, 3) and out.dtype == np.uint8
-    assert not np.array_equal(out, frame)
+    outs = []
+    for i in range(len(model.styles)):  # every style of a multi-style model
+        if model.style_weights is not None:
+            model.set_style(np.eye(len(model.styles), dtype=np.float32)[i])
+        out = model.run(frame)
+        assert out.shape == (48, 64, 3) and out.dtype == np.uint8
+        assert not np.array_equal(out, frame), model.styles[i]
+        assert not any(np.array_equal(out, o) for o in outs), f"{model.styles[i]} plays an earlier style"
+        outs.append(out)
 
 
 # The fields that define a trained model; paths (style, data, run_dir, output) may differ between machines.
-RECIPE_FIELDS = ("net", "loss", "lr", "image_size", "style_size", "batch_size", "steps", "seed", "holdout")
+RECIPE_FIELDS = ("net", "loss", "lr", "lr_schedule", "image_size", "style_size", "batch_size", "steps", "seed", "holdout")
 
 
 @pytest.mark.parametrize("name", list(_SHIPPED) or [_NONE_YET])
@@ -58,6 +64,7 @@ def test_recipe_matches_the_shipped_model(name):
     got = asdict(from_dict(TrainConfig, json.loads(meta)))
     diff = {k: (want[k], got[k]) for k in RECIPE_FIELDS if want[k] != got[k]}
     assert not diff, f"train/{name}.toml differs from models/{name}.onnx (recipe, model): {diff}"
+    assert [Path(s).stem for s in want["styles"]] == [Path(s).stem for s in got["styles"]]
 
 
 def test_models_command_lists_the_shipped_models(capsys):
