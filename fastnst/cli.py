@@ -385,8 +385,9 @@ def _add_stylize(sub) -> None:
                    "labelled grid written to -o SHEET.png (--size: each cell's long side, default at most 512)")
     p.add_argument("--blend", metavar="A,B", help="with --sheet: one row from style A to style B "
                    "(0, 0.25, 0.5, 0.75 and 1 of B) instead")
-    p.add_argument("--size", type=int, help="processing long side in pixels (default: the input's, at "
-                   "most 1920); the output keeps the input's size")
+    p.add_argument("--size", type=int, help="processing long side in pixels; sets the stroke size relative to "
+                   "the picture: smaller, bigger strokes (default: the input's, at least 512 and at most 1920); "
+                   "the output keeps the input's size")
     p.add_argument("--strength", type=float, default=1.0, help="0..1: blend with the original (default 1)")
     p.add_argument("--preserve-color", action="store_true", help="keep the input's colours, restyle luminance only")
     p.add_argument("--smooth", action="store_true",

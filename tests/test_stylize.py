@@ -46,6 +46,19 @@ def test_output_file_name_errors(tiny_onnx, tmp_path, capsys, extra, message):
     assert not out.exists()
 
 
+def test_a_small_photo_is_processed_at_512_by_default(tiny_onnx, tmp_path):
+    """Strokes have a fixed size in pixels: a small photo is stylized larger and scaled back."""
+    src = _image(tmp_path, size=(80, 60))
+    outs = {}
+    for size in (None, "512", "80"):
+        out = tmp_path / f"{size}.png"
+        assert main(["stylize", "-m", str(tiny_onnx), str(src), "-o", str(out), *(["--size", size] if size else [])]) == 0
+        outs[size] = cv2.imread(str(out))
+    assert outs[None].shape == (60, 80, 3)
+    np.testing.assert_array_equal(outs[None], outs["512"])
+    assert not np.array_equal(outs[None], outs["80"])
+
+
 def test_strength_zero_returns_the_input(tiny_onnx, tmp_path):
     src = _image(tmp_path)
     assert main(["stylize", "-m", str(tiny_onnx), str(src), "-o", str(tmp_path), "--strength", "0"]) == 0

@@ -28,7 +28,10 @@ from fastnst.play.video import OUTPUT_VIDEO_SUFFIXES, VideoSink, is_video_path, 
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_SIZE = 1920  # without --size, the processing long side is the input's, at most this
+# Without --size, the processing long side is the input's, within these. Strokes have a fixed size
+# in pixels, so a small photo is processed larger (and the result scaled back): at its own 256 px
+# the strokes cover its subject.
+DEFAULT_MIN_SIZE, DEFAULT_MAX_SIZE = 512, 1920
 SHEET_MAX_CELL = 512  # a style sheet's cells: without --size, the photo's long side, at most this
 SHEET_COLUMNS = 5
 BLEND_STEPS = (0.0, 0.25, 0.5, 0.75, 1.0)  # a blend strip's mixes, from the first style to the second
@@ -86,8 +89,8 @@ def stylize_image(models: list[StyleModel], src: Path, out_dir: Path, size: int 
 
 
 def _processing_side(shape: tuple[int, ...], size: int | None) -> int:
-    """The processing long side: ``size``, else the input's capped at DEFAULT_MAX_SIZE."""
-    return size or min(max(shape[:2]), DEFAULT_MAX_SIZE)
+    """The processing long side: ``size``, else the input's within DEFAULT_MIN_SIZE..DEFAULT_MAX_SIZE."""
+    return size or min(max(max(shape[:2]), DEFAULT_MIN_SIZE), DEFAULT_MAX_SIZE)
 
 
 def _make_parent(path: Path) -> Path:
