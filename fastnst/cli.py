@@ -276,6 +276,7 @@ def _add_style_config(args, overrides: dict):
     """--add-style IMAGE --base RUN: the base run's config, its styles plus the new ones, with
     ``overrides`` (steps, run folder, ...) on top."""
     from dataclasses import replace
+    from pathlib import Path
 
     from fastnst.config import from_dict, merge, to_dict
     from fastnst.learn.checkpoint import config_of, load_checkpoint
@@ -286,6 +287,12 @@ def _add_style_config(args, overrides: dict):
         raise UserError("--add-style takes the styles and recipe from --base; drop --style/--recipe/--resume")
     base = config_of(load_checkpoint(args.base))
     styles = (*base.styles, *args.add_style)
+    # A run folder and model of its own (never the base's): by default <base run>+<new styles>.
+    base_dir = Path(args.base) if Path(args.base).is_dir() else Path(args.base).parent
+    run_dir = args.run_dir or f"{base_dir}+{'+'.join(Path(s).stem for s in args.add_style)}"
+    if Path(run_dir).resolve() == base_dir.resolve():
+        raise UserError(f"--run-dir {run_dir} is the base run's folder; give the new run its own")
+    overrides = {**overrides, "run_dir": run_dir, "output": args.output or ""}
     cfg = from_dict(type(base), merge(to_dict(base), overrides))
     return replace(cfg, styles=styles, net=replace(cfg.net, styles=len(styles)), base=args.base, teacher="")
 

@@ -3,6 +3,7 @@ style, training balances styles, and --add-style trains a new style without touc
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -116,6 +117,13 @@ def test_add_style_trains_only_the_new_style(data, tmp_path):
     start = torch.stack([n.weight[:2].mean(0) for n in old.norms()[:1]])  # the new style starts at the mean
     assert not torch.equal(new.norms()[0].weight[2], start[0])  # ... and trained away from it
     assert (tmp_path / "more.onnx").is_file()
+    # Without --run-dir and -o, a folder and model of its own; never the base's.
+    base_files = {p.name: p.read_bytes() for p in Path(base.run_dir).iterdir()}
+    assert cli.main(["train", "--add-style", green, "--base", base.run_dir, "--steps", "1"]) == 0
+    assert {p.name: p.read_bytes() for p in Path(base.run_dir).iterdir()} == base_files
+    assert (tmp_path / "base+green" / "base+green.onnx").is_file()
+    assert cli.main(["train", "--add-style", green, "--base", base.run_dir, "--steps", "1",
+                     "--run-dir", base.run_dir]) == 2
 
 
 def test_export_keeps_renames_and_reorders_styles_bit_identically(data, tmp_path):
