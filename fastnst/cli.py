@@ -623,6 +623,8 @@ def _run_eval(args) -> int:
 
 
 def _run_eval_video(args) -> int:
+    import numpy as np
+
     from fastnst.play.bench import parse_sizes
     from fastnst.play.flicker import format_flicker, video_flicker
     from fastnst.play.runtime import StyleModel
@@ -632,7 +634,10 @@ def _run_eval_video(args) -> int:
     model = StyleModel(args.model, threads=args.threads)
     frames = read_frames(args.video, args.frames, size)
     print(f"{args.video}: {len(frames)} frames at {size[0]}x{size[1]}, model {model.name}")
-    print(format_flicker(video_flicker(model, frames, args.smooth)))
+    for i in range(len(model.styles)):  # every style of a multi-style model
+        if model.style_weights is not None:
+            model.set_style(np.eye(len(model.styles), dtype=np.float32)[i])
+        print(f"{model.label()}: {format_flicker(video_flicker(model, frames, args.smooth))}")
     return 0
 
 

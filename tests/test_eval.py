@@ -157,6 +157,18 @@ def test_cli_video_reports_warping_error_and_smoothing(models, tmp_path, capsys)
     assert "--smooth" in out
 
 
+def test_cli_video_measures_every_style_of_a_multi_style_model(trio_onnx, tmp_path, capsys):
+    from conftest import write_video
+
+    video = write_video(tmp_path / "clip.mp4", 4, size=(64, 48))
+    assert cli.main(["eval", "--model", str(trio_onnx), "--video", str(video), "--size", "64x48"]) == 0
+    out = capsys.readouterr().out
+    heads = [line.split(":")[0] for line in out.splitlines() if line.startswith("trio/")]
+    assert heads == ["trio/a", "trio/b", "trio/c"]
+    stylized = [float(line.split()[1]) for line in out.splitlines() if line.startswith("  stylized")]
+    assert len(stylized) == 3 and len(set(stylized)) == 3  # each style measured on its own outputs
+
+
 def test_cli_eval_needs_photos_or_video(models, capsys):
     assert cli.main(["eval", "--model", str(models[0])]) == 2
     assert "--video" in capsys.readouterr().err
