@@ -74,7 +74,8 @@ def test_a_name_picks_the_model_that_has_it(tiny_onnx, trio_onnx):
 def test_stylize_style_writes_that_style_of_the_model_that_has_it(tiny_onnx, trio_onnx, tmp_path, capsys):
     photo = _photo(tmp_path)
     out = tmp_path / "out.png"
-    assert main(["stylize", "-m", str(tiny_onnx), "-m", str(trio_onnx), "--style", "c", str(photo), "-o", str(out)]) == 0
+    assert main(["stylize", "-m", str(tiny_onnx), "-m", str(trio_onnx), "--style", "c", str(photo), "-o", str(out),
+                 "--size", "48"]) == 0  # at the photo's own size
     np.testing.assert_array_equal(cv2.imread(str(out)), _session_run(trio_onnx, cv2.imread(str(photo)), [0, 0, 1]))
 
 
