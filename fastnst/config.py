@@ -80,6 +80,7 @@ class LossConfig:
 
 
 PRECISIONS = ("auto", "fp32", "bf16")
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass(frozen=True)

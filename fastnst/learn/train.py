@@ -30,7 +30,7 @@ import torch.distributed as dist
 
 import fastnst
 from fastnst import UserError
-from fastnst.config import TrainConfig, to_dict
+from fastnst.config import LR_SCHEDULES, TrainConfig, to_dict
 from fastnst.learn.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_NAME, config_of, load_checkpoint, net_of, save_checkpoint
 from fastnst.learn.data import CropDataset, decode_image, make_loader, open_dataset, to_tensor
 from fastnst.learn.device import autocast, pick_device, pick_precision
@@ -60,9 +60,6 @@ class TrainResult:
 
 
 # ---------------------------------------------------------------- setup
-LR_SCHEDULES = ("constant", "cosine")
-
-
 def lr_at(cfg: TrainConfig, step: int, total_steps: int) -> float:
     """The learning rate of the step after ``step`` steps (a function of the step alone, so
     resuming follows the same curve)."""
