@@ -120,7 +120,6 @@ def _parse_style_layers(text: str) -> dict[str, float]:
 
 
 def _run_optimize(args) -> int:
-
     from fastnst.config import LossConfig, OptimizeConfig
     from fastnst.play.files import check_output_path
     from fastnst.play.images import OUTPUT_IMAGE_SUFFIXES, load_image, save_image
@@ -290,8 +289,6 @@ def _add_style_config(args, overrides: dict):
     # A run folder and model of its own (never the base's): by default <base run>+<new styles>.
     base_dir = Path(args.base) if Path(args.base).is_dir() else Path(args.base).parent
     run_dir = args.run_dir or f"{base_dir}+{'+'.join(Path(s).stem for s in args.add_style)}"
-    if Path(run_dir).resolve() == base_dir.resolve():
-        raise UserError(f"--run-dir {run_dir} is the base run's folder; give the new run its own")
     overrides = {**overrides, "run_dir": run_dir, "output": args.output or ""}
     cfg = from_dict(type(base), merge(to_dict(base), overrides))
     return replace(cfg, styles=styles, net=replace(cfg.net, styles=len(styles)), base=args.base, teacher="")
@@ -635,8 +632,7 @@ def _run_eval_video(args) -> int:
     frames = read_frames(args.video, args.frames, size)
     print(f"{args.video}: {len(frames)} frames at {size[0]}x{size[1]}, model {model.name}")
     for i in range(len(model.styles)):  # every style of a multi-style model
-        if model.style_weights is not None:
-            model.set_style(np.eye(len(model.styles), dtype=np.float32)[i])
+        model.set_style(np.eye(len(model.styles), dtype=np.float32)[i])
         print(f"{model.label()}: {format_flicker(video_flicker(model, frames, args.smooth))}")
     return 0
 

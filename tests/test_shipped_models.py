@@ -35,8 +35,7 @@ def test_shipped_model_loads_has_card_and_metadata_and_runs(name):
     frame = synthetic_frames(1, (64, 48))[0]  # (48, 64, 3)
     outs = []
     for i in range(len(model.styles)):  # every style of a multi-style model
-        if model.style_weights is not None:
-            model.set_style(np.eye(len(model.styles), dtype=np.float32)[i])
+        model.set_style(np.eye(len(model.styles), dtype=np.float32)[i])
         out = model.run(frame)
         assert out.shape == (48, 64, 3) and out.dtype == np.uint8
         assert not np.array_equal(out, frame), model.styles[i]

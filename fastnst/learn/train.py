@@ -86,6 +86,9 @@ def check_config(cfg: TrainConfig) -> None:
         raise UserError(f"two styles share a name: {', '.join(cfg.style_names)} (rename a file)")
     if cfg.net.styles != len(cfg.styles):
         raise UserError(f"the net has {cfg.net.styles} style(s) but {len(cfg.styles)} style image(s) are given")
+    if cfg.base and Path(cfg.run_dir).resolve() == (Path(cfg.base) if Path(cfg.base).is_dir() else
+                                                     Path(cfg.base).parent).resolve():
+        raise UserError(f"run folder {cfg.run_dir} is the base run's; give the new run its own (--run-dir)")
     if (cfg.loss.distill_weight > 0) != bool(cfg.teacher):
         raise UserError("distillation needs both --teacher RUN_DIR and a positive --distill-weight")
 

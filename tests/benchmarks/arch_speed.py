@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     ref = statistics.median(times["johnson"])
     print(f"{w}x{h}, onnxruntime {ort.__version__} CPU, {args.threads} threads, ORT_ENABLE_ALL, "
           f"median of {args.rounds} rounds")
-    print(f"| candidate | params | ms/frame | fps | x johnson |\n|---|---|---|---|---|")
+    print("| candidate | params | ms/frame | fps | x johnson |\n|---|---|---|---|---|")
     for name in names:
         t = statistics.median(times[name])
         params = sum(p.numel() for p in TransformNet(CANDIDATES[name]).parameters())
