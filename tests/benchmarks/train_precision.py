@@ -6,6 +6,7 @@ and Adam, under ``fastnst.learn.device.autocast``. Prints img/s per variant (med
 rounds) and the ratio to fp32 NCHW.
 
     python tests/benchmarks/train_precision.py --sizes 128 256 --rounds 3
+    python tests/benchmarks/train_precision.py --device cuda --batch 4 16 --steps 20
 """
 
 from __future__ import annotations
@@ -25,14 +26,15 @@ VARIANTS = {"fp32": ("fp32", False), "fp32 channels_last": ("fp32", True), "auto
             "bf16 channels_last": ("bf16", True)}
 
 
-def step_seconds(precision: str, channels_last: bool, size: int, batch: int, steps: int) -> float:
+def step_seconds(device: torch.device, precision: str, channels_last: bool, size: int, batch: int,
+                 steps: int) -> float:
     """Median seconds of ``steps`` training steps (after one warm-up step)."""
-    device = torch.device("cpu")
     cfg = TrainConfig()
     torch.manual_seed(0)
     net = TransformNet(cfg.net)
     ploss = PerceptualLoss.from_config(cfg.loss, [torch.rand(1, 3, 256, 256)])
-    x = torch.rand(batch, 3, size, size)  # (B, 3, S, S)
+    net, ploss = net.to(device), ploss.to(device)
+    x = torch.rand(batch, 3, size, size, device=device)  # (B, 3, S, S)
     if channels_last:
         net, ploss = net.to(memory_format=torch.channels_last), ploss.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
@@ -45,6 +47,8 @@ def step_seconds(precision: str, channels_last: bool, size: int, batch: int, ste
         opt.zero_grad(set_to_none=True)
         losses["total"].backward()
         opt.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
         times.append(time.perf_counter() - t)
     return statistics.median(times[1:])
 
@@ -52,24 +56,29 @@ def step_seconds(precision: str, channels_last: bool, size: int, batch: int, ste
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[128, 256])
-    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--batch", type=int, nargs="+", default=[4])
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--steps", type=int, default=3, help="timed steps per variant and round")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     a = p.parse_args()
-    auto, why = pick_precision("auto", torch.device("cpu"))
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; auto = {auto} ({why})")
-    for size in a.sizes:
+    device = torch.device(a.device)
+    auto, why = pick_precision("auto", device)
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} threads"
+    print(f"torch {torch.__version__}, {where}; auto = {auto} ({why})")
+    for size, batch in ((s, b) for s in a.sizes for b in a.batch):
         secs: dict[str, list[float]] = {v: [] for v in a.variants}
         for _ in range(a.rounds):
             for v in a.variants:
                 precision, cl = VARIANTS[v]
-                resolved = pick_precision(precision, torch.device("cpu"))[0]
-                secs[v].append(step_seconds(resolved, resolved == "bf16" if cl is None else cl, size, a.batch, a.steps))
+                resolved = pick_precision(precision, device)[0]
+                if cl is None:  # as the trainer picks it
+                    cl = device.type == "cuda" or resolved == "bf16"
+                secs[v].append(step_seconds(device, resolved, cl, size, batch, a.steps))
         base = statistics.median(secs[a.variants[0]])
         for v in a.variants:
             med = statistics.median(secs[v])
-            print(f"{size} px, batch {a.batch}, {v:20s}: {a.batch / med:6.2f} img/s ({med:.3f} s/step), "
+            print(f"{size} px, batch {batch}, {v:20s}: {batch / med:6.2f} img/s ({med:.3f} s/step), "
                   f"x{base / med:.2f} vs {a.variants[0]}")
 
 
