@@ -72,8 +72,7 @@ def main() -> None:
             for v in a.variants:
                 precision, cl = VARIANTS[v]
                 resolved = pick_precision(precision, device)[0]
-                if cl is None:  # as the trainer picks it
-                    cl = device.type == "cuda" or resolved == "bf16"
+                cl = resolved == "bf16" if cl is None else cl  # as the trainer picks it
                 secs[v].append(step_seconds(device, resolved, cl, size, batch, a.steps))
         base = statistics.median(secs[a.variants[0]])
         for v in a.variants:
