@@ -136,7 +136,8 @@ def stability_loss(
     A small random camera motion T (an integer translation, as a crop) plus sensor-like
     Gaussian noise should not change the texture: fn(T(x) + noise) ~= T(fn(x)), in the spirit
     of Gupta et al. 2017 and the noise training of the chainer fast-neuralstyle forks.
-    Shifts that are not multiples of the net's stride (4) are exactly what makes strokes boil.
+    Shifts that are not multiples of the net's stride (8 for `fast`, 4 for `johnson`) are exactly
+    what makes strokes boil.
 
     x: (B, 3, H, W) input, y = fn(x): (B, 3, H, W). Returns the mean squared difference on
     the interior (``margin`` px from the crop's borders are ignored: padding is not equivariant).
