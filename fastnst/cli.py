@@ -439,7 +439,7 @@ def _add_webcam(sub) -> None:
                                    "+/- strength, m mirror, f smoothing (flicker), r record, Enter snapshot, q/Esc quit.")
     p.add_argument("--model", "-m", action="append",
                    help="ONNX model file or shipped style name; repeat to switch with n/p/1-9 "
-                        "(default: every shipped model, see `fastnst models`)")
+                        "(default: every shipped model, the one with the most styles first; see `fastnst models`)")
     p.add_argument("--style", metavar="NAME|NAME:W,NAME:W",
                    help="start on this style, or blend (a:0.7,b:0.3), of the model that has it")
     p.add_argument("--source", default="0", help="camera index, video file, URL or device path (default: 0)")
@@ -480,6 +480,8 @@ def _run_webcam(args) -> int:
     if not names:
         raise UserError("no shipped models are installed: pass --model M.onnx (train one with `fastnst train`)")
     models = [StyleModel(m, args.provider, args.threads) for m in names]
+    if not args.model:  # the shipped model with the most styles plays first
+        models.sort(key=lambda m: -len(m.styles))
     start = {}
     if args.style:
         model, weights = select_style(models, args.style)

@@ -123,15 +123,22 @@ def test_model_by_name_and_unknown_name(models_dir, tiny_onnx, tmp_path, capsys)
     assert (tmp_path / "out" / "photo_wave.png").is_file()
 
 
-def test_webcam_without_model_plays_every_shipped_model(models_dir, tiny_onnx, synthetic_video, tmp_path, capsys):
+def test_webcam_without_model_plays_every_shipped_model(models_dir, tiny_onnx, trio_onnx, synthetic_video, tmp_path,
+                                                        capsys):
     _ship(models_dir, tiny_onnx, "wave", None)
     _ship(models_dir, tiny_onnx, "scream", None)
+    _ship(models_dir, trio_onnx, "trio", None)
     out = tmp_path / "out.mp4"
     assert main(["webcam", "--source", str(synthetic_video), "--no-display", "--frames", "3", "--width", "0",
                  "--output", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "shipped models: scream, wave" in text
-    assert len(read_video(out)[0]) == 3
+    assert "shipped models: trio, scream, wave" in text  # the most styles first, then by name
+    frames = read_video(out)[0]
+    assert len(frames) == 3
+    source = read_video(synthetic_video)[0][0]
+    err = {name: np.abs(frames[0].astype(int) - StyleModel(models_dir / f"{name}.onnx", "cpu", 1).run(source)).mean()
+           for name in ("trio", "scream")}
+    assert err["trio"] < err["scream"], err  # trio's first style played (the mp4 is lossy: compare, not match)
 
 
 def test_webcam_without_model_and_none_shipped(models_dir, synthetic_video, capsys):
