@@ -33,7 +33,8 @@ class NetConfig:
     channels: tuple[int, int, int] = (16, 32, 64)  # stem, after 1st down, after 2nd down
     res_blocks: int = 3
     end_kernel: int = 4  # stem and output kernel (Johnson: 9x9); odd for stem "conv", even for "stride2"
-    upsample: str = "nearest"  # nearest resize + conv (Odena et al. 2016) | "shuffle" (pixel shuffle) | "deconv"
+    upsample: str = "nearest"  # nearest resize + conv (Odena et al. 2016) | "bilinear" | "shuffle" | "deconv"
+    antialias: bool = False  # a fixed 3x3 binomial blur before each stride-2 conv inside (Zhang 2019)
     stem: str = "stride2"  # "conv": full-res conv stem and output | "stride2": stride-2 stem and transposed-conv output
     block: str = "separable"  # residual block convs: "full" 3x3 | "separable" depthwise + pointwise
     padding: str = "reflect"  # "reflect" (Johnson) | "zeros"

@@ -37,8 +37,9 @@ def test_presets_keep_size_in_range(name):
 
 
 OPTIONS = [{"stem": "conv", "end_kernel": 3}, {"stem": "stride2"}, {"upsample": "nearest"}, {"upsample": "shuffle"},
-           {"upsample": "deconv"}, {"block": "full"}, {"block": "separable"}, {"padding": "reflect"},
-           {"padding": "zeros"}, {"end_kernel": 2}, {"end_kernel": 6}, {"end_kernel": 8}]
+           {"upsample": "deconv"}, {"upsample": "bilinear"}, {"antialias": True}, {"block": "full"},
+           {"block": "separable"}, {"padding": "reflect"}, {"padding": "zeros"}, {"end_kernel": 2}, {"end_kernel": 6},
+           {"end_kernel": 8}]
 
 
 @pytest.mark.parametrize("changes", OPTIONS)
@@ -58,6 +59,18 @@ def test_each_option_builds_runs_and_trains(changes):
 def test_bad_options_raise(changes):
     with pytest.raises(ValueError):
         TransformNet(dataclasses.replace(PRESETS["fast"], **changes))
+
+
+def test_blur_keeps_flat_maps_and_removes_the_finest_checkerboard():
+    from fastnst.learn.nets import Blur
+
+    blur = Blur(2)
+    flat = torch.full((1, 2, 9, 12), 0.7)
+    assert torch.allclose(blur(flat), flat)
+    checker = (torch.arange(12)[None, :] + torch.arange(10)[:, None]) % 2 * 2.0 - 1  # (10, 12), +-1
+    y = blur(checker.expand(1, 2, 10, 12))
+    assert y[..., 1:-1, 1:-1].abs().max() < 1e-6  # the Nyquist pattern is gone inside
+    assert not list(blur.parameters())  # fixed, nothing to train
 
 
 def test_unknown_preset_is_a_user_error():
@@ -87,7 +100,8 @@ def _reference(net: TransformNet, frames: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("name, changes", [("fast", {}), ("fast", {"padding": "zeros"}),
-                                           ("fast", {"end_kernel": 8}), ("johnson", {})])
+                                           ("fast", {"end_kernel": 8}), ("johnson", {}),
+                                           ("fast", {"upsample": "bilinear", "antialias": True})])
 def test_onnx_with_folded_io_matches_the_plain_net(tmp_path, name, changes):
     ort = pytest.importorskip("onnxruntime")
     net = tiny(dataclasses.replace(PRESETS[name], **changes))

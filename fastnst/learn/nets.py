@@ -109,10 +109,25 @@ class ResidualBlock(nn.Module):
         return x + y
 
 
+class Blur(nn.Module):
+    """A fixed 3x3 binomial low-pass ([1, 2, 1] x [1, 2, 1] / 16) per channel, reflection padded:
+    before a stride-2 conv it keeps the net's texture from locking to its sampling grid
+    (anti-aliased downsampling, Zhang 2019). No parameters."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        k = torch.tensor([1.0, 2.0, 1.0])
+        self.register_buffer("kernel", (k[:, None] * k[None, :] / 16).expand(channels, 1, 3, 3).clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), self.kernel, groups=x.shape[1])
+
+
 class Upsample(nn.Module):
     """x2 upsampling to an exact ``size``, then instance norm + ReLU at the high resolution.
 
-    "nearest": nearest resize + 3x3 conv (Odena et al. 2016); "shuffle": 3x3 conv to 4x the
+    "nearest": nearest resize + 3x3 conv (Odena et al. 2016); "bilinear": the same with a
+    bilinear resize (no 2x2 blocks for the conv to undo); "shuffle": 3x3 conv to 4x the
     channels at the low resolution + pixel shuffle (Shi et al. 2016); "deconv": a 4x4 stride-2
     transposed conv (kernel divisible by the stride, so no uneven overlap; 2.25x fewer MACs).
     """
@@ -120,7 +135,7 @@ class Upsample(nn.Module):
     def __init__(self, cin: int, cout: int, mode: str, pad_mode: str, styles: int):
         super().__init__()
         self.mode = mode
-        if mode == "nearest":
+        if mode in ("nearest", "bilinear"):
             self.conv = ConvNormAct(cin, cout, 3, pad_mode=pad_mode, norm=False, act=False)
         elif mode == "shuffle":
             self.conv = ConvNormAct(cin, 4 * cout, 3, pad_mode=pad_mode, norm=False, act=False)
@@ -132,8 +147,8 @@ class Upsample(nn.Module):
 
     def forward(self, x: torch.Tensor, size: torch.Size, style: torch.Tensor) -> torch.Tensor:
         conv = self.conv if self.mode == "deconv" else (lambda t: self.conv(t, style))
-        if self.mode == "nearest":
-            y = conv(F.interpolate(x, size=size, mode="nearest"))  # (B, cout, *size)
+        if self.mode in ("nearest", "bilinear"):
+            y = conv(F.interpolate(x, size=size, mode=self.mode))  # (B, cout, *size)
         elif self.mode == "shuffle":
             y = F.pixel_shuffle(conv(x), 2)[..., : size[0], : size[1]]  # (B, cout, *size)
         else:
@@ -182,6 +197,7 @@ class TransformNet(nn.Module):
             ep, eq = self.edge_pad
             self.stem = ConvNormAct(3, c1, k, stride=2, pad_mode="zeros", pad=p - ep, styles=n)
             self.out = nn.ConvTranspose2d(c1, 3, k, stride=2, padding=p + 2 * eq)
+        self.blur1, self.blur2 = (Blur(c1), Blur(c2)) if cfg.antialias else (nn.Identity(), nn.Identity())
         self.down1 = ConvNormAct(c1, c2, 3, stride=2, pad_mode=pad, styles=n)
         self.down2 = ConvNormAct(c2, c3, 3, stride=2, pad_mode=pad, styles=n)
         self.res = nn.ModuleList([ResidualBlock(c3, cfg.block, pad, n) for _ in range(cfg.res_blocks)])
@@ -207,8 +223,8 @@ class TransformNet(nn.Module):
         input comes already padded by ``edge_pad[0]`` on each side: (B, 3, H + 2p, W + 2p))."""
         style = self.style_weights(style, x.shape[0]).to(x.device)  # (B or 1, N)
         s1 = self.stem(x, style)  # (B, c1, H, W), or (B, c1, H/2, W/2) for a stride2 stem
-        s2 = self.down1(s1, style)  # (B, c2, ceil(h1/2), ceil(w1/2))
-        y = self.down2(s2, style)  # (B, c3, ceil(h1/4), ceil(w1/4))
+        s2 = self.down1(self.blur1(s1), style)  # (B, c2, ceil(h1/2), ceil(w1/2))
+        y = self.down2(self.blur2(s2), style)  # (B, c3, ceil(h1/4), ceil(w1/4))
         for block in self.res:
             y = block(y, style)
         y = self.up1(y, s2.shape[-2:], style)  # (B, c2, *s2 size)
