@@ -278,7 +278,7 @@ def _add_style_config(args, overrides: dict):
     from pathlib import Path
 
     from fastnst.config import from_dict, merge, to_dict
-    from fastnst.learn.checkpoint import config_of, load_checkpoint
+    from fastnst.learn.checkpoint import config_of, load_checkpoint, run_folder
 
     if not args.base:
         raise UserError("--add-style needs --base RUN_DIR, the trained run to add the style to")
@@ -287,8 +287,7 @@ def _add_style_config(args, overrides: dict):
     base = config_of(load_checkpoint(args.base))
     styles = (*base.styles, *args.add_style)
     # A run folder and model of its own (never the base's): by default <base run>+<new styles>.
-    base_dir = Path(args.base) if Path(args.base).is_dir() else Path(args.base).parent
-    run_dir = args.run_dir or f"{base_dir}+{'+'.join(Path(s).stem for s in args.add_style)}"
+    run_dir = args.run_dir or f"{run_folder(args.base)}+{'+'.join(Path(s).stem for s in args.add_style)}"
     overrides = {**overrides, "run_dir": run_dir, "output": args.output or ""}
     cfg = from_dict(type(base), merge(to_dict(base), overrides))
     return replace(cfg, styles=styles, net=replace(cfg.net, styles=len(styles)), base=args.base, teacher="")

@@ -39,6 +39,12 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> Path:
     return path
 
 
+def run_folder(path: str | os.PathLike) -> Path:
+    """A run folder or a checkpoint file -> the run folder."""
+    path = Path(path)
+    return path if path.is_dir() else path.parent
+
+
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """A run folder or checkpoint file -> the checkpoint dict, or a UserError."""
     path = Path(path)

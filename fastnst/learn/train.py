@@ -31,7 +31,8 @@ import torch.distributed as dist
 import fastnst
 from fastnst import UserError
 from fastnst.config import LR_SCHEDULES, TrainConfig, to_dict
-from fastnst.learn.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_NAME, config_of, load_checkpoint, net_of, save_checkpoint
+from fastnst.learn.checkpoint import (CHECKPOINT_FORMAT, CHECKPOINT_NAME, config_of, load_checkpoint, net_of,
+                                      run_folder, save_checkpoint)
 from fastnst.learn.data import CropDataset, decode_image, make_loader, open_dataset, to_tensor
 from fastnst.learn.device import autocast, pick_device, pick_precision
 from fastnst.learn.losses import PerceptualLoss, stability_loss
@@ -86,8 +87,7 @@ def check_config(cfg: TrainConfig) -> None:
         raise UserError(f"two styles share a name: {', '.join(cfg.style_names)} (rename a file)")
     if cfg.net.styles != len(cfg.styles):
         raise UserError(f"the net has {cfg.net.styles} style(s) but {len(cfg.styles)} style image(s) are given")
-    if cfg.base and Path(cfg.run_dir).resolve() == (Path(cfg.base) if Path(cfg.base).is_dir() else
-                                                     Path(cfg.base).parent).resolve():
+    if cfg.base and Path(cfg.run_dir).resolve() == run_folder(cfg.base).resolve():
         raise UserError(f"run folder {cfg.run_dir} is the base run's; give the new run its own (--run-dir)")
     if (cfg.loss.distill_weight > 0) != bool(cfg.teacher):
         raise UserError("distillation needs both --teacher RUN_DIR and a positive --distill-weight")
