@@ -9,9 +9,10 @@ import torch
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-from fastnst.config import NetConfig
+from fastnst import UserError
+from fastnst.config import NetConfig, TrainConfig, to_json
 from fastnst.learn.export import (FLOAT_IO_CONTRACT, INPUT_NAME, IO_CONTRACT, OUTPUT_NAME, ParityError, check_parity,
-                            export_onnx)
+                                  export_onnx, read_onnx)
 from fastnst.learn.nets import TransformNet
 
 TINY = NetConfig(channels=(4, 8, 8), res_blocks=1)
@@ -114,3 +115,32 @@ def test_multi_style_onnx_matches_torch_for_one_hot_and_blended_weights(tmp_path
     frame = np.random.default_rng(0).integers(0, 256, (1, 40, 48, 3), dtype=np.uint8)
     outs = [sess.run(None, {INPUT_NAME: frame, "style": w})[0].astype(int) for w in np.eye(3, dtype=np.float32)]
     assert min(np.abs(a - b).mean() for a, b in ((outs[0], outs[1]), (outs[1], outs[2]))) > 1  # the styles differ
+
+
+@pytest.mark.parametrize("stem", ["stride2", "conv"])  # the interleaved and the folded frame I/O
+def test_read_onnx_gives_back_the_weights_and_config(tmp_path, stem):
+    cfg = TrainConfig(net=dataclasses.replace(TINY, stem=stem, end_kernel=4 if stem == "stride2" else 3, styles=2))
+    torch.manual_seed(0)
+    net = TransformNet(cfg.net).eval()
+    with torch.no_grad():  # trained-like weights: no two tensors alike (the exporter merges equal ones)
+        for p in net.parameters():
+            p.add_(torch.randn_like(p))
+    path = export_onnx(net, tmp_path / "m.onnx", {"fastnst.config": to_json(cfg)})
+    back, back_cfg = read_onnx(path)
+    assert back_cfg == cfg
+    want, got = net.state_dict(), back.state_dict()
+    assert want.keys() == got.keys()
+    for k in want:
+        torch.testing.assert_close(got[k], want[k], rtol=1e-6, atol=1e-6, msg=k)
+
+
+def test_read_onnx_refuses_models_it_cannot_read_back(tmp_path):
+    net = tiny_net()
+    cfg = {"fastnst.config": to_json(TrainConfig(net=TINY))}
+    with pytest.raises(UserError, match="not a model exported by fastnst"):
+        read_onnx(export_onnx(net, tmp_path / "float.onnx", cfg, float_io=True))
+    with pytest.raises(UserError, match="not a model exported by fastnst"):
+        read_onnx(export_onnx(net, tmp_path / "bare.onnx"))  # no training config
+    (tmp_path / "junk.onnx").write_bytes(b"not a protobuf")
+    with pytest.raises(UserError, match="not an ONNX model"):
+        read_onnx(tmp_path / "junk.onnx")

@@ -126,6 +126,33 @@ def test_add_style_trains_only_the_new_style(data, tmp_path):
                      "--run-dir", base.run_dir]) == 2
 
 
+def test_add_style_to_an_exported_model_without_its_paintings(data, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    folder, (red, blue, green) = data
+    base = TrainConfig(styles=(red, blue), data=str(folder), image_size=32, style_size=40, batch_size=2, steps=2,
+                       workers=0, preview_every=0, run_dir=str(tmp_path / "base"), net=replace(TINY, styles=2),
+                       loss=TINY_LOSS, holdout=2, device="cpu")
+    model = train(base).onnx
+    for painting in (red, blue):  # a shipped model's paintings are not at hand
+        Path(painting).unlink()
+    photos = tmp_path / "mine"
+    photos.mkdir()
+    for i in range(3):
+        Image.effect_noise((40, 40), 30 + i).convert("RGB").save(photos / f"q{i}.png")
+    out = tmp_path / "more.onnx"
+    assert cli.main(["train", "--add-style", green, "--base", str(model), "--data", str(photos), "--steps", "2",
+                     "--run-dir", str(tmp_path / "more"), "-o", str(out)]) == 0
+    cfg = config_of(load_checkpoint(tmp_path / "more"))
+    assert cfg.style_names == ("red", "blue", "green") and cfg.base == str(model)
+    assert (cfg.data, cfg.holdout, cfg.extra_data, cfg.lr) == (str(photos), 0, (), 1e-2)  # not the base's
+    frame = np.random.default_rng(0).integers(0, 256, (1, 40, 48, 3), dtype=np.uint8)
+    run = lambda path, w: ort.InferenceSession(str(path)).run(None, {"frames": frame, "style": np.float32(w)})[0]
+    for i in range(2):  # the base styles are bit-identical to the base model's
+        assert np.array_equal(run(out, np.eye(3)[i]), run(model, np.eye(2)[i]))
+    assert not np.array_equal(run(out, np.eye(3)[2]), run(model, [0.5, 0.5]))  # the new style trained
+    assert cli.main(["train", "--add-style", green, "--base", str(tmp_path / "none.onnx"), "--data", str(photos)]) == 2
+
+
 def test_export_keeps_renames_and_reorders_styles_bit_identically(data, tmp_path):
     ort = pytest.importorskip("onnxruntime")
     folder, paths = data

@@ -66,6 +66,25 @@ def test_recipe_matches_the_shipped_model(name):
     assert [Path(s).stem for s in want["styles"]] == [Path(s).stem for s in got["styles"]]
 
 
+@pytest.mark.parametrize("name", list(_SHIPPED) or [_NONE_YET])
+def test_shipped_model_reads_back_as_a_base_for_add_style(name):
+    """``--base NAME`` and ``fastnst export NAME``: the weights read back from the file give the
+    model's own output (to one level of 255) for every style."""
+    torch = pytest.importorskip("torch")
+    from fastnst.learn.export import FrameIO, read_onnx
+
+    net, cfg = read_onnx(_SHIPPED[name])
+    model = StyleModel(name, provider="cpu", threads=1)
+    assert cfg.style_names == tuple(model.styles)
+    frame = synthetic_frames(1, (64, 48))[0]
+    io = FrameIO(net)
+    for w in np.eye(len(model.styles), dtype=np.float32):
+        model.set_style(w)
+        with torch.no_grad():
+            got = io(torch.from_numpy(frame[None]), torch.from_numpy(w))[0].numpy()
+        assert np.abs(got.astype(int) - model.run(frame)).max() <= 1
+
+
 def test_models_command_lists_the_shipped_models(capsys):
     if not _SHIPPED:
         pytest.skip(f"no shipped models installed yet in {shipped_dir()}")

@@ -108,6 +108,66 @@ def _interleave_io(net: nn.Module) -> torch.Tensor:
     return out.bias.detach().flip(0).clone()  # (3,) BGR
 
 
+def _conv_key(module: nn.Module, prefix: str) -> str:
+    """The state_dict prefix of the first (transposed) conv in ``module``, itself named ``prefix``."""
+    name = next(n for n, m in module.named_modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)))
+    return f"{prefix}.{name}." if name else f"{prefix}."
+
+
+def _plain_state(io: FrameIO) -> dict[str, torch.Tensor]:
+    """The inverse of FrameIO's folding: the wrapped net's own state_dict, with the stem and output
+    weights back in their RGB 0-1 NCHW form (up to the rounding of the /255 and *255)."""
+    state = {k: v.detach().clone() for k, v in io.net.state_dict().items()}
+    stem, out = _conv_key(io.net.stem, "stem"), _conv_key(io.net.out, "out")
+    w, wo = state[stem + "weight"], state[out + "weight"]
+    if io.interleaved:  # both (c1, 1, k, 3k), (pixel column, BGR) interleaved -> (c1, 3, k, k) RGB
+        k = w.shape[2]
+        state[stem + "weight"] = (w.reshape(-1, k, k, 3) * 255.0).permute(0, 3, 1, 2).flip(1).contiguous()
+        state[out + "weight"] = wo.reshape(-1, k, k, 3).permute(0, 3, 1, 2).flip(1).contiguous()
+        state[out + "bias"] = io.bias.detach().flip(0).clone()
+    else:
+        state[stem + "weight"] = w.flip(1) * 255.0
+        state[out + "weight"], state[out + "bias"] = wo.flip(0), state[out + "bias"].flip(0)
+    return state
+
+
+def read_onnx(path: str | os.PathLike) -> tuple[nn.Module, TrainConfig]:
+    """A float model that fastnst exported -> (its TransformNet with the weights read back from the
+    file, its training config from the metadata), so that a shipped model can be a ``--base``,
+    a ``--teacher`` or re-exported. UserError for anything else (another tool's or an int8 model)."""
+    import json
+
+    import onnx
+    from onnx import numpy_helper
+
+    from fastnst.config import from_dict
+    from fastnst.learn.nets import TransformNet
+
+    try:
+        model = onnx.load(str(path))
+    except Exception as e:
+        raise UserError(f"cannot read {path}: not an ONNX model ({type(e).__name__})") from None
+    meta = {p.key: p.value for p in model.metadata_props}
+    if meta.get("fastnst.io") != IO_CONTRACT or "fastnst.config" not in meta:
+        raise UserError(f"{path} is not a model exported by fastnst (no {IO_CONTRACT} I/O or training config)")
+    try:
+        cfg = from_dict(TrainConfig, json.loads(meta["fastnst.config"]))
+    except (json.JSONDecodeError, TypeError) as e:
+        raise UserError(f"{path}: unreadable fastnst.config metadata ({e})") from None
+    weights = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    io = FrameIO(TransformNet(cfg.net))  # the exported module: its state_dict names the initializers
+    state = io.state_dict()
+    bad = [k for k, v in state.items() if k not in weights or weights[k].size != v.numel()]
+    if any(node.op_type == "DequantizeLinear" for node in model.graph.node):
+        raise UserError(f"{path} is int8-quantized: its float weights are gone (use its float export or training run)")
+    if bad:
+        raise UserError(f"cannot read the weights of {path} back: {bad[0]} is not in the file")
+    io.load_state_dict({k: torch.from_numpy(weights[k].reshape(v.shape).copy()) for k, v in state.items()})
+    net = TransformNet(cfg.net)
+    net.load_state_dict(_plain_state(io))
+    return net.eval(), cfg
+
+
 def export_onnx(net: nn.Module, path: str | os.PathLike, metadata: dict[str, str] | None = None,
                 sample_size: tuple[int, int] = (64, 64), float_io: bool = False) -> Path:
     """Export ``net`` (a TransformNet; moved to the CPU, eval mode) to ``path`` atomically.

@@ -31,8 +31,8 @@ import torch.distributed as dist
 import fastnst
 from fastnst import UserError
 from fastnst.config import LR_SCHEDULES, TrainConfig, to_dict
-from fastnst.learn.checkpoint import (CHECKPOINT_FORMAT, CHECKPOINT_NAME, config_of, load_checkpoint, net_of,
-                                      run_folder, save_checkpoint)
+from fastnst.learn.checkpoint import (CHECKPOINT_FORMAT, CHECKPOINT_NAME, config_of, load_checkpoint, load_trained,
+                                      net_of, run_folder, save_checkpoint)
 from fastnst.learn.data import CropDataset, decode_image, make_loader, open_dataset, to_tensor
 from fastnst.learn.device import autocast, pick_device, pick_precision
 from fastnst.learn.losses import PerceptualLoss, stability_loss
@@ -154,10 +154,9 @@ def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def _base_net(cfg: TrainConfig) -> tuple[TransformNet, int]:
-    """For ``cfg.base``: the base run's net grown to ``cfg.net.styles`` styles, each new style's
-    norm parameters starting from the mean of the base styles', and the base's style count."""
-    base = load_checkpoint(cfg.base)
+def _base_net(cfg: TrainConfig, base: dict[str, Any]) -> TransformNet:
+    """For ``cfg.base`` (``base``, as ``load_trained`` read it): its net grown to ``cfg.net.styles``
+    styles, each new style's norm parameters starting from the mean of the base styles'."""
     bcfg = config_of(base)
     n_old = bcfg.net.styles
     if bcfg.styles != cfg.styles[:n_old] or {**to_dict(bcfg.net), "styles": cfg.net.styles} != to_dict(cfg.net):
@@ -170,7 +169,7 @@ def _base_net(cfg: TrainConfig) -> tuple[TransformNet, int]:
         if t.shape != state[name].shape:  # (N_new, C) norm parameters
             state[name] = torch.cat([state[name], state[name].mean(0, keepdim=True).expand(t.shape[0] - n_old, -1)])
     net.load_state_dict(state)
-    return net, n_old
+    return net
 
 
 def trainable_parameters(net: TransformNet, frozen_styles: int) -> list[torch.nn.Parameter]:
@@ -195,7 +194,11 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, rank: int, world: int,
     run_dir = Path(cfg.run_dir)
     if export and cfg.output and Path(cfg.output).parent != run_dir:  # one in the run folder is checked below
         check_output_path(cfg.output, (".onnx",), what="model")
-    styles = [to_tensor(load_image(s, cfg.style_size, "style image"))[None] for s in cfg.styles]  # S x (1, 3, H, W)
+    # A base's styles stay frozen (no gradient, no samples): only the new paintings are read and get
+    # Gram targets, so a shipped model's own paintings need not be at hand.
+    base = load_trained(cfg.base) if cfg.base else None
+    frozen = config_of(base).net.styles if base else 0
+    styles = [to_tensor(load_image(s, cfg.style_size, "style image"))[None] for s in cfg.styles[frozen:]]  # (1, 3, H, W) each
     source, held = open_dataset(cfg.data, cfg.data_split, holdout=max(cfg.holdout, 0 if cfg.preview_image else 1),
                                 extra=cfg.extra_data)
     if hasattr(source, "__len__"):
@@ -220,11 +223,10 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, rank: int, world: int,
 
     precision, why = pick_precision(cfg.precision, device)
     torch.manual_seed(cfg.seed)
-    net, frozen = _base_net(cfg) if cfg.base else (TransformNet(cfg.net), 0)
-    net = net.to(device)
+    net = (_base_net(cfg, base) if base else TransformNet(cfg.net)).to(device)
     trained_styles = torch.arange(frozen, cfg.net.styles)  # the styles samples are drawn for
     ploss = PerceptualLoss.from_config(cfg.loss, styles).to(device)
-    teacher = net_of(load_checkpoint(cfg.teacher)).requires_grad_(False).to(device) if cfg.teacher else None
+    teacher = net_of(load_trained(cfg.teacher)).requires_grad_(False).to(device) if cfg.teacher else None
     if teacher is not None and teacher.cfg.styles != cfg.net.styles:
         raise UserError(f"the teacher has {teacher.cfg.styles} style(s), this run {cfg.net.styles}")
     opt = torch.optim.Adam(trainable_parameters(net, frozen), lr=cfg.lr)
@@ -294,7 +296,7 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, rank: int, world: int,
                 targets = ploss.content_targets(batch)
                 teacher_targets = ploss.content_targets(teacher(batch, style)) if teacher is not None else None
                 out = model(batch, style)  # (B, 3, S, S)
-                losses = ploss(out, targets, teacher_targets, style)
+                losses = ploss(out, targets, teacher_targets, style[:, frozen:])  # ploss knows the trained styles
                 if cfg.loss.stability_weight > 0:  # no VGG pass: a second net pass on a shifted crop
                     losses["total"] = losses["total"] + cfg.loss.stability_weight * stability_loss(
                         lambda x: net(x, style), batch, out)
