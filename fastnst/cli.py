@@ -302,7 +302,7 @@ def _add_style_config(args, overrides: dict):
     # other photos, its extra folders, held-out count and split. Flags given win.
     fresh = {k: getattr(TrainConfig(), k) for k in ("device", "workers", "precision")
              + (("extra_data", "holdout", "data_split") if args.data else ())}
-    if overrides["epochs"] is None:  # neither --steps nor --epochs
+    if overrides.get("epochs") is None:  # neither --steps nor --epochs
         fresh.update(steps=ADD_STYLE_STEPS, epochs=0)
     fresh["lr"] = ADD_STYLE_LR
     overrides = {**overrides, "run_dir": run_dir, "output": args.output or ""}
