@@ -274,7 +274,7 @@ def _train_overrides(args) -> dict:
 
 
 # --add-style's defaults: 270 steps at 1e-2 added a painting to a five-style run in 4 minutes on 2
-# CPU cores, at 0.98x the held-out loss of a single-style net trained for 16.5 (docs/training.md).
+# CPU cores, at 0.98x the held-out loss of a single-style net trained for 16.5 minutes (docs/training.md).
 ADD_STYLE_STEPS, ADD_STYLE_LR = 270, 1e-2
 
 

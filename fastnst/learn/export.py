@@ -157,9 +157,9 @@ def read_onnx(path: str | os.PathLike) -> tuple[nn.Module, TrainConfig]:
     weights = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     io = FrameIO(TransformNet(cfg.net))  # the exported module: its state_dict names the initializers
     state = io.state_dict()
-    bad = [k for k, v in state.items() if k not in weights or weights[k].size != v.numel()]
     if any(node.op_type == "DequantizeLinear" for node in model.graph.node):
         raise UserError(f"{path} is int8-quantized: its float weights are gone (use its float export or training run)")
+    bad = [k for k, v in state.items() if k not in weights or weights[k].size != v.numel()]
     if bad:
         raise UserError(f"cannot read the weights of {path} back: {bad[0]} is not in the file")
     io.load_state_dict({k: torch.from_numpy(weights[k].reshape(v.shape).copy()) for k, v in state.items()})
