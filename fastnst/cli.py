@@ -379,7 +379,11 @@ def _run_export(args) -> int:
     rename = {old: new for old, _, new in pairs}
     net, cfg, names = select_styles(net_of(ckpt), cfg, _parse_list(args.styles, "--styles") if args.styles else (),
                                     rename)
-    out = export_model(net, out, cfg, calibration_photos(cfg) if cfg.int8 else None, names)
+    try:
+        calibration = calibration_photos(cfg) if cfg.int8 else None
+    except UserError as e:  # e.g. a shipped model: its training photos are on another machine
+        raise UserError(f"{e} (int8 calibration photos: give --calibrate DATA)") from None
+    out = export_model(net, out, cfg, calibration, names)
     print(f"model: {out}" + (f" (step {ckpt['step']})" if ckpt["step"] is not None else ""))
     return 0
 

@@ -95,7 +95,8 @@ def test_export_calibrate_takes_the_int8_calibration_photos_from_the_given_folde
     shutil.rmtree(data)
     capsys.readouterr()
     assert cli.main(["export", str(run), "--int8", "-o", str(tmp_path / "nocal.onnx")]) == 2
-    assert str(data) in capsys.readouterr().err  # the training photos it looked for
+    err = capsys.readouterr().err
+    assert str(data) in err and "--calibrate" in err  # the training photos it looked for, and the way out
     out = tmp_path / "int8.onnx"
     assert cli.main(["export", str(run), "--int8", "--calibrate", str(photos(tmp_path / "cal", 6, 1)), "-o", str(out)]) == 2
     assert "int8 quantization moved the output" in capsys.readouterr().err  # calibrated, then checked
