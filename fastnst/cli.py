@@ -296,6 +296,8 @@ def _add_style_config(args, overrides: dict):
     # A run folder and model of its own (never the base's): by default <base run>+<new styles>,
     # under runs/ for a base that is a model file or a shipped name.
     model = not Path(args.base).exists() or Path(args.base).suffix.lower() == ".onnx"
+    if model and not args.data:
+        raise UserError("--base MODEL needs --data PHOTOS: a model file does not bring its training photos")
     run = Path("runs") / Path(args.base).stem if model else run_folder(args.base)
     run_dir = args.run_dir or f"{run}+{'+'.join(Path(s).stem for s in args.add_style)}"
     # Not the base's: its machine settings, its length and learning rate (ADD_STYLE_*) and, with

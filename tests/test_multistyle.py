@@ -151,9 +151,10 @@ def test_add_style_to_an_exported_model_without_its_paintings(data, tmp_path):
         assert np.array_equal(run(out, np.eye(3)[i]), run(model, np.eye(2)[i]))
     assert not np.array_equal(run(out, np.eye(3)[2]), run(model, [0.5, 0.5]))  # the new style trained
     assert cli.main(["train", "--add-style", green, "--base", str(tmp_path / "none.onnx"), "--data", str(photos)]) == 2
-    args = cli.build_parser().parse_args(["train", "--add-style", green, "--base", str(model)])
+    assert cli.main(["train", "--add-style", green, "--base", str(model)]) == 2  # a model brings no photos
+    args = cli.build_parser().parse_args(["train", "--add-style", green, "--base", str(model), "--data", str(folder)])
     short = cli._add_style_config(args, cli._train_overrides(args))  # no --steps: a short run, not the base's
-    assert (short.steps, short.epochs, short.lr, short.data, short.holdout) == (270, 0, 1e-2, str(folder), 2)
+    assert (short.steps, short.epochs, short.lr, short.holdout) == (270, 0, 1e-2, 0)
     assert short.run_dir == str(Path("runs") / f"{Path(model).stem}+green")
 
 
