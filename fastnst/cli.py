@@ -344,7 +344,7 @@ def _run_train(args) -> int:
 
 
 def _add_export(sub) -> None:
-    p = sub.add_parser("export", help="export a training checkpoint to ONNX",
+    p = sub.add_parser("export", help="export a training checkpoint (or some styles of a model) to ONNX",
                        description="Export a checkpoint to ONNX (uint8 BGR NHWC frames in and out, "
                        "metadata included) and check onnxruntime against torch at two sizes.")
     p.add_argument("checkpoint", help="a run folder, a checkpoint file, or an ONNX model fastnst exported "
