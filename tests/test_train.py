@@ -82,8 +82,10 @@ def test_training_lowers_the_loss_and_writes_the_run_folder(setup):
     assert ckpt["config"]["net"]["channels"] == (4, 8, 8) and "optimizer" in ckpt and "rng" in ckpt
 
 
-def test_resume_is_exact(setup):
+@pytest.mark.parametrize("stability", [0.0, 1.0])  # the stability term draws shifts and noise from torch's RNG
+def test_resume_is_exact(setup, stability):
     cfg, tmp = setup
+    cfg = replace(cfg, loss=replace(cfg.loss, stability_weight=stability))
     straight = train(replace(cfg, run_dir=str(tmp / "a")), export=False)
     train(replace(cfg, steps=3, run_dir=str(tmp / "b")), export=False)
     ckpt = load_checkpoint(tmp / "b")

@@ -235,9 +235,6 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, rank: int, world: int,
         net.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         step, data_position, skipped = ckpt["step"], ckpt["data_position"], set(ckpt["skipped"])
-        torch.set_rng_state(ckpt["rng"]["torch"])
-        if device.type == "cuda" and ckpt["rng"].get("cuda") is not None:
-            torch.cuda.set_rng_state(ckpt["rng"]["cuda"], device)
         if rank == 0:
             log.info("resuming %s at step %d of %d", resume, step, total_steps)
             if ckpt.get("precision", "fp32") != precision:
@@ -281,7 +278,11 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, rank: int, world: int,
     bar = tqdm(total=total_steps, initial=step, unit="step", dynamic_ncols=True, disable=rank != 0)
     sums, t_log, last = torch.zeros(5 + 2 * n_styles, dtype=torch.float64), time.perf_counter(), {}
     with _StopFlag() as stop:
-        batches = iter(loader)
+        batches = iter(loader)  # it draws a seed from torch's RNG, so the saved state goes back after it
+        if ckpt is not None:
+            torch.set_rng_state(ckpt["rng"]["torch"])
+            if cuda and ckpt["rng"].get("cuda") is not None:
+                torch.cuda.set_rng_state(ckpt["rng"]["cuda"], device)
         while step < total_steps:
             batch, bad = next(batches)  # (B, 3, S, S)
             skipped.update(bad)
