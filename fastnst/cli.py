@@ -285,7 +285,7 @@ def _add_style_config(args, overrides: dict):
     from pathlib import Path
 
     from fastnst.config import TrainConfig, from_dict, merge, to_dict
-    from fastnst.learn.checkpoint import config_of, load_trained, run_folder
+    from fastnst.learn.checkpoint import config_of, load_trained, model_file, run_folder
 
     if not args.base:
         raise UserError("--add-style needs --base RUN_DIR or MODEL, the trained net to add the style to")
@@ -295,10 +295,10 @@ def _add_style_config(args, overrides: dict):
     styles = (*base.styles, *args.add_style)
     # A run folder and model of its own (never the base's): by default <base run>+<new styles>,
     # under runs/ for a base that is a model file or a shipped name.
-    model = not Path(args.base).exists() or Path(args.base).suffix.lower() == ".onnx"
+    model = model_file(args.base)
     if model and not args.data:
         raise UserError("--base MODEL needs --data PHOTOS: a model file does not bring its training photos")
-    run = Path("runs") / Path(args.base).stem if model else run_folder(args.base)
+    run = Path("runs") / model.stem if model else run_folder(args.base)
     run_dir = args.run_dir or f"{run}+{'+'.join(Path(s).stem for s in args.add_style)}"
     # Not the base's: its machine settings, its length and learning rate (ADD_STYLE_*) and, with
     # other photos, its extra folders, held-out count and split. Flags given win.

@@ -61,23 +61,31 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     return ckpt
 
 
-def load_trained(path: str | os.PathLike) -> dict[str, Any]:
-    """A trained net to build on (``--base``, ``--teacher``, ``fastnst export``): a run folder or
-    checkpoint file (``load_checkpoint``), or a float ONNX model that fastnst exported, a file or a
-    shipped name, whose weights and training config are read back from the file (as a dict with
-    "config", "model" and "step" None; it has no optimizer state, so it cannot be resumed)."""
-    from fastnst.learn.export import read_onnx
+def model_file(path: str | os.PathLike) -> Path | None:
+    """The ONNX model ``path`` names (a .onnx file, or a shipped name that is not a path here),
+    None for a run folder or checkpoint file; UserError if it names nothing."""
     from fastnst.play.runtime import shipped_models
 
     p = Path(path)
-    if not p.exists():
-        shipped = shipped_models()
-        if str(path) not in shipped:
-            raise UserError(f"no fastnst run, checkpoint or model at {path} (shipped: {', '.join(shipped) or 'none'})")
-        p = shipped[str(path)]
-    if p.suffix.lower() != ".onnx":
-        return load_checkpoint(p)
-    net, cfg = read_onnx(p)
+    if p.exists():
+        return p if p.suffix.lower() == ".onnx" else None
+    shipped = shipped_models()
+    if str(path) not in shipped:
+        raise UserError(f"no fastnst run, checkpoint or model at {path} (shipped: {', '.join(shipped) or 'none'})")
+    return shipped[str(path)]
+
+
+def load_trained(path: str | os.PathLike) -> dict[str, Any]:
+    """A trained net to build on (``--base``, ``--teacher``, ``fastnst export``): a run folder or
+    checkpoint file (``load_checkpoint``), or a float ONNX model that fastnst exported, a file or a
+    shipped name (``model_file``), whose weights and training config are read back from the file
+    (as a dict with "config", "model" and "step" None; no optimizer state, so no resume)."""
+    from fastnst.learn.export import read_onnx
+
+    model = model_file(path)
+    if model is None:
+        return load_checkpoint(path)
+    net, cfg = read_onnx(model)
     return {"config": to_dict(cfg), "model": net.state_dict(), "step": None}
 
 

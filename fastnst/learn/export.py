@@ -135,12 +135,10 @@ def read_onnx(path: str | os.PathLike) -> tuple[nn.Module, TrainConfig]:
     """A float model that fastnst exported -> (its TransformNet with the weights read back from the
     file, its training config from the metadata), so that a shipped model can be a ``--base``,
     a ``--teacher`` or re-exported. UserError for anything else (another tool's or an int8 model)."""
-    import json
-
     import onnx
     from onnx import numpy_helper
 
-    from fastnst.config import from_dict
+    from fastnst.learn.evaluate import train_config_of
     from fastnst.learn.nets import TransformNet
 
     try:
@@ -150,10 +148,7 @@ def read_onnx(path: str | os.PathLike) -> tuple[nn.Module, TrainConfig]:
     meta = {p.key: p.value for p in model.metadata_props}
     if meta.get("fastnst.io") != IO_CONTRACT or "fastnst.config" not in meta:
         raise UserError(f"{path} is not a model exported by fastnst (no {IO_CONTRACT} I/O or training config)")
-    try:
-        cfg = from_dict(TrainConfig, json.loads(meta["fastnst.config"]))
-    except (json.JSONDecodeError, TypeError) as e:
-        raise UserError(f"{path}: unreadable fastnst.config metadata ({e})") from None
+    cfg = train_config_of(meta, str(path))
     weights = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     io = FrameIO(TransformNet(cfg.net))  # the exported module: its state_dict names the initializers
     state = io.state_dict()
