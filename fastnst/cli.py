@@ -293,6 +293,7 @@ def _add_style_config(args, overrides: dict):
         raise UserError("--add-style takes the styles and recipe from --base; drop --style/--recipe/--resume")
     base = config_of(load_trained(args.base))
     styles = (*base.styles, *args.add_style)
+    names = (*base.names, *(Path(s).stem for s in args.add_style)) if base.names else ()  # keep renames
     # A run folder and model of its own (never the base's): by default <base run>+<new styles>,
     # under runs/ for a base that is a model file or a shipped name.
     model = model_file(args.base)
@@ -310,7 +311,8 @@ def _add_style_config(args, overrides: dict):
     overrides = {**overrides, "run_dir": run_dir, "output": args.output or ""}
     overrides.update({k: v for k, v in fresh.items() if overrides.get(k) is None})
     cfg = from_dict(type(base), merge(to_dict(base), overrides))
-    return replace(cfg, styles=styles, net=replace(cfg.net, styles=len(styles)), base=args.base, teacher="")
+    return replace(cfg, styles=styles, names=names, net=replace(cfg.net, styles=len(styles)), base=args.base,
+                   teacher="")
 
 
 def _run_train(args) -> int:
@@ -379,13 +381,13 @@ def _run_export(args) -> int:
     if any(not old or not sep or not new for old, sep, new in pairs):
         raise UserError(f"--rename takes OLD=NEW pairs, got {args.rename!r}")
     rename = {old: new for old, _, new in pairs}
-    net, cfg, names = select_styles(net_of(ckpt), cfg, _parse_list(args.styles, "--styles") if args.styles else (),
+    net, cfg = select_styles(net_of(ckpt), cfg, _parse_list(args.styles, "--styles") if args.styles else (),
                                     rename)
     try:
         calibration = calibration_photos(cfg) if cfg.int8 else None
     except UserError as e:  # e.g. a shipped model: its training photos are on another machine
         raise UserError(f"{e} (int8 calibration photos: give --calibrate DATA)") from None
-    out = export_model(net, out, cfg, calibration, names)
+    out = export_model(net, out, cfg, calibration)
     print(f"model: {out}" + (f" (step {ckpt['step']})" if ckpt["step"] is not None else ""))
     return 0
 

@@ -123,13 +123,15 @@ class TrainConfig:
     # Add styles to a trained multi-style run (folder or checkpoint): its trunk and styles stay
     # frozen and only the new styles' norm parameters train (Dumoulin et al. 2017, section 4).
     base: str = ""
+    # The styles' names, in order; empty: the file stems. `fastnst export --rename` sets them.
+    names: tuple[str, ...] = ()
     net: NetConfig = field(default_factory=NetConfig)
     loss: LossConfig = field(default_factory=LossConfig)
 
     @property
     def style_names(self) -> tuple[str, ...]:
-        """One name per style: the file stems."""
-        return tuple(Path(s).stem for s in self.styles)
+        """One name per style: ``names``, else the file stems."""
+        return self.names or tuple(Path(s).stem for s in self.styles)
 
     @property
     def model_name(self) -> str:

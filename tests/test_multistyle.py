@@ -177,3 +177,11 @@ def test_export_keeps_renames_and_reorders_styles_bit_identically(data, tmp_path
     assert np.array_equal(run(out, [0, 1]), run(full, [1, 0, 0]))  # red
     for bad in (["--styles", "mauve"], ["--rename", "red"], ["--rename", "red=blue"]):
         assert cli.main(["export", cfg.run_dir, *bad, "-o", str(tmp_path / "x.onnx")]) == 2
+    # The names live in the model's config: a painting added to it, and that run re-exported, keep them.
+    blue = next(p for p in paths if Path(p).stem == "blue")
+    more = tmp_path / "more.onnx"
+    assert cli.main(["train", "--add-style", blue, "--base", str(out), "--data", str(folder), "--steps", "1",
+                     "--run-dir", str(tmp_path / "more"), "-o", str(more)]) == 0
+    assert cli.main(["export", str(tmp_path / "more"), "--styles", "blue,lime", "-o", str(tmp_path / "x.onnx")]) == 0
+    for model, names in ((more, ["lime", "red", "blue"]), (tmp_path / "x.onnx", ["blue", "lime"])):
+        assert json.loads({p.key: p.value for p in onnx.load(str(model)).metadata_props}["fastnst.styles"]) == names

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -198,12 +200,10 @@ def export_onnx(net: nn.Module, path: str | os.PathLike, metadata: dict[str, str
 
 
 def select_styles(net: nn.Module, cfg: TrainConfig, keep: Sequence[str] = (),
-                  rename: Mapping[str, str] | None = None) -> tuple[nn.Module, TrainConfig, list[str]]:
-    """A trained net cut down to the styles ``keep`` (by name, in that order; default: all),
-    its config to match, and the style names with ``rename`` (old -> new) applied. Only the
-    norm rows of the dropped styles go; every kept style's output stays bit-identical."""
-    from dataclasses import replace
-
+                  rename: Mapping[str, str] | None = None) -> tuple[nn.Module, TrainConfig]:
+    """A trained net cut down to the styles ``keep`` (by name, in that order; default: all), and
+    its config to match, with the style names renamed by ``rename`` (old -> new). Only the norm
+    rows of the dropped styles go; every kept style's output stays bit-identical."""
     from fastnst.learn.nets import TransformNet
 
     names = list(cfg.style_names)
@@ -213,14 +213,17 @@ def select_styles(net: nn.Module, cfg: TrainConfig, keep: Sequence[str] = (),
         raise UserError(f"no style {', '.join(unknown)} in this run (its styles: {', '.join(names)})")
     if len(set(keep)) != len(keep):
         raise UserError(f"a style is named twice in {', '.join(keep)}")
-    idx = [names.index(n) for n in keep]
-    cfg = replace(cfg, styles=tuple(cfg.styles[i] for i in idx), net=replace(cfg.net, styles=len(idx)))
-    small = TransformNet(cfg.net)
-    small.load_state_dict({k: v[idx] if _is_norm_param(net, k) else v for k, v in net.state_dict().items()})
-    new_names = [(rename or {}).get(n, n) for n in keep]
+    new_names = tuple((rename or {}).get(n, n) for n in keep)
     if len(set(new_names)) != len(new_names):
         raise UserError(f"two styles would share a name: {', '.join(new_names)}")
-    return small.eval(), cfg, new_names
+    idx = [names.index(n) for n in keep]
+    styles = tuple(cfg.styles[i] for i in idx)
+    stems = tuple(Path(s).stem for s in styles)
+    cfg = replace(cfg, styles=styles, names=() if new_names == stems else new_names,
+                  net=replace(cfg.net, styles=len(idx)))
+    small = TransformNet(cfg.net)
+    small.load_state_dict({k: v[idx] if _is_norm_param(net, k) else v for k, v in net.state_dict().items()})
+    return small.eval(), cfg
 
 
 def _is_norm_param(net: nn.Module, key: str) -> bool:
@@ -232,14 +235,13 @@ def _is_norm_param(net: nn.Module, key: str) -> bool:
 
 
 def export_model(net: nn.Module, path: str | os.PathLike, cfg: TrainConfig,
-                 calibration: list[Any] | None = None, names: Sequence[str] | None = None) -> Path:
-    """Export a trained net with its run's metadata, atomically, once onnxruntime matches torch
-    (``check_parity``), with the style ``names`` (default: the config's). With ``calibration`` photos (paths or {"bytes", "path"}; the last fifth,
+                 calibration: list[Any] | None = None) -> Path:
+    """Export a trained net with its run's metadata (the style names among them), atomically, once
+    onnxruntime matches torch (``check_parity``). With ``calibration`` photos (paths or {"bytes", "path"}; the last fifth,
     at most 8, check the result), write the int8-quantized model instead (``fastnst.learn.quantize``)."""
-    import json
     import tempfile
 
-    meta = {"fastnst.style": cfg.model_name, "fastnst.styles": json.dumps(list(names or cfg.style_names)),
+    meta = {"fastnst.style": cfg.model_name, "fastnst.styles": json.dumps(list(cfg.style_names)),
             "fastnst.config": to_json(cfg), "fastnst.vgg": cfg.loss.vgg}
     path = Path(path)
     if calibration is None:

@@ -83,6 +83,8 @@ def check_config(cfg: TrainConfig) -> None:
         raise UserError("give a positive number of --steps or --epochs")
     if not cfg.styles:
         raise UserError("no style image: give --style PAINTING.jpg")
+    if cfg.names and len(cfg.names) != len(cfg.styles):
+        raise UserError(f"{len(cfg.names)} style names for {len(cfg.styles)} style images")
     if len(set(cfg.style_names)) != len(cfg.styles):
         raise UserError(f"two styles share a name: {', '.join(cfg.style_names)} (rename a file)")
     if cfg.net.styles != len(cfg.styles):
