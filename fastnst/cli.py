@@ -199,6 +199,9 @@ def _add_train(sub) -> None:
         "--add-style IMAGE --base twelve_styles (only the new style's norm parameters train). Flags override the "
         "recipe. Multi-process: torchrun --nproc_per_node=N -m fastnst train ...",
     )
+    from fastnst.config import TrainConfig  # torch-free
+
+    d = TrainConfig()
     p.add_argument("--style", action="append", metavar="IMAGE", help="a painting; repeat for a multi-style net")
     p.add_argument("--add-style", action="append", metavar="IMAGE",
                    help="a painting to add to the --base run's styles (repeat for several)")
@@ -209,29 +212,31 @@ def _add_train(sub) -> None:
     p.add_argument("--extra-data", action="append", metavar="DIR", help="another folder of photos to train on too")
     p.add_argument("--holdout", type=int, metavar="N",
                    help="keep the last N photos of --data out of training, for `fastnst eval --holdout N`")
-    p.add_argument("--data-split", help="split of a Hugging Face dataset (default: train)")
+    p.add_argument("--data-split", help=f"split of a Hugging Face dataset (default: {d.data_split})")
     p.add_argument("--recipe", "--config", dest="recipe", metavar="TOML", help="a recipe, e.g. train/johnson.toml")
     p.add_argument("--arch", help="network preset: fast (default, real time on a CPU) or johnson (Johnson et al. 2016)")
     p.add_argument("--vgg", help="VGG weights: caffe-vgg19 (default), torchvision-vgg16/19, or a state_dict path")
-    p.add_argument("--image-size", type=int, help="training crop size in pixels (default 256)")
-    p.add_argument("--style-size", type=int, help="long side of the style image (default 512)")
-    p.add_argument("--batch-size", type=int, help="images per step per process (default 4)")
-    p.add_argument("--lr", type=float, help="Adam learning rate (default 1e-3)")
+    p.add_argument("--image-size", type=int, help=f"training crop size in pixels (default {d.image_size})")
+    p.add_argument("--style-size", type=int, help=f"long side of the style image (default {d.style_size})")
+    p.add_argument("--batch-size", type=int, help=f"images per step per process (default {d.batch_size})")
+    p.add_argument("--lr", type=float, help=f"Adam learning rate (default {d.lr:g})")
     p.add_argument("--lr-schedule", choices=("constant", "cosine"),
                    help="constant (default), or cosine: decays to 0 at the last step (for long runs)")
     steps = p.add_mutually_exclusive_group()
     steps.add_argument("--steps", type=int, help="number of optimiser steps")
-    steps.add_argument("--epochs", type=float, help="passes over the data (default 2, when --steps is not given)")
-    p.add_argument("--content-weight", type=float)
-    p.add_argument("--style-weight", type=float)
-    p.add_argument("--tv-weight", type=float)
+    steps.add_argument("--epochs", type=float, help=f"passes over the data (default {d.epochs:g}, when --steps is not given)")
+    p.add_argument("--content-weight", type=float, help=f"weight of the content loss (default {d.loss.content_weight:g})")
+    p.add_argument("--style-weight", type=float,
+                   help=f"weight of the style (Gram) loss: higher paints more and keeps less of the photo "
+                   f"(default {d.loss.style_weight:g})")
+    p.add_argument("--tv-weight", type=float, help=f"total variation weight (default {d.loss.tv_weight:g})")
     p.add_argument("--stability-weight", type=float,
-                   help="video stability: weight of the shift+noise consistency loss (0: off)")
+                   help="video stability: weight of the shift+noise consistency loss (default 0: off)")
     p.add_argument("--teacher", metavar="RUN_DIR|MODEL",
                    help="distillation: a trained run (e.g. --arch johnson) whose outputs the net also learns")
     p.add_argument("--distill-weight", type=float,
                    help="weight of the content loss against the teacher's output (with --teacher)")
-    p.add_argument("--run-dir", help="folder for checkpoint.pt, metrics.jsonl and previews (default runs/style)")
+    p.add_argument("--run-dir", help=f"folder for checkpoint.pt, metrics.jsonl and previews (default {d.run_dir})")
     p.add_argument("-o", "--output", help="ONNX file to write (default RUN_DIR/<style>.onnx)")
     p.add_argument("--int8", action="store_true", default=None,
                    help="export an int8-quantized model, calibrated on the training photos: ~1.3x the fps on a CPU, "
@@ -239,11 +244,13 @@ def _add_train(sub) -> None:
     p.add_argument("--resume", metavar="RUN_DIR|CKPT", help="continue a run exactly where it stopped")
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), help="bf16 runs the convolutions in bfloat16 (Gram matrices, losses and optimizer state stay fp32); auto (default) picks bf16 where the device runs it fast (a CUDA GPU with bf16, a CPU whose oneDNN reports bf16: AVX512-BF16 or AMX) and fp32 elsewhere, and the log says which and why")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--workers", type=int, help="DataLoader worker processes (default 1)")
-    p.add_argument("--checkpoint-every", type=int, metavar="N", help="steps between checkpoints")
-    p.add_argument("--preview-every", type=int, metavar="N", help="steps between preview images (0: none)")
-    p.add_argument("--log-every", type=int, metavar="N", help="steps between metrics.jsonl lines")
+    p.add_argument("--seed", type=int, help=f"seed of the weights, the crops and their order (default {d.seed})")
+    p.add_argument("--workers", type=int, help=f"DataLoader worker processes (default {d.workers})")
+    p.add_argument("--checkpoint-every", type=int, metavar="N",
+                   help=f"steps between checkpoints (default {d.checkpoint_every})")
+    p.add_argument("--preview-every", type=int, metavar="N",
+                   help=f"steps between preview images (default {d.preview_every}; 0: none)")
+    p.add_argument("--log-every", type=int, metavar="N", help=f"steps between metrics.jsonl lines (default {d.log_every})")
     p.set_defaults(func=_run_train)
 
 
