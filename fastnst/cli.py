@@ -87,7 +87,7 @@ def _add_optimize(sub) -> None:
     )
     p.add_argument("--save-every", type=int, default=0, metavar="N", help="also write OUTPUT_<iteration> every N iterations")
     p.add_argument("--max-size", type=int, default=2048, help="downscale larger input images to this long side (default: 2048)")
-    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--seed", type=int, default=d.seed, help="seed of the --init noise image (default: %(default)s)")
     p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps")
     p.add_argument("--precision", choices=("fp32", "bf16", "auto"), default=d.precision,
                    help="the VGG convolutions in bf16 (the image, Gram matrices and L-BFGS state stay fp32); auto: "
