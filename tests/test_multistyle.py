@@ -106,7 +106,7 @@ def test_add_style_trains_only_the_new_style(data, tmp_path):
                        workers=0, preview_every=0, run_dir=str(tmp_path / "base"), net=replace(TINY, styles=2),
                        loss=TINY_LOSS)
     train(base, export=False)
-    assert cli.main(["train", "--add-style", green, "--base", base.run_dir, "--steps", "3",
+    assert cli.main(["train", "--add-style", green, "--base", base.run_dir, "--steps", "3", "--preview-every", "1",
                      "--run-dir", str(tmp_path / "more"), "-o", str(tmp_path / "more.onnx")]) == 0
     before, after = (load_checkpoint(tmp_path / d) for d in ("base", "more"))
     assert config_of(after).style_names == ("red", "blue", "green") and config_of(after).net.styles == 3
@@ -117,6 +117,9 @@ def test_add_style_trains_only_the_new_style(data, tmp_path):
     start = torch.stack([n.weight[:2].mean(0) for n in old.norms()[:1]])  # the new style starts at the mean
     assert not torch.equal(new.norms()[0].weight[2], start[0])  # ... and trained away from it
     assert (tmp_path / "more.onnx").is_file()
+    # The previews show the new style (the base's are frozen and would not change).
+    first, last = (np.asarray(Image.open(tmp_path / "more" / f"preview_00000{i}.png")) for i in (1, 3))
+    assert not np.array_equal(first, last)
     # Without --run-dir and -o, a folder and model of its own; never the base's.
     base_files = {p.name: p.read_bytes() for p in Path(base.run_dir).iterdir()}
     assert cli.main(["train", "--add-style", green, "--base", base.run_dir, "--steps", "1"]) == 0

@@ -336,7 +336,7 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, rank: int, world: int,
                 sums.zero_()
                 t_log = time.perf_counter()
             if rank == 0 and preview is not None and cfg.preview_every and step % cfg.preview_every == 0:
-                _save_preview(net, preview, run_dir / f"preview_{step:06d}.png", device)
+                _save_preview(net, preview, run_dir / f"preview_{step:06d}.png", device, frozen)
             stopping = vec[4].item() > 0
             if rank == 0 and (step % cfg.checkpoint_every == 0 or step == total_steps or stopping):
                 save_checkpoint(ckpt_path, state())
@@ -357,7 +357,7 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, rank: int, world: int,
     out = None
     if rank == 0:
         if preview is not None:
-            _save_preview(net, preview, run_dir / "preview_final.png", torch.device("cpu"))
+            _save_preview(net, preview, run_dir / "preview_final.png", torch.device("cpu"), frozen)
         if skipped:
             log.warning("skipped %d unreadable, corrupt or tiny image(s) (short side < %d px)",
                         len(skipped), max(8, cfg.image_size // 2))
@@ -408,10 +408,12 @@ def _load_preview(cfg: TrainConfig, held: list[Any], max_size: int) -> torch.Ten
 
 
 @torch.no_grad()
-def _save_preview(net: TransformNet, img: torch.Tensor, path: Path, device: torch.device) -> None:
+def _save_preview(net: TransformNet, img: torch.Tensor, path: Path, device: torch.device, style: int) -> None:
+    """``img`` in style number ``style`` (the first one this run trains) to ``path``."""
     was_training = net.training
     net.eval()
-    y = net(img.to(device))[0].float().cpu()  # (3, H, W) in [0, 1], the first style
+    weights = torch.nn.functional.one_hot(torch.tensor([style]), net.cfg.styles).float().to(device)  # (1, N)
+    y = net(img.to(device), weights)[0].float().cpu()  # (3, H, W) in [0, 1]
     net.train(was_training)
     save_image((y.permute(1, 2, 0) * 255).round().byte().numpy(), path)
 
