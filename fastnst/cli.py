@@ -348,7 +348,7 @@ def _run_train(args) -> int:
         if result.skipped:
             print(f"skipped {len(result.skipped)} unreadable or tiny image(s)")
         if result.onnx:
-            print(f"model: {result.onnx}")
+            print(f"model: {result.onnx} (play it: fastnst webcam --model {result.onnx})")
     return 0
 
 
