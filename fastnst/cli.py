@@ -348,7 +348,8 @@ def _run_train(args) -> int:
         if result.skipped:
             print(f"skipped {len(result.skipped)} unreadable or tiny image(s)")
         if result.onnx:
-            print(f"model: {result.onnx} (play it: fastnst webcam --model {result.onnx})")
+            new = f" --style {cfg.style_names[-len(args.add_style)]}" if args.add_style else ""
+            print(f"model: {result.onnx} (play it: fastnst webcam --model {result.onnx}{new})")
     return 0
 
 
