@@ -88,6 +88,8 @@ def test_resume_is_exact(setup, stability):
     cfg = replace(cfg, loss=replace(cfg.loss, stability_weight=stability))
     straight = train(replace(cfg, run_dir=str(tmp / "a")), export=False)
     train(replace(cfg, steps=3, run_dir=str(tmp / "b")), export=False)
+    with open(tmp / "b" / "metrics.jsonl", "a") as f:
+        f.write('{"time": 1795675342.5, "st')  # a line cut short by kill -9
     ckpt = load_checkpoint(tmp / "b")
     resumed = train(resume_config(ckpt, {"steps": 6}), resume=tmp / "b", export=False)
     assert resumed.step == 6

@@ -424,9 +424,17 @@ def _append_metrics(path: Path, row: dict[str, Any]) -> None:
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop the lines logged after ``step``: the checkpoint we resume from, or 0 for a new run."""
+    """Drop the lines logged after ``step`` (the checkpoint we resume from, or 0 for a new run) and
+    a line a kill cut short."""
     if not path.is_file():
         return
-    keep = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+
+    def logged_by(line: str) -> bool:
+        try:
+            return json.loads(line)["step"] <= step
+        except (json.JSONDecodeError, KeyError, TypeError):
+            return False
+
+    keep = [line for line in path.read_text().splitlines() if logged_by(line)]
     with atomic_path(path) as tmp:
         tmp.write_text("".join(line + "\n" for line in keep))
