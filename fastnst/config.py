@@ -145,10 +145,15 @@ def _coerce(tp: Any, value: Any, where: str, default: Any = None) -> Any:
             raise UserError(f"config: [{where}] must be a table")
         return from_dict(tp, value, where, default if dataclasses.is_dataclass(default) else None)
     origin = getattr(tp, "__origin__", None)
-    if origin is tuple and isinstance(value, (list, tuple)):
-        return tuple(value)
     if origin is tuple and isinstance(value, str) and tp.__args__[-1] is Ellipsis:
-        return (value,)
+        value = [value]
+    if origin is tuple and isinstance(value, (list, tuple)):
+        args = tp.__args__
+        if args[-1] is Ellipsis:
+            args = (args[0],) * len(value)
+        elif len(value) != len(args):  # e.g. channels = [16, 32]
+            raise UserError(f"config: {where} must have {len(args)} items, got {list(value)!r}")
+        return tuple(_coerce(t, v, f"{where}[{i}]") for i, (t, v) in enumerate(zip(args, value)))
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if tp in _SCALARS and type(value) is not tp:  # e.g. image_size = "big"

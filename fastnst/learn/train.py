@@ -87,6 +87,10 @@ def check_config(cfg: TrainConfig) -> None:
         raise UserError(f"{len(cfg.names)} style names for {len(cfg.styles)} style images")
     if len(set(cfg.style_names)) != len(cfg.styles):
         raise UserError(f"two styles share a name: {', '.join(cfg.style_names)} (rename a file)")
+    try:  # the net's own checks: stem, block, upsample, padding, kernel parity
+        TransformNet(cfg.net)
+    except ValueError as e:
+        raise UserError(f"config [net]: {e}") from None
     if cfg.net.styles != len(cfg.styles):
         raise UserError(f"the net has {cfg.net.styles} style(s) but {len(cfg.styles)} style image(s) are given")
     if cfg.base and Path(cfg.run_dir).resolve() == run_folder(cfg.base).resolve():
