@@ -359,7 +359,8 @@ def _add_export(sub) -> None:
                        "metadata included) and check onnxruntime against torch at two sizes.")
     p.add_argument("checkpoint", help="a run folder, a checkpoint file, or an ONNX model fastnst exported "
                    "(to cut a model down to some styles, rename them or quantize it)")
-    p.add_argument("-o", "--output", help="ONNX file to write (default <style>.onnx)")
+    p.add_argument("-o", "--output", help="ONNX file to write (default: <style>.onnx, or for several styles "
+                   "<run folder name>.onnx, in the current folder)")
     p.add_argument("--int8", action=argparse.BooleanOptionalAction, default=None,
                    help="int8-quantize the model (~1.3x the fps on a CPU, more flicker on video; default: as the run was trained)")
     p.add_argument("--calibrate", metavar="DATA",
@@ -373,14 +374,13 @@ def _add_export(sub) -> None:
 def _run_export(args) -> int:
     from dataclasses import replace
 
-    from fastnst.learn.checkpoint import config_of, load_trained, net_of
+    from fastnst.learn.checkpoint import config_of, load_trained, model_file, net_of
     from fastnst.learn.export import export_model, select_styles
     from fastnst.learn.train import calibration_photos
     from fastnst.play.files import check_output_path
 
     ckpt = load_trained(args.checkpoint)
     cfg = config_of(ckpt)
-    out = check_output_path(args.output or f"{cfg.model_name}.onnx", (".onnx",), what="model")
     if args.int8 is not None:
         cfg = replace(cfg, int8=args.int8)
     if args.calibrate:
@@ -390,7 +390,9 @@ def _run_export(args) -> int:
         raise UserError(f"--rename takes OLD=NEW pairs, got {args.rename!r}")
     rename = {old: new for old, _, new in pairs}
     net, cfg = select_styles(net_of(ckpt), cfg, _parse_list(args.styles, "--styles") if args.styles else (),
-                                    rename)
+                             rename)
+    out = check_output_path(args.output or f"{cfg.model_name}.onnx", (".onnx",), inputs=(model_file(args.checkpoint),),
+                            what="model")
     try:
         calibration = calibration_photos(cfg) if cfg.int8 else None
     except UserError as e:  # e.g. a shipped model: its training photos are on another machine

@@ -161,7 +161,7 @@ def test_add_style_to_an_exported_model_without_its_paintings(data, tmp_path):
     assert short.run_dir == str(Path("runs") / f"{Path(model).stem}+green")
 
 
-def test_export_keeps_renames_and_reorders_styles_bit_identically(data, tmp_path):
+def test_export_keeps_renames_and_reorders_styles_bit_identically(data, tmp_path, monkeypatch):
     ort = pytest.importorskip("onnxruntime")
     folder, paths = data
     cfg = TrainConfig(styles=tuple(paths), data=str(folder), image_size=32, style_size=40, batch_size=3, steps=2,
@@ -188,3 +188,8 @@ def test_export_keeps_renames_and_reorders_styles_bit_identically(data, tmp_path
     assert cli.main(["export", str(tmp_path / "more"), "--styles", "blue,lime", "-o", str(tmp_path / "x.onnx")]) == 0
     for model, names in ((more, ["lime", "red", "blue"]), (tmp_path / "x.onnx", ["blue", "lime"])):
         assert json.loads({p.key: p.value for p in onnx.load(str(model)).metadata_props}["fastnst.styles"]) == names
+    # One style out of a model: named after it by default; never written over the model it reads.
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["export", str(out), "--styles", "lime"]) == 0 and (tmp_path / "lime.onnx").is_file()
+    before = out.read_bytes()
+    assert cli.main(["export", str(out), "--styles", "red", "-o", str(out)]) == 2 and out.read_bytes() == before
