@@ -14,7 +14,7 @@ import signal
 import sys
 import warnings
 
-from fastnst import UserError, __version__
+from fastnst import UserError, __version__, stop_signals
 
 log = logging.getLogger("fastnst")
 
@@ -700,10 +700,10 @@ def main(argv: list[str] | None = None) -> int:
         warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\.")  # the ONNX exporter's notes
         for var in ("HF_HUB_VERBOSITY", "DATASETS_VERBOSITY"):  # read when those libraries load
             os.environ.setdefault(var, "error")
-    signals = []
+    stop_signals.clear()
 
     def on_signal(signum, frame):
-        signals.append(signum)
+        stop_signals.append(signum)
         raise KeyboardInterrupt
 
     try:
@@ -711,18 +711,19 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:  # not the main thread: leave signals alone
         old = None
     try:
-        return args.func(args)
+        code = args.func(args)  # a command that stops early on a signal returns 130
     except KeyboardInterrupt as e:
         _error(str(e) or "interrupted")
-        return 128 + (signals[-1] if signals else signal.SIGINT)
+        code = 130
     except Exception as e:
         if args.verbose and not isinstance(e, UserError):
             raise
         _error(_one_line(e, args.command))
-        return 2
+        code = 2
     finally:
         if old is not None:
             signal.signal(signal.SIGTERM, old)
+    return 128 + stop_signals[-1] if code == 130 and stop_signals else code
 
 
 # Modules of the train extra (`pip install 'fastnst[train]'`); the base install has none of them.

@@ -382,7 +382,7 @@ def test_d11_sigterm_finishes_the_video_and_leaves_no_temp(tiny_onnx, tmp_path, 
         _, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
-    assert proc.returncode in (130, 143), err
+    assert proc.returncode == 143, err  # 128 + SIGTERM
     assert err.count("\n") <= 1 and "Traceback" not in err, err  # webcam: the summary, on stdout
     assert not _temps(out_dir)
     frames, _ = read_video(out)  # a finished, playable video of the frames so far

@@ -190,7 +190,8 @@ def test_bad_input_fails_before_training(setup, capsys, case, message):
     assert not (Path(cfg.run_dir) / CHECKPOINT_NAME).exists()
 
 
-def test_ctrl_c_saves_a_checkpoint_and_exits_130(setup, capsys):
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_or_sigterm_saves_a_checkpoint_and_exits_128_plus_the_signal(setup, capsys, signum, code):
     cfg, tmp = setup
     args = write_recipe(cfg, tmp / "r.toml") + ["--steps", "100000", "--log-every", "1", "--preview-every", "0"]
     metrics = Path(cfg.run_dir) / "metrics.jsonl"
@@ -199,10 +200,10 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_130(setup, capsys):
         deadline = time.monotonic() + 60
         while not metrics.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
-        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signum)
 
     threading.Thread(target=interrupt_once_training, daemon=True).start()
-    assert cli.main(["train", *args]) == 130
+    assert cli.main(["train", *args]) == code
     step = load_checkpoint(cfg.run_dir)["step"]
     assert 0 < step < 100000
     assert cli.main(["train", "--resume", cfg.run_dir, "--steps", str(step + 2)]) == 0

@@ -120,6 +120,7 @@ class _StopFlag:
         self._old: dict[int, Any] = {}
 
     def _handle(self, signum, frame):
+        fastnst.stop_signals.append(signum)
         if self.requested and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.requested = True
