@@ -118,7 +118,7 @@ class VideoSink:
                 self._writer.release()
             self._writer = None
         readable = frame_count(self._tmp)
-        if readable < self.frames - 1:  # some containers round the count from the duration
+        if readable < max(1, self.frames - 1):  # some containers round the count from the duration
             self.abort()
             raise UserError(f"writing video {self.path} failed: {_why_not_written(self.path)} "
                             f"({readable} of {self.frames} frames read back; nothing written)")
