@@ -273,10 +273,8 @@ def _train_overrides(args) -> dict:
     out["loss"] = {"vgg": args.vgg, "content_weight": args.content_weight, "style_weight": args.style_weight,
                    "tv_weight": args.tv_weight, "stability_weight": args.stability_weight,
                    "distill_weight": args.distill_weight}
-    if args.arch is not None:
-        out["net"] = asdict(preset(args.arch))
-    if args.style:
-        out["net"] = {**out.get("net", {}), "styles": len(args.style)}
+    if args.arch is not None:  # the whole preset, but the style count: that follows the paintings
+        out["net"] = {k: v for k, v in asdict(preset(args.arch)).items() if k != "styles"}
     return out
 
 

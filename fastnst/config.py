@@ -240,7 +240,11 @@ def load_recipe(path: str | Path | None, overrides: dict[str, Any] | None = None
             raise UserError(f"recipe {path} is not valid TOML: {e}") from None
     if cls is TrainConfig:  # before the merge, so that a --style override replaces the recipe's style
         data = _one_style_key(data)
-    return from_dict(cls, merge(data, overrides or {}))
+    data = merge(data, overrides or {})
+    net, styles = data.get("net", {}), data.get("styles")
+    if cls is TrainConfig and styles and isinstance(net, dict) and net.get("styles") is None:
+        data["net"] = {**net, "styles": 1 if isinstance(styles, str) else len(styles)}  # a norm row per painting
+    return from_dict(cls, data)
 
 
 # Gatys et al. 2016: content relu4_2, style relu1_1..relu5_1 equally weighted. The weights are

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from fastnst import UserError, cli
-from fastnst.config import LossConfig, NetConfig, TrainConfig, load_recipe
+from fastnst.config import NET_PRESETS, LossConfig, NetConfig, TrainConfig, load_recipe
 
 RECIPES = sorted((Path(__file__).resolve().parents[1] / "train").glob("*.toml"))
 
@@ -70,6 +70,11 @@ def test_a_recipe_may_name_one_style_or_several(tmp_path):
     assert cfg.styles == ("a.jpg", "dir/b.png") and cfg.style_names == ("a", "b")
     recipe.write_text('style = "a.jpg"\n')
     assert load_recipe(recipe, {"styles": ["c.jpg"]}).styles == ("c.jpg",)  # --style replaces the recipe's
+    assert cfg.net.styles == 2  # the net gets a norm row per painting without being told
+    args = cli.build_parser().parse_args(["train", "--recipe", str(RECIPES[0].parent / "five_styles.toml"),
+                                          "--arch", "johnson"])
+    five = load_recipe(args.recipe, cli._train_overrides(args))
+    assert five.net.styles == 5 and five.net.channels == NET_PRESETS["johnson"].channels
     recipe.write_text('style = "a.jpg"\nstyles = ["b.jpg"]\n')
     with pytest.raises(UserError, match="style or styles"):
         load_recipe(recipe)
