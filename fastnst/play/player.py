@@ -370,10 +370,16 @@ def run_player(models: list[StyleModel], cap, *, keep_latest: bool, width: int |
         summary.seconds = time.perf_counter() - t_start
         if capture is not None:
             capture.stop()
+        failed = []
         for s in (sink, recorder):  # finalized even on Ctrl-C or a lost camera: the file stays playable
-            if s is not None and (path := s.close()) is not None:
-                summary.outputs.append(path)
+            try:
+                if s is not None and (path := s.close()) is not None:
+                    summary.outputs.append(path)
+            except UserError as e:  # this file failed its read-back; the other one still gets closed
+                failed.append(e)
         if display:
             cv2.destroyAllWindows()
+        if failed:
+            raise failed[0]
     summary.stop_reason = stop
     return summary
