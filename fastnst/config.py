@@ -105,7 +105,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"  # auto: cuda, then mps, then cpu
     # Convolutions in bfloat16 (Gram matrices, losses and optimizer state stay fp32). auto: bf16
-    # where the device runs it fast (a CUDA GPU with bf16, a CPU whose oneDNN has bf16), else fp32.
+    # where the device runs it natively, except the fast net on a GPU (device.pick_precision).
     precision: str = "auto"
     workers: int = 1  # DataLoader processes; decoding a 256 px crop is cheap next to a step
     checkpoint_every: int = 200
@@ -274,6 +274,6 @@ class OptimizeConfig:
     seed: int = 0
     device: str = "auto"
     # The VGG convolutions in bf16 where that is fast (see TrainConfig.precision); the image,
-    # the Gram matrices and the L-BFGS state stay fp32. "auto" is fp32 until bf16 measures within
-    # 2% of fp32's final loss (docs/optimize.md).
+    # the Gram matrices and the L-BFGS state stay fp32. The default is fp32, not "auto", until bf16
+    # measures within 2% of fp32's final loss (docs/optimize.md).
     precision: str = "fp32"

@@ -29,6 +29,15 @@ def test_auto_follows_native_bf16_support(monkeypatch, native, want):
         pick_precision("fp16", CPU)
 
 
+def test_auto_trains_the_fast_net_in_fp32_on_a_gpu_even_with_bf16(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "a test GPU")
+    gpu = torch.device("cuda")
+    assert pick_precision("auto", gpu, launch_bound=True)[0] == "fp32"
+    assert pick_precision("auto", gpu)[0] == "bf16"  # VGG at 512 px (optimize, eval), the Johnson net
+    assert pick_precision("bf16", gpu, launch_bound=True) == ("bf16", "as asked")
+
+
 def test_forced_bf16_without_native_support_warns_once(monkeypatch, caplog):
     monkeypatch.setattr(device_mod, "cpu_has_fast_bf16", lambda: False)
     with caplog.at_level(logging.WARNING):

@@ -40,9 +40,12 @@ def cpu_has_fast_bf16() -> bool:
     return torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
-def pick_precision(name: str, device: torch.device) -> tuple[str, str]:
-    """(precision, why) for a --precision flag on ``device``: "auto" is bf16 where the device
-    runs bf16 convolutions fast and fp32 elsewhere; "fp32" and "bf16" are taken as given."""
+def pick_precision(name: str, device: torch.device, launch_bound: bool = False) -> tuple[str, str]:
+    """(precision, why) for a --precision flag on ``device``: "auto" is bf16 where the device runs
+    bf16 convolutions natively and fp32 elsewhere, and fp32 on a GPU for ``launch_bound`` work
+    (training the real-time net: its steps wait on kernel launches, which autocast adds to; bf16
+    measured 0.73-0.79x of fp32 at batch 4 on an H200, docs/training.md). "fp32" and "bf16" are
+    taken as given."""
     if name not in PRECISIONS:
         raise UserError(f"unknown precision {name!r} (use {', '.join(PRECISIONS)})")
     if device.type == "cuda":
@@ -54,6 +57,8 @@ def pick_precision(name: str, device: torch.device) -> tuple[str, str]:
     else:
         fast, where = False, device.type
     support = f"{where} {'has' if fast else 'has no'} native bf16"
+    if name == "auto" and device.type == "cuda" and fast and launch_bound:
+        return "fp32", "auto: bf16 is slower for this small net on a GPU; --precision bf16 for large batches"
     if name == "auto":
         return ("bf16" if fast else "fp32"), f"auto: {support}"
     if name == "bf16" and not fast:

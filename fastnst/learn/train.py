@@ -228,7 +228,7 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, rank: int, world: int,
     else:
         total_steps = math.ceil(cfg.epochs * n_images / per_step)
 
-    precision, why = pick_precision(cfg.precision, device)
+    precision, why = pick_precision(cfg.precision, device, launch_bound=cfg.net.arch == "fast")
     torch.manual_seed(cfg.seed)
     net = (_base_net(cfg, base) if base else TransformNet(cfg.net)).to(device)
     trained_styles = torch.arange(frozen, cfg.net.styles)  # the styles samples are drawn for
