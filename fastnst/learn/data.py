@@ -189,9 +189,10 @@ class StreamDataset(torch.utils.data.IterableDataset):
     """A streamed hub dataset as endless (crop, skipped names) pairs, for one rank.
 
     Rank r of w, worker i of n reads every (w*n)-th example from offset r*n + i of a seeded
-    shuffle (``datasets.distributed.split_dataset_by_node``). Resume skips the examples this
-    rank already drew; with several workers the exact interleaving is not restored (a
-    streamed resume is positionally exact only with ``workers=0``).
+    shuffle (``datasets.distributed.split_dataset_by_node``). Resume skips as many examples as
+    this rank drew crops, in the first pass: it is positionally exact only with ``workers=0``,
+    no unreadable example before the checkpoint, and within the first pass over the stream
+    (otherwise it continues from a nearby position; the crops stay a fresh random stream).
     """
 
     def __init__(self, stream: Any, image_size: int, seed: int, start: int = 0, rank: int = 0, world: int = 1):
