@@ -283,6 +283,8 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, rank: int, world: int,
 
     n_styles = cfg.net.styles
     bar = tqdm(total=total_steps, initial=step, unit="step", dynamic_ncols=True, disable=rank != 0)
+    # Sums since the last metrics row, in the layout of the step's all_reduce vector below, except
+    # that slot 4 counts the steps (the vector's slot 4 is the stop request).
     sums, t_log, last = torch.zeros(5 + 2 * n_styles, dtype=torch.float64), time.perf_counter(), {}
     with _StopFlag() as stop:
         batches = iter(loader)  # it draws a seed from torch's RNG, so the saved state goes back after it
