@@ -69,3 +69,12 @@ def test_smoother_reduces_flicker_and_passes_first_frame_through():
     smoother.reset()
     smoothed, _ = video_warping_error(frames, lambda f: smoother(f, noisy(f)))
     assert smoothed < 0.7 * raw
+
+
+def test_flicker_ratios_of_a_still_video_are_not_a_division_by_zero():
+    from fastnst.play.flicker import INPUT, SMOOTHED, STYLIZED, format_flicker
+
+    still = format_flicker({INPUT: 0.0, STYLIZED: 0.0, SMOOTHED: 0.0})
+    assert still.count("n/a") == 4  # each stylized line: against the input and the unsmoothed
+    moving = format_flicker({INPUT: 2.0, STYLIZED: 1.0, SMOOTHED: 0.5})
+    assert "0.50x input, 1.00x unsmoothed" in moving and "0.25x input, 0.50x unsmoothed" in moving

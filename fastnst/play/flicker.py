@@ -25,9 +25,10 @@ def video_flicker(model: StyleModel, frames: list[np.ndarray], smooth: bool = Fa
 def format_flicker(errors: dict[str, float]) -> str:
     """The ``video_flicker`` figures as lines, each stylized one also as a ratio to the input's and the unsmoothed."""
     inp, plain = errors[INPUT], errors[STYLIZED]
+    ratio = lambda a, b: f"{a / b:.2f}x" if b else "n/a"  # noqa: E731  (a still video has no input error)
     lines = ["warping error (0-255, lower is steadier)", f"  {INPUT:<18}{inp:8.3f}"]
     for label in (STYLIZED, SMOOTHED):
         if label in errors:
             err = errors[label]
-            lines.append(f"  {label:<18}{err:8.3f}  ({err / inp:.2f}x input, {err / plain:.2f}x unsmoothed)")
+            lines.append(f"  {label:<18}{err:8.3f}  ({ratio(err, inp)} input, {ratio(err, plain)} unsmoothed)")
     return "\n".join(lines)
