@@ -204,6 +204,41 @@ def test_ctrl_c_prints_summary_and_finalizes_output(tiny_onnx, tmp_path):
     assert "3 frames" in summary.format()
 
 
+class FailAfter(StyleModel):
+    """The real tiny model, failing (as a model can: a UserError) during the ``n``-th inference."""
+
+    def __init__(self, path, n):
+        super().__init__(path)
+        self.n, self.calls = n, 0
+
+    def run(self, frame):
+        self.calls += 1
+        if self.calls == self.n:
+            raise UserError("the model failed")
+        return super().run(frame)
+
+
+class BrokenCapture(ListCapture):
+    """A source whose driver raises once its frames are read."""
+
+    def read(self):
+        if not self.frames:
+            raise RuntimeError("driver error")
+        return super().read()
+
+
+def test_an_error_mid_run_leaves_no_output_and_a_source_error_is_one_user_error(tiny_onnx, tmp_path):
+    out = tmp_path / "out.mp4"
+    with pytest.raises(UserError, match="the model failed"):
+        run_player([FailAfter(tiny_onnx, 4)], ListCapture(synthetic_frames(10)), keep_latest=False,
+                   width=None, display=False, output=out)
+    assert list(tmp_path.iterdir()) == []  # neither the video nor its temp file
+    with pytest.raises(UserError, match="reading the source failed: driver error"):
+        run_player([StyleModel(tiny_onnx)], BrokenCapture(synthetic_frames(3)), keep_latest=False,
+                   width=None, display=False, output=out)
+    assert list(tmp_path.iterdir()) == []
+
+
 # ---------------------------------------------------------------- error paths
 def test_no_camera_suggests_source(tiny_onnx, capsys):
     assert main(["webcam", "-m", str(tiny_onnx), "--source", "97", "--no-display", "--frames", "1"]) == 2

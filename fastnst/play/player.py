@@ -158,6 +158,7 @@ class CaptureThread:
         self._stop = threading.Event()
         self.ended = False
         self.failed = False  # ended because a live source stopped delivering frames
+        self.error: Exception | None = None  # what the reading raised, if it did
         self._thread = threading.Thread(target=self._run, name="fastnst-capture", daemon=True)
 
     def start(self) -> CaptureThread:
@@ -186,16 +187,21 @@ class CaptureThread:
                             self._cond.wait(0.1)
                     self._frames.append(item)
                     self._cond.notify_all()
+        except Exception as e:  # handed to the player's thread by get()
+            self.error = e
         finally:
             with self._cond:
                 self.ended = True
                 self._cond.notify_all()
 
     def get(self) -> tuple[np.ndarray, float] | None:
-        """The next frame and the ``perf_counter()`` time it was read; None once the source ended."""
+        """The next frame and the ``perf_counter()`` time it was read; None once the source ended.
+        UserError if reading the source raised."""
         with self._cond:
             while not self._frames and not self.ended:
                 self._cond.wait(0.1)  # a timeout, so Ctrl-C gets through
+            if not self._frames and self.error is not None:
+                raise UserError(f"reading the source failed: {self.error}")
             if not self._frames:
                 return None
             item = self._frames.popleft()
@@ -366,6 +372,12 @@ def run_player(models: list[StyleModel], cap, *, keep_latest: bool, width: int |
             stop = StopReason.FRAME_LIMIT
     except KeyboardInterrupt:
         stop = StopReason.INTERRUPTED
+    except BaseException:  # an error: its files are not finished videos, so none is left behind
+        for s in (sink, recorder):
+            if s is not None:
+                s.abort()
+        sink = recorder = None
+        raise
     finally:
         summary.seconds = time.perf_counter() - t_start
         if capture is not None:
