@@ -30,9 +30,11 @@ def test_bench_reference_gives_ratios(tiny_onnx, capsys):
                  "--reference"]) == 0
     out = capsys.readouterr().out
     assert "x ref" in out
-    ref = next(line for line in out.splitlines() if line.startswith("johnson (reference)"))
-    assert ref.rstrip().endswith("1.00x")
-    assert next(line for line in out.splitlines() if line.startswith("tiny")).rstrip().endswith("x")
+    ref, tiny = (next(line.split() for line in out.splitlines() if line.startswith(name))
+                 for name in ("johnson (reference)", "tiny"))
+    # the x ref column is the row's fps over the reference's at the same size
+    assert ref[-1] == "1.00x" and ref[2] == tiny[1] == "32x32"
+    assert float(tiny[-1].rstrip("x")) == pytest.approx(float(tiny[2]) / float(ref[3]), abs=0.006)
 
 
 def test_bench_smooth_adds_a_row_and_its_cost(tiny_onnx, capsys):

@@ -418,7 +418,8 @@ def test_d15_empty_input_is_an_error(tiny_onnx, tmp_path, capsys):
     writer.release()
     out = tmp_path / "w.mp4"
     _fails(capsys, ["webcam", "-m", str(tiny_onnx), "--source", str(empty), "--no-display", "--output", str(out)],
-           "")
+           "cannot read any frame from")
+    _fails(capsys, ["stylize", "-m", str(tiny_onnx), str(empty), "-o", str(out)], "cannot read any frame from video")
     assert not out.exists() and not _temps(tmp_path)
     (tmp_path / "nothing").mkdir()
     _fails(capsys, ["stylize", "-m", str(tiny_onnx), str(tmp_path / "nothing")], "no images")

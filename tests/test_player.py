@@ -307,8 +307,10 @@ def test_headless_smoothing_lowers_flicker_and_keeps_frames(tiny_onnx, tmp_path,
 
 
 def test_webcam_smooth_flag(tiny_onnx, synthetic_video, tmp_path, capsys):
-    out = tmp_path / "out.mp4"
-    assert main(["webcam", "-m", str(tiny_onnx), "--source", str(synthetic_video), "--no-display", "--frames", "5",
-                 "--smooth", "--output", str(out)]) == 0
+    argv = ["webcam", "-m", str(tiny_onnx), "--source", str(synthetic_video), "--no-display", "--frames", "5"]
+    assert main([*argv, "--smooth", "--output", str(tmp_path / "smooth.mp4")]) == 0
     assert "5 frames" in capsys.readouterr().out
-    assert len(read_video(out)[0]) == 5
+    assert main([*argv, "--output", str(tmp_path / "plain.mp4")]) == 0
+    smooth, plain = (read_video(tmp_path / f"{name}.mp4")[0] for name in ("smooth", "plain"))
+    assert len(smooth) == 5 and np.array_equal(smooth[0], plain[0])  # the first frame has no history
+    assert any(not np.array_equal(a, b) for a, b in zip(smooth[1:], plain[1:]))  # then smoothing starts

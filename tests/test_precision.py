@@ -70,10 +70,11 @@ def test_training_without_bf16_support_falls_back_to_fp32_with_a_notice(monkeypa
 
 def test_gram_matrix_stays_fp32_under_bf16_autocast():
     x = torch.rand(2, 8, 16, 16)
-    with autocast(CPU, "bf16"):
-        g = gram_matrix(x)
-    assert g.dtype == torch.float32
-    torch.testing.assert_close(g, gram_matrix(x))
+    for feats in (x, x.bfloat16()):  # fp32 features, and the bf16 ones that autocast's convolutions give
+        with autocast(CPU, "bf16"):
+            g = gram_matrix(feats)
+        assert g.dtype == torch.float32
+        torch.testing.assert_close(g, gram_matrix(feats.float()), rtol=0, atol=0)
 
 
 def test_bf16_losses_match_fp32_within_3_percent():

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 import pytest
-from conftest import synthetic_frames
+from conftest import read_video, synthetic_frames
 
 from fastnst import UserError
 from fastnst.cli import main
@@ -138,7 +138,10 @@ def test_models_lists_the_styles_inside_each_model(tiny_onnx, trio_onnx, capsys)
 
 def test_webcam_style_flag(trio_onnx, synthetic_video, tmp_path, capsys):
     argv = ["webcam", "-m", str(trio_onnx), "--source", str(synthetic_video), "--no-display", "--frames", "3"]
-    assert main([*argv, "--style", "b:1,c:1"]) == 0
-    assert "3 frames" in capsys.readouterr().out
+    for style in ("a", "b:1,c:1"):
+        assert main([*argv, "--style", style, "--output", str(tmp_path / f"{style}.mp4")]) == 0
+        assert "3 frames" in capsys.readouterr().out
+    first, blend = (read_video(tmp_path / f"{style}.mp4")[0] for style in ("a", "b:1,c:1"))
+    assert len(blend) == 3 and not any(np.array_equal(x, y) for x, y in zip(first, blend))  # it played the blend
     assert main([*argv, "--style", "z"]) == 2
     assert "unknown style z (styles: a, b, c)" in capsys.readouterr().err

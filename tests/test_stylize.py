@@ -86,16 +86,16 @@ def test_video_with_smooth_keeps_frames_and_size(tiny_onnx, synthetic_video, tmp
     assert any(not np.array_equal(a, b) for a, b in zip(plain, smooth))  # smoothing did something
 
 
-def test_several_models_give_several_outputs(tiny_onnx, synthetic_video, tmp_path):
-    other = tmp_path / "other.onnx"
-    other.write_bytes(tiny_onnx.read_bytes())
+def test_several_models_give_several_outputs(tiny_onnx, trio_onnx, synthetic_video, tmp_path):
     src = _image(tmp_path)
     out_dir = tmp_path / "out"
-    assert main(["stylize", "-m", str(tiny_onnx), "-m", str(other), str(src), str(synthetic_video),
+    assert main(["stylize", "-m", str(tiny_onnx), "-m", str(trio_onnx), str(src), str(synthetic_video),
                  "-o", str(out_dir)]) == 0
     names = sorted(p.name for p in out_dir.iterdir())
-    assert names == ["clip_other.mp4", "clip_tiny.mp4", "photo_other.png", "photo_tiny.png"]
-    assert len(read_video(out_dir / "clip_other.mp4")[0]) == 12
+    assert names == ["clip_tiny.mp4", "clip_trio.mp4", "photo_tiny.png", "photo_trio.png"]
+    assert len(read_video(out_dir / "clip_trio.mp4")[0]) == 12
+    tiny, trio = (cv2.imread(str(out_dir / f"photo_{m}.png")) for m in ("tiny", "trio"))
+    assert not np.array_equal(tiny, trio)  # each output is its own model's
 
 
 @pytest.mark.parametrize("args, message", [
