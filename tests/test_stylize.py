@@ -138,3 +138,25 @@ def test_real_photo(tiny_onnx, tmp_path):
     assert main(["stylize", "-m", str(tiny_onnx), str(src), "-o", str(tmp_path), "--size", "64"]) == 0
     out = tmp_path / f"{src.stem}_tiny{src.suffix}"
     assert cv2.imread(str(out)).shape == cv2.imread(str(src)).shape
+
+
+def test_load_image_takes_any_mode_as_it_looks(tmp_path):
+    from PIL import Image
+
+    from fastnst.play.images import load_image
+
+    rgba = np.zeros((4, 6, 4), np.uint8)
+    rgba[..., 0] = 255  # red, hidden under full transparency on the left half
+    rgba[:, 3:, 3] = 255
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
+    img = load_image(tmp_path / "a.png")
+    assert (img[:, :3] == 255).all() and (img[:, 3:] == [255, 0, 0]).all()  # transparent is white, not red
+    for name, deep, want in (("dark", [0, 200], [0, 1]), ("bright", [257 * 100, 65535], [100, 255])):
+        Image.fromarray(np.array([deep], np.uint16)).save(tmp_path / f"{name}.png")  # 16-bit grayscale
+        assert load_image(tmp_path / f"{name}.png")[0, :, 0].tolist() == want  # scaled by depth, not range
+    Image.new("L", (6, 4), 77).save(tmp_path / "g.png")
+    assert load_image(tmp_path / "g.png").shape == (4, 6, 3)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees to display
+    Image.new("RGB", (6, 4)).save(tmp_path / "r.jpg", exif=exif)
+    assert load_image(tmp_path / "r.jpg").shape == (6, 4, 3)

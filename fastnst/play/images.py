@@ -19,13 +19,17 @@ OUTPUT_IMAGE_SUFFIXES = IMAGE_SUFFIXES + (".tif", ".tiff")
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
-    """Any Pillow mode (L, P, RGBA, CMYK, 16-bit) -> 8-bit RGB, EXIF orientation applied."""
+    """Any Pillow mode (L, P, RGBA, CMYK, 16-bit) -> 8-bit RGB, EXIF orientation applied, and
+    transparency composited onto white (not the colours hidden under it)."""
     img = ImageOps.exif_transpose(img)
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-        # Pillow's convert() clips 16-bit values to 255 instead of scaling them.
+        # Pillow's convert() clips 16-bit values to 255 instead of scaling them. Mode I may hold
+        # 8-bit values (some TIFFs), so only there the range decides.
         arr = np.asarray(img, dtype=np.float32)
-        scale = 257.0 if arr.max() > 255 else 1.0
+        scale = 257.0 if img.mode != "I" or arr.max() > 255 else 1.0
         img = Image.fromarray(np.clip(arr / scale + 0.5, 0, 255).astype(np.uint8), "L")
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        img = Image.alpha_composite(Image.new("RGBA", img.size, "white"), img.convert("RGBA"))
     return img.convert("RGB")
 
 
