@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -171,14 +172,23 @@ def test_recording_snapshot_and_split_from_state(tiny_onnx, tmp_path):
     assert not list(tmp_path.glob(".*tmp*"))  # no temp files left behind
 
 
-def test_unplugged_camera_stops_with_summary_and_playable_recording(tiny_onnx, tmp_path):
+class SlowCamera(ListCapture):
+    """A camera that delivers a frame every 0.1 s (10 fps)."""
+
+    def read(self):
+        time.sleep(0.1)
+        return super().read()
+
+
+def test_unplugged_camera_stops_with_summary_and_a_recording_at_the_speed_seen(tiny_onnx, tmp_path):
     model = StyleModel(tiny_onnx)
     out = tmp_path / "rec.mp4"
-    summary = run_player([model], ListCapture(synthetic_frames(3)), keep_latest=True, width=None,
-                         display=False, output=out)
-    assert summary.frames >= 1 and summary.stop_reason is StopReason.SOURCE_LOST
-    frames, _ = read_video(out)
-    assert len(frames) == summary.frames
+    summary = run_player([model], SlowCamera(synthetic_frames(5)), keep_latest=True, width=None,
+                         display=False, output=out, fps=30.0)
+    assert summary.frames >= 2 and summary.stop_reason is StopReason.SOURCE_LOST
+    frames, fps = read_video(out)
+    # 10 frames a second into a 30 fps file: each shown frame fills the time until the next one
+    assert fps == pytest.approx(30.0) and len(frames) >= 3 * (summary.frames - 1) + 1
 
 
 class InterruptAfter(StyleModel):

@@ -287,7 +287,8 @@ def run_player(models: list[StyleModel], cap, *, keep_latest: bool, width: int |
     """Stylize frames from ``cap`` until the source ends, ``max_frames``, 'q' or Ctrl-C.
 
     ``keep_latest``: see ``CaptureThread`` (True for cameras). ``width``: the processing width
-    (None: the source's). ``output``: write every shown frame to this video (``fps`` frames/s).
+    (None: the source's). ``output``: write every shown frame to this video (``fps`` frames/s;
+    from a camera, each frame repeated or dropped so that the file plays at the speed it was seen).
     With ``display=False`` nothing is shown and no keys are read. The caller owns ``cap``.
     """
     state = dataclasses.replace(state or PlayerState(), styles=tuple(len(m.styles) for m in models))
@@ -331,8 +332,9 @@ def run_player(models: list[StyleModel], cap, *, keep_latest: bool, width: int |
             t4 = time.perf_counter()
             t3 = t2 + (0.0 if styled is small else pipeline.inference_ms / 1000)  # then post-process, split view
 
+            at = t_read if keep_latest else None  # a camera's files follow the wall clock, a video's its frames
             if sink:
-                sink.write(view)
+                sink.write(view, at)
             if state.recording and recorder is None:
                 recorder = VideoSink(_timestamped(record_dir, "fastnst", ".mp4"), fps, (view.shape[1], view.shape[0]))
                 log.info("recording to %s", recorder.path)
@@ -341,7 +343,7 @@ def run_player(models: list[StyleModel], cap, *, keep_latest: bool, width: int |
                     summary.outputs.append(path)
                 recorder = None
             if recorder:
-                recorder.write(view)
+                recorder.write(view, at)
             if state.snapshot:
                 summary.outputs.append(save_image(cv2.cvtColor(view, cv2.COLOR_BGR2RGB),
                                                   _timestamped(record_dir, "fastnst", ".png")))

@@ -89,9 +89,20 @@ class VideoSink:
         self._tmp = self._stack.enter_context(atomic_path(self.path))  # checks the folder now
         self._writer: cv2.VideoWriter | None = None
         self._aborted = False
+        self._t0: float | None = None
 
-    def write(self, frame: np.ndarray) -> None:
-        """Append one (H, W, 3) uint8 BGR frame."""
+    def write(self, frame: np.ndarray, at: float | None = None) -> None:
+        """Append one (H, W, 3) uint8 BGR frame. With ``at`` (its ``perf_counter()`` capture time;
+        for a camera, whose frames the player takes at its own pace), as many copies of it, or
+        none, as keep the file's clock on the wall clock: a recording plays at the speed it was seen."""
+        copies = 1
+        if at is not None:  # it fills the file up to the slot of its own time
+            self._t0 = at if self._t0 is None else self._t0
+            copies = int((at - self._t0) * self.fps) + 1 - self.frames
+        for _ in range(copies):
+            self._write(frame)
+
+    def _write(self, frame: np.ndarray) -> None:
         if self._writer is None:
             self.size = self.size or (frame.shape[1], frame.shape[0])
             with quiet_opencv():
