@@ -80,7 +80,7 @@ def _add_optimize(sub) -> None:
     p.add_argument("--init", default="content", help="content (default), noise, or an image path")
     p.add_argument("--size", type=int, help=f"output long side in pixels (default: {d.scales[-1]}; same as --scales N)")
     p.add_argument("--scales", metavar="S,S,...", help="coarse to fine long sides, e.g. 256,512; each starts from the previous result")
-    p.add_argument("--style-scale", type=float, default=d.style_scale, help="style image long side, as a multiple of the output's")
+    p.add_argument("--style-scale", type=float, default=d.style_scale, help="style image long side, as a multiple of each scale's (default: %(default)s)")
     p.add_argument(
         "--preserve-color", choices=("none", "luminance", "histogram"), default="none",
         help="keep the photo's colours: luminance-only transfer, or match the style's colours to the photo (Gatys et al. 2017)",

@@ -142,6 +142,8 @@ def test_holdout_scores_only_the_last_photos(models, photos, style):
     torch.manual_seed(0)
     (every,) = evaluate(models[0], photos, [style], size=32)
     assert every.images == 3 and every.losses["total"] != pytest.approx(last.losses["total"])
+    with pytest.raises(UserError, match="has only 3 images"):  # not a slice from the wrong end
+        evaluate(models[0], photos, [style], size=32, holdout=4)
 
 
 def test_cli_video_reports_warping_error_and_smoothing(models, tmp_path, capsys):

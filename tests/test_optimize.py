@@ -61,6 +61,12 @@ def test_coarse_to_fine_scales_and_noise_init():
     assert result.iterations == 5
 
 
+def test_every_lbfgs_iteration_is_an_update():
+    images = [optimize(_image(0), [_image(1)], _cfg(iterations=(n,)), progress=False, encoder=_encoder(_cfg())).image
+              for n in (1, 2, 3)]
+    assert not np.array_equal(images[0], images[1]) and not np.array_equal(images[1], images[2])
+
+
 def test_seeded_runs_are_repeatable():
     cfg = _cfg(init="noise", iterations=(3,), seed=7)
     a = optimize(_image(0), [_image(1)], cfg, progress=False, encoder=_encoder(cfg))
@@ -68,13 +74,18 @@ def test_seeded_runs_are_repeatable():
     np.testing.assert_array_equal(a.image, b.image)
 
 
-def test_preserve_color_luminance_keeps_the_photo_chroma():
-    cfg = _cfg(preserve_color="luminance", iterations=(4,))
+def test_preserve_color_luminance_keeps_the_photo_chroma_in_the_result_and_every_snapshot():
+    cfg = _cfg(preserve_color="luminance", scales=(24, 48), iterations=(2, 2), save_every=1)
     content = _image(0)
-    result = optimize(content, [_image(1)], cfg, progress=False, encoder=_encoder(cfg))
-    got = cv2.cvtColor(result.image, cv2.COLOR_RGB2YCrCb).astype(int)
-    want = cv2.cvtColor(content, cv2.COLOR_RGB2YCrCb).astype(int)
-    assert np.abs(got[..., 1:] - want[..., 1:]).mean() < 2.0
+    snapshots = []
+    result = optimize(content, [_image(1)], cfg, progress=False, encoder=_encoder(cfg),
+                      snapshot=lambda i, rgb: snapshots.append(rgb))
+    assert [s.shape[1] for s in snapshots] == [24, 24, 48, 48]
+    for image in [*snapshots, result.image]:
+        h, w = image.shape[:2]
+        got = cv2.cvtColor(image, cv2.COLOR_RGB2YCrCb).astype(int)
+        want = cv2.cvtColor(cv2.resize(content, (w, h), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2YCrCb).astype(int)
+        assert np.abs(got[..., 1:] - want[..., 1:]).mean() < 3.0
 
 
 def test_ctrl_c_gives_best_image_so_far():

@@ -130,6 +130,8 @@ def evaluate(model: str | os.PathLike, content: str | os.PathLike, styles: Seque
     cfg = train_config_of(runner.metadata, str(runner.path))
     style_paths = _style_paths(runner.styles, styles, cfg)
     paths = list_images(content)
+    if holdout and holdout > len(paths):
+        raise UserError(f"--holdout {holdout}: {content} has only {len(paths)} images")
     paths = paths[len(paths) - holdout:] if holdout else paths
     paths = paths[:limit]
     if not paths:

@@ -73,7 +73,8 @@ class PerceptualLoss(nn.Module):
         self.style_layers = dict(style_layers)
         self.content_weight, self.style_weight, self.tv_weight = content_weight, style_weight, tv_weight
         self.distill_weight = distill_weight
-        blend = torch.tensor(style_blend if style_blend is not None else [1.0] * len(styles), dtype=torch.float32)
+        blend = torch.tensor(style_blend if style_blend is not None else [1.0] * len(styles), dtype=torch.float32,
+                             device=styles[0].device if styles else None)  # beside the Grams of the styles
         if len(blend) != len(styles) or (blend < 0).any() or blend.sum() <= 0:
             raise ValueError("style_blend needs one non-negative weight per style image")
         self.register_buffer("blend", (blend / blend.sum())[None], persistent=False)  # (1, S)

