@@ -740,8 +740,8 @@ def _one_line(e: Exception, command: str) -> str:
     if isinstance(e, OSError):
         where = f": {e.filename}" if e.filename else ""
         return f"{e.strerror or first or kind.__name__}{where}"
-    if isinstance(e, MemoryError):
-        return "out of memory (try a smaller --size)"
+    if isinstance(e, MemoryError) or kind.__name__ == "OutOfMemoryError" or "can't allocate memory" in first:
+        return "out of memory (try a smaller --size)"  # Python's, torch's on a GPU, torch's CPU allocator
     if kind.__module__.startswith("cv2"):  # "OpenCV(5.0) /path/x.cpp:12: error: (-215) ... in function 'f'"
         return f"OpenCV: {first.partition(' error: ')[2] or first}"
     if kind.__module__.startswith("onnxruntime"):

@@ -453,3 +453,16 @@ def test_huge_photo_is_processed_at_most_at_the_default_cap(tiny_onnx, tmp_path,
     assert main(["stylize", "-m", str(tiny_onnx), str(src), "-o", str(tmp_path / "o.png")]) == 0
     assert max(seen[0][:2]) == DEFAULT_MAX_SIZE
     assert cv2.imread(str(tmp_path / "o.png")).shape == (20, 2400, 3)
+
+
+def test_running_out_of_memory_is_one_line_on_the_cpu_and_the_gpu():
+    torch = pytest.importorskip("torch")
+    from fastnst.cli import _one_line
+
+    try:
+        torch.empty(10**13)  # 40 TB: the CPU allocator refuses
+    except RuntimeError as e:
+        cpu = e
+    gpu = torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+    for e in (cpu, gpu, MemoryError()):
+        assert _one_line(e, "optimize") == "out of memory (try a smaller --size)"

