@@ -250,8 +250,11 @@ def optimize(
                     decay.step()
             x = pixels.detach() / PIXEL_UNITS  # the last update is not evaluated, but it is kept
             log.debug("scale %d: %d iterations, best total loss %.4g", scale, it_in_scale, best_total)
+        with torch.no_grad():  # score what will be written (clamped), not the unclamped iterate
+            x = pixels.detach().div(PIXEL_UNITS).clamp(0, 1)
+            with autocast(device, precision):
+                final = {k: v.item() for k, v in criterion(x, targets).items() if v.dim() == 0}
     except KeyboardInterrupt:
-        bar.close()
         if best is None:
             raise
         final_hw = _resize(content_rgb, cfg.scales[-1]).shape[:2]
@@ -260,12 +263,8 @@ def optimize(
         raise OptimizeInterrupted(
             OptimizeResult(image, first, {}, count, time.perf_counter() - start, history)
         ) from None
-    bar.close()
-
-    with torch.no_grad():  # score what will be written (clamped), not the unclamped iterate
-        x = pixels.detach().div(PIXEL_UNITS).clamp(0, 1)
-        with autocast(device, precision):
-            final = {k: v.item() for k, v in criterion(x, targets).items() if v.dim() == 0}
+    finally:
+        bar.close()
     return OptimizeResult(_finish(x, cfg, original), first, final, count, time.perf_counter() - start, history)
 
 
