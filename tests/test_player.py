@@ -191,41 +191,27 @@ def test_unplugged_camera_stops_with_summary_and_a_recording_at_the_speed_seen(t
     assert fps == pytest.approx(30.0) and len(frames) >= 3 * (summary.frames - 1) + 1
 
 
-class InterruptAfter(StyleModel):
-    """The real tiny model, with a Ctrl-C arriving during the ``n``-th inference."""
+class RaiseAt(StyleModel):
+    """The real tiny model, with ``error`` (a Ctrl-C, a model failure) raised during the ``n``-th inference."""
 
-    def __init__(self, path, n):
+    def __init__(self, path, n, error: BaseException):
         super().__init__(path)
-        self.n, self.calls = n, 0
+        self.n, self.calls, self.error = n, 0, error
 
     def run(self, frame):
         self.calls += 1
         if self.calls == self.n:
-            raise KeyboardInterrupt
+            raise self.error
         return super().run(frame)
 
 
 def test_ctrl_c_prints_summary_and_finalizes_output(tiny_onnx, tmp_path):
     out = tmp_path / "out.mp4"
-    summary = run_player([InterruptAfter(tiny_onnx, 4)], ListCapture(synthetic_frames(10)), keep_latest=False,
+    summary = run_player([RaiseAt(tiny_onnx, 4, KeyboardInterrupt())], ListCapture(synthetic_frames(10)), keep_latest=False,
                          width=None, display=False, output=out)
     assert summary.interrupted and summary.frames == 3
     assert len(read_video(out)[0]) == 3
     assert "3 frames" in summary.format()
-
-
-class FailAfter(StyleModel):
-    """The real tiny model, failing (as a model can: a UserError) during the ``n``-th inference."""
-
-    def __init__(self, path, n):
-        super().__init__(path)
-        self.n, self.calls = n, 0
-
-    def run(self, frame):
-        self.calls += 1
-        if self.calls == self.n:
-            raise UserError("the model failed")
-        return super().run(frame)
 
 
 class BrokenCapture(ListCapture):
@@ -240,7 +226,7 @@ class BrokenCapture(ListCapture):
 def test_an_error_mid_run_leaves_no_output_and_a_source_error_is_one_user_error(tiny_onnx, tmp_path):
     out = tmp_path / "out.mp4"
     with pytest.raises(UserError, match="the model failed"):
-        run_player([FailAfter(tiny_onnx, 4)], ListCapture(synthetic_frames(10)), keep_latest=False,
+        run_player([RaiseAt(tiny_onnx, 4, UserError("the model failed"))], ListCapture(synthetic_frames(10)), keep_latest=False,
                    width=None, display=False, output=out)
     assert list(tmp_path.iterdir()) == []  # neither the video nor its temp file
     with pytest.raises(UserError, match="reading the source failed: driver error"):
