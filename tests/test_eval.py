@@ -54,7 +54,7 @@ def _identity_model(path, metadata):
     graph = helper.make_graph([helper.make_node("Identity", ["frames"], ["stylized"])], "identity",
                               [helper.make_tensor_value_info("frames", TensorProto.UINT8, shape)],
                               [helper.make_tensor_value_info("stylized", TensorProto.UINT8, shape)])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)  # opset 17's IR: older onnxruntimes reject newer
     for k, v in metadata.items():
         model.metadata_props.add(key=k, value=v)
     onnx.save(model, str(path))

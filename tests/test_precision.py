@@ -49,6 +49,9 @@ def test_devices_that_are_not_there_are_one_line_errors(monkeypatch):
     assert pick_device("cuda") == torch.device("cuda", 0)
     with pytest.raises(UserError, match="has 1 CUDA GPU"):
         pick_device("cuda:3")
+    assert pick_device("auto", local_rank=0) == torch.device("cuda", 0)
+    with pytest.raises(UserError, match="process 1 of torchrun has no GPU: this machine has 1"):
+        pick_device("auto", local_rank=1)  # torchrun --nproc-per-node 2 on one GPU
 
 
 def test_forced_bf16_without_native_support_warns_once(monkeypatch, caplog):
@@ -72,7 +75,7 @@ def test_training_without_bf16_support_falls_back_to_fp32_with_a_notice(monkeypa
         Image.effect_noise((40, 40), 30 + 10 * i).convert("RGB").save(data / f"p{i}.png")
     Image.effect_noise((40, 40), 80).convert("RGB").save(tmp_path / "s.png")
     cfg = TrainConfig(styles=(str(tmp_path / "s.png"),), data=str(data), image_size=32, style_size=40, batch_size=2,
-                      steps=1, workers=0, run_dir=str(tmp_path / "run"), preview_every=0,
+                      steps=1, workers=0, run_dir=str(tmp_path / "run"), preview_every=0, device="cpu",
                       net=NetConfig(channels=(4, 8, 8), res_blocks=1), loss=TINY_LOSS)
     with caplog.at_level(logging.INFO, logger="fastnst.learn.train"):
         train(cfg, export=False)

@@ -20,7 +20,7 @@ def _onnx_model(path, elem_type: str, shape: list):
     graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
                               [helper.make_tensor_value_info("x", t, shape)],
                               [helper.make_tensor_value_info("y", t, shape)])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(path))  # opset 17's IR
     return path
 
 

@@ -16,11 +16,9 @@ log = logging.getLogger(__name__)
 def pick_device(name: str, local_rank: int = 0) -> torch.device:
     """"auto" -> cuda (this rank's GPU), then mps, then cpu; an explicit device must be available."""
     if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", local_rank)
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
+        if not torch.cuda.is_available():
+            return torch.device("mps" if torch.backends.mps.is_available() else "cpu")
+        name = "cuda"
     try:
         device = torch.device(name)
     except RuntimeError:
@@ -32,7 +30,11 @@ def pick_device(name: str, local_rank: int = 0) -> torch.device:
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", local_rank)
     if device.type == "cuda" and device.index >= torch.cuda.device_count():
-        raise UserError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA GPU(s), cuda:0 and up")
+        count = torch.cuda.device_count()
+        if device.index == local_rank > 0:  # torchrun: one process per GPU
+            raise UserError(f"process {local_rank} of torchrun has no GPU: this machine has {count}; "
+                            f"start at most {count} processes per machine (--nproc-per-node) or use --device cpu")
+        raise UserError(f"--device {name}: this machine has {count} CUDA GPU(s), cuda:0 and up")
     return device
 
 
