@@ -19,6 +19,7 @@ import logging
 import math
 import os
 import signal
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -282,7 +283,9 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, rank: int, world: int,
     from tqdm.auto import tqdm
 
     n_styles = cfg.net.styles
-    bar = tqdm(total=total_steps, initial=step, unit="step", dynamic_ncols=True, disable=rank != 0)
+    # Redrawn ten times a second on a terminal, once a minute into a log file (nohup, a cluster job).
+    bar = tqdm(total=total_steps, initial=step, unit="step", dynamic_ncols=True, disable=rank != 0,
+               mininterval=0.1 if sys.stderr.isatty() else 60)
     # Sums since the last metrics row, in the layout of the step's all_reduce vector below, except
     # that slot 4 counts the steps (the vector's slot 4 is the stop request).
     sums, t_log, last = torch.zeros(5 + 2 * n_styles, dtype=torch.float64), time.perf_counter(), {}
