@@ -417,8 +417,8 @@ def _add_stylize(sub) -> None:
                    "<input>_<model>.<ext>, videos .mp4. With one input and one model, a file name "
                    "(out.jpg, out.mp4) also works; with --sheet, the sheet's image file")
     p.add_argument("--style", metavar="NAME|NAME:W,NAME:W",
-                   help="a style of a multi-style model, or a blend (a:0.7,b:0.3); with several --model, the "
-                        "model that has it (see `fastnst models`)")
+                   help="a style of a multi-style model, or a blend (a:0.7,b:0.3); with several --model, each "
+                        "model that has it writes its output (see `fastnst models`)")
     p.add_argument("--sheet", metavar="PHOTO", help="render PHOTO in every style of the models, as one "
                    "labelled grid written to -o SHEET.png (--size: each cell's long side, default at most 512)")
     p.add_argument("--blend", metavar="A,B", help="with --sheet: one row from style A to style B "
@@ -435,7 +435,7 @@ def _add_stylize(sub) -> None:
 
 
 def _run_stylize(args) -> int:
-    from fastnst.play.runtime import StyleModel, select_style
+    from fastnst.play.runtime import StyleModel, models_with_style
     from fastnst.play.stylize import StylizeInterrupted, style_sheet, stylize_files
 
     if args.sheet and (args.inputs or args.style or not args.output_dir):
@@ -449,10 +449,11 @@ def _run_stylize(args) -> int:
     if args.sheet:
         print(style_sheet(models, args.sheet, args.output_dir, args.size, args.blend))
         return 0
-    if args.style:  # the model that has the style plays it
-        i, weights = select_style(models, args.style)
-        models[i].set_style(weights)
-        models = [models[i]]
+    if args.style:  # each model that has the style plays it
+        found = models_with_style(models, args.style)
+        for i, weights in found:
+            models[i].set_style(weights)
+        models = [models[i] for i, _ in found]
     written = []
     try:
         written = stylize_files(models, args.inputs, args.output_dir or ".", args.size, args.strength, args.preserve_color,

@@ -71,12 +71,20 @@ def test_a_name_picks_the_model_that_has_it(tiny_onnx, trio_onnx):
         select_style(models, "tiny,a")
 
 
-def test_stylize_style_writes_that_style_of_the_model_that_has_it(tiny_onnx, trio_onnx, tmp_path, capsys):
+def test_stylize_style_writes_that_style_of_each_model_that_has_it(tiny_onnx, trio_onnx, tmp_path, capsys):
     photo = _photo(tmp_path)
     out = tmp_path / "out.png"
     assert main(["stylize", "-m", str(tiny_onnx), "-m", str(trio_onnx), "--style", "c", str(photo), "-o", str(out),
                  "--size", "48"]) == 0  # at the photo's own size
     np.testing.assert_array_equal(cv2.imread(str(out)), _session_run(trio_onnx, cv2.imread(str(photo)), [0, 0, 1]))
+    twin = tmp_path / "twin.onnx"  # a second model with style c: both write, tiny (no c) does not
+    twin.write_bytes(trio_onnx.read_bytes())
+    outs = tmp_path / "outs"
+    assert main(["stylize", "-m", str(tiny_onnx), "-m", str(trio_onnx), "-m", str(twin), "--style", "b:1,c:1",
+                 str(photo), "-o", str(outs), "--size", "48"]) == 0
+    assert sorted(p.name for p in outs.iterdir()) == ["photo_trio.png", "photo_twin.png"]
+    for p in outs.iterdir():
+        np.testing.assert_array_equal(cv2.imread(str(p)), _session_run(trio_onnx, cv2.imread(str(photo)), [0, 0.5, 0.5]))
 
 
 def test_player_loop_plays_the_state_style(tiny_onnx, trio_onnx):

@@ -258,16 +258,22 @@ def parse_style_spec(spec: str, names: list[str], flag: str = "--style") -> np.n
     return weights / weights.sum()
 
 
-def select_style(models: list[StyleModel], spec: str, flag: str = "--style") -> tuple[int, np.ndarray]:
-    """The first of ``models`` that has every style ``spec`` names (see ``parse_style_spec``), and its weights."""
+def models_with_style(models: list[StyleModel], spec: str, flag: str = "--style") -> list[tuple[int, np.ndarray]]:
+    """(index, weights) of each of ``models`` that has every style ``spec`` names (see
+    ``parse_style_spec``); a UserError when none has."""
     valid = list(dict.fromkeys(s for m in models for s in m.styles))
     items = _style_items(spec, valid, flag)
-    for i, model in enumerate(models):
-        if set(items) <= set(model.styles):
-            return i, parse_style_spec(spec, model.styles, flag)
-    missing = [n for n in items if n not in valid]
-    why = f"unknown style {missing[0]}" if missing else "no model has all of these styles"
-    raise UserError(f"{flag} {spec!r}: {why} (styles: {', '.join(valid)})")
+    found = [(i, parse_style_spec(spec, m.styles, flag)) for i, m in enumerate(models) if set(items) <= set(m.styles)]
+    if not found:
+        missing = [n for n in items if n not in valid]
+        why = f"unknown style {missing[0]}" if missing else "no model has all of these styles"
+        raise UserError(f"{flag} {spec!r}: {why} (styles: {', '.join(valid)})")
+    return found
+
+
+def select_style(models: list[StyleModel], spec: str, flag: str = "--style") -> tuple[int, np.ndarray]:
+    """The first of ``models`` that has every style ``spec`` names, and its weights."""
+    return models_with_style(models, spec, flag)[0]
 PROBE_SIDES = (16, 32, 64)  # probe frames' short sides (long side 1.5x), smallest first
 
 
