@@ -20,7 +20,7 @@ from fastnst.config import NET_PRESETS, LossConfig, TrainConfig
 from fastnst.learn.data import to_tensor
 from fastnst.learn.losses import PerceptualLoss
 from fastnst.learn.nets import TransformNet
-from fastnst.learn.checkpoint import CHECKPOINT_NAME, load_checkpoint, net_of, resume_config, save_checkpoint
+from fastnst.learn.checkpoint import CHECKPOINT_NAME, config_of, load_checkpoint, net_of, resume_config, save_checkpoint
 from fastnst.learn.train import TrainingDiverged, lr_at, train
 
 TINY_NET = replace(NET_PRESETS["johnson"], channels=(4, 8, 8), res_blocks=1)
@@ -91,7 +91,7 @@ def test_resume_is_exact(setup, stability):
     with open(tmp / "b" / "metrics.jsonl", "a") as f:
         f.write('{"time": 1795675342.5, "st')  # a line cut short by kill -9
     ckpt = load_checkpoint(tmp / "b")
-    resumed = train(resume_config(ckpt, {"steps": 6}), resume=tmp / "b", export=False)
+    resumed = train(resume_config(ckpt, {"steps": 6, "device": "cpu"}), resume=tmp / "b", export=False)
     assert resumed.step == 6
     for (k, a), b in zip(straight.net.state_dict().items(), resumed.net.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=k)
@@ -100,11 +100,16 @@ def test_resume_is_exact(setup, stability):
     np.testing.assert_allclose(metrics[0], metrics[1], rtol=1e-5)
 
 
-def test_resume_refuses_to_change_the_run(setup):
+def test_resume_refuses_to_change_the_run_but_not_the_machine(setup):
     cfg, tmp = setup
-    train(replace(cfg, steps=1), export=False)
+    train(replace(cfg, steps=1, device="cpu", workers=0), export=False)
+    ckpt = load_checkpoint(cfg.run_dir)
     with pytest.raises(UserError, match="lr"):
-        resume_config(load_checkpoint(cfg.run_dir), {"steps": 4, "lr": 0.5})
+        resume_config(ckpt, {"steps": 4, "lr": 0.5})
+    # device and workers were this machine's: elsewhere the run starts from the defaults again
+    moved = resume_config(ckpt, {"steps": 4})
+    assert (moved.device, moved.workers) == (TrainConfig().device, TrainConfig().workers) != ("cpu", 0)
+    assert resume_config(ckpt, {"device": "cpu", "workers": 0}) == replace(config_of(ckpt), device="cpu", workers=0)
 
 
 def test_cosine_schedule_decays_the_lr_to_zero_and_the_optimizer_follows_it(setup):

@@ -27,6 +27,9 @@ CHECKPOINT_NAME = "checkpoint.pt"
 # Fields a resumed run may change; anything else must match the checkpoint's config.
 RESUMABLE_FIELDS = {"steps", "epochs", "device", "precision", "workers", "checkpoint_every", "preview_every",
                     "log_every", "output", "int8"}
+# The machine's, not the run's: a run resumed elsewhere (a GPU box, then a laptop) starts from the
+# defaults (device auto) unless the command line gives them again.
+MACHINE_FIELDS = ("device", "workers")
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> Path:
@@ -105,6 +108,7 @@ def resume_config(ckpt: dict[str, Any], overrides: dict[str, Any]) -> TrainConfi
     Only RESUMABLE_FIELDS may change: the rest must match, or the run would not be a continuation."""
     cfg = config_of(ckpt)
     saved = to_dict(cfg)
+    cfg = replace(cfg, **{k: getattr(TrainConfig(), k) for k in MACHINE_FIELDS})
     changed = []
     for k, v in overrides.items():
         if v is None or k in RESUMABLE_FIELDS:
