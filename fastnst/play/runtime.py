@@ -274,6 +274,8 @@ def models_with_style(models: list[StyleModel], spec: str, flag: str = "--style"
 def select_style(models: list[StyleModel], spec: str, flag: str = "--style") -> tuple[int, np.ndarray]:
     """The first of ``models`` that has every style ``spec`` names, and its weights."""
     return models_with_style(models, spec, flag)[0]
+
+
 PROBE_SIDES = (16, 32, 64)  # probe frames' short sides (long side 1.5x), smallest first
 
 
