@@ -84,7 +84,7 @@ def test_training_lowers_the_loss_and_writes_the_run_folder(setup):
 
 @pytest.mark.parametrize("stability", [0.0, 1.0])  # the stability term draws shifts and noise from torch's RNG
 def test_resume_is_exact(setup, stability):
-    cfg, tmp = setup  # exact on the CPU; a GPU's TF32 and atomic-add kernels are not reproducible
+    cfg, tmp = setup  # exact on the CPU; on an H200 the two runs differed beyond these tolerances
     cfg = replace(cfg, device="cpu", loss=replace(cfg.loss, stability_weight=stability))
     straight = train(replace(cfg, run_dir=str(tmp / "a")), export=False)
     train(replace(cfg, steps=3, run_dir=str(tmp / "b")), export=False)
