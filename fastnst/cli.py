@@ -630,7 +630,8 @@ def _add_eval(sub) -> None:
                    help="of the VGG that scores the photos: fp32 (default, so figures compare across machines), "
                    "bf16 or auto")
     p.add_argument("--holdout", type=_at_least(1), metavar="N", help="use only the last N photos of --content")
-    p.add_argument("--size", help="photos: square size in pixels (default 256); video: WxH (default 640x480)")
+    p.add_argument("--size", help="photos: square size in pixels (default 256); video: WxH every frame is resized to, "
+                   "aspect ratio not kept (default 640x480)")
     p.add_argument("--limit", type=int, help="use only the first N photos")
     p.add_argument("--gatys", type=int, default=0, metavar="N",
                    help="also run `fastnst optimize` for N L-BFGS iterations per photo with the same loss (the quality reference)")
