@@ -1,6 +1,6 @@
 """The training loss of one run, or two runs of the same recipe side by side, from their metrics.jsonl.
 
-Prints the mean logged ``total`` over each window of steps (a row ending at step s belongs to the
+Prints the mean logged ``total`` (or ``--key content``/``style``) over each window of steps (a row ending at step s belongs to the
 window that holds s) and, for two runs, the ratio of the second to the first, the number of
 logged rows that are identical in both (content, style per painting, total) and the last of them.
 
@@ -27,6 +27,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("runs", nargs="+", help="one or two run folders")
     p.add_argument("--windows", required=True, help="window edges in steps, e.g. 7500,8000,9000")
+    p.add_argument("--key", choices=("total", "content", "style"), default="total", help="the logged loss to average")
     args = p.parse_args(argv)
     runs = [rows(r) for r in args.runs[:2]]
     steps = sorted(set.intersection(*(set(r) for r in runs)))
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     edges = [int(e) for e in args.windows.split(",")]
     for lo, hi in zip(edges, edges[1:]):
         window = [s for s in steps if lo < s <= hi]
-        means = [statistics.mean(r[s]["total"] for s in window) for r in runs]
+        means = [statistics.mean(r[s][args.key] for s in window) for r in runs]
         ratio = f"  {means[1] / means[0] - 1:+.2%}" if len(means) == 2 else ""
         print(f"steps {lo}-{hi}: " + "  ".join(f"{m:.4g}" for m in means) + ratio)
 
