@@ -174,7 +174,7 @@ def write_recipe(cfg, path):
     ("bad-output", "output folder does not exist"),
     ("bad-resume", "not a fastnst checkpoint"),
     ("teacher-without-weight", "distillation needs both --teacher"),
-    ("missing-teacher", "no fastnst run, checkpoint or model"),
+    ("missing-teacher", "fastnst run, checkpoint or model not found"),
 ])
 def test_bad_input_fails_before_training(setup, capsys, case, message):
     cfg, tmp = setup

@@ -67,15 +67,12 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
 def model_file(path: str | os.PathLike) -> Path | None:
     """The ONNX model ``path`` names (a .onnx file, or a shipped name that is not a path here),
     None for a run folder or checkpoint file; UserError if it names nothing."""
-    from fastnst.play.runtime import shipped_models
+    from fastnst.play.runtime import resolve_model
 
     p = Path(path)
     if p.exists():
         return p if p.suffix.lower() == ".onnx" else None
-    shipped = shipped_models()
-    if str(path) not in shipped:
-        raise UserError(f"no fastnst run, checkpoint or model at {path} (shipped: {', '.join(shipped) or 'none'})")
-    return shipped[str(path)]
+    return resolve_model(p, what="fastnst run, checkpoint or model")
 
 
 def load_trained(path: str | os.PathLike) -> dict[str, Any]:

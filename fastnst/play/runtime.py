@@ -61,8 +61,9 @@ def card_summary(card: Path) -> str:
     return next((line for line in lines if line and not line.startswith(("#", "-", "*", "|", ">", "<!--", "```"))), "")
 
 
-def resolve_model(name_or_path: str | os.PathLike) -> Path:
-    """A model argument -> an ONNX file: an existing path, else a style shipped in ``fastnst.models``."""
+def resolve_model(name_or_path: str | os.PathLike, what: str = "model") -> Path:
+    """A model argument -> an ONNX file: an existing path, else a style shipped in ``fastnst.models``.
+    ``what`` names the argument in the error."""
     path = Path(name_or_path)
     if path.is_file():
         return path
@@ -70,7 +71,7 @@ def resolve_model(name_or_path: str | os.PathLike) -> Path:
     if path.suffix == "" and len(path.parts) == 1 and path.name in shipped:
         return shipped[path.name]
     hint = f"shipped models: {', '.join(shipped)}" if shipped else "no shipped models are installed"
-    raise UserError(f"model not found: {name_or_path} ({hint})")
+    raise UserError(f"{what} not found: {name_or_path} ({hint})")
 
 
 def default_threads() -> int:
