@@ -2,7 +2,7 @@
 timed side by side (interleaved rounds, one 640x480 frame, 2 intra-op threads), with their
 mean distance from the float model on 8 held-out photos.
 
-    python tests/benchmarks/int8_variants.py models/scream.onnx --photos ../shared/data/content
+    python tests/benchmarks/int8_variants.py models/shipwreck.onnx --photos ../shared/data/content
 
 fastnst.learn.quantize ships "QDQ, Conv only, moving-average ranges".
 """
@@ -32,7 +32,7 @@ VARIANTS = {
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("model", help="a float ONNX model, e.g. models/scream.onnx")
+    p.add_argument("model", help="a float ONNX model, e.g. models/shipwreck.onnx")
     p.add_argument("--photos", default="../shared/data/content",
                    help="folder of .jpg photos: the first 32 calibrate, the last 8 are held out (default: %(default)s)")
     a = p.parse_args(argv)
