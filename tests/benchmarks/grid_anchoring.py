@@ -61,8 +61,8 @@ def main() -> None:
     frame = cv2.imread(a.frame)
     y0, y1, x0, x1 = a.area
     print(f"{'model/style':40s} " + " ".join(f"s={s:<5d}" for s in SHIFTS) + "  texture  period 8")
-    print(f"{'(the input frame)':40s} " + " " * 8 * len(SHIFTS)
-          + f"  {np.abs(texture(frame)[y0:y1, x0:x1]).mean():7.2f}  {period_peak(texture(frame)[y0:y1, x0:x1]):8.3f}")
+    tex = texture(frame)[y0:y1, x0:x1]
+    print(f"{'(the input frame)':40s} " + " " * 8 * len(SHIFTS) + f"  {np.abs(tex).mean():7.2f}  {period_peak(tex):8.3f}")
     for name in a.model:
         model = StyleModel(name, provider="cpu")
         for i, style in enumerate(model.styles):
