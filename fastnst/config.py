@@ -30,7 +30,8 @@ class NetConfig:
     faster but lets the net find the frame border and paint bands along it (docs/results)."""
 
     arch: str = "fast"
-    channels: tuple[int, int, int] = (16, 32, 64)  # stem, after 1st down, after 2nd down
+    # Stem, then one per inner stride-2 down: 3 put the residual blocks at H/8, 2 at H/4 (stride2 stem).
+    channels: tuple[int, ...] = (16, 32, 64)
     res_blocks: int = 3
     end_kernel: int = 4  # stem and output kernel (Johnson: 9x9); odd for stem "conv", even for "stride2"
     upsample: str = "nearest"  # nearest resize + conv (Odena et al. 2016) | "bilinear" | "shuffle" | "deconv"

@@ -302,7 +302,7 @@ def photos(tmp_path):
     (["--workers", "-1"], "workers must be at least 0"),
     ('image_size = "big"\n', "image_size must be an integer"),
     (b"style_size = 64 # \xff\xfe\n", "is not valid TOML"),
-    ("[net]\nchannels = [16, 32]\n", "net.channels must have 3 items"),
+    ("[net]\nchannels = [16]\n", "channels must have 2 or 3 items"),
     ('[net]\nupsample = "cubic"\n', "unknown upsample mode 'cubic'"),
     ("[net]\nend_kernel = 3\n", "stride2 stem needs an even end_kernel"),
     (["--style", "nope.jpg"], "style image not found"),

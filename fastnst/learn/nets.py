@@ -159,6 +159,8 @@ class Upsample(nn.Module):
 
 class TransformNet(nn.Module):
     """Encoder (stem + two stride-2 convs), residual blocks, decoder (two upsamplings + out conv).
+    With two ``channels`` instead of three, one stride-2 conv and one upsampling: the residual
+    blocks run at a quarter of the stem's resolution instead of an eighth.
 
     ``stem="conv"``: a stride-1 ``end_kernel`` conv stem and output conv at full resolution
     (Johnson). ``stem="stride2"``: the stem is a stride-2 ``end_kernel`` conv (a learned
@@ -180,8 +182,11 @@ class TransformNet(nn.Module):
             raise ValueError(f"a {cfg.stem} stem needs {parity} end_kernel, got {k}")
         if cfg.styles < 1:
             raise ValueError(f"a net needs at least one style, got {cfg.styles}")
+        if len(cfg.channels) not in (2, 3):
+            raise ValueError(f"channels must have 2 or 3 items (the stem's, then one per stride-2 conv "
+                             f"inside), got {list(cfg.channels)}")
         self.cfg = cfg
-        c1, c2, c3 = cfg.channels
+        c1, c2, c3 = (*cfg.channels, None)[:3]  # c3 None: no second stride-2 conv
         pad, n = cfg.padding, cfg.styles
         if cfg.stem == "conv":
             self.edge_pad = (0, 0)
@@ -198,11 +203,12 @@ class TransformNet(nn.Module):
             ep, eq = self.edge_pad
             self.stem = ConvNormAct(3, c1, k, stride=2, pad_mode="zeros", pad=p - ep, styles=n)
             self.out = nn.ConvTranspose2d(c1, 3, k, stride=2, padding=p + 2 * eq)
-        self.blur1, self.blur2 = (Blur(c1), Blur(c2)) if cfg.antialias else (nn.Identity(), nn.Identity())
+        # Built in this order (the order the seed's random init follows) whatever the depth.
+        self.blur1, self.blur2 = (Blur(c1), Blur(c2) if c3 else None) if cfg.antialias else (nn.Identity(), nn.Identity())
         self.down1 = ConvNormAct(c1, c2, 3, stride=2, pad_mode=pad, styles=n)
-        self.down2 = ConvNormAct(c2, c3, 3, stride=2, pad_mode=pad, styles=n)
-        self.res = nn.ModuleList([ResidualBlock(c3, cfg.block, pad, n) for _ in range(cfg.res_blocks)])
-        self.up1 = Upsample(c3, c2, cfg.upsample, pad, n)
+        self.down2 = ConvNormAct(c2, c3, 3, stride=2, pad_mode=pad, styles=n) if c3 else None
+        self.res = nn.ModuleList([ResidualBlock(c3 or c2, cfg.block, pad, n) for _ in range(cfg.res_blocks)])
+        self.up1 = Upsample(c3, c2, cfg.upsample, pad, n) if c3 else None
         self.up2 = Upsample(c2, c1, cfg.upsample, pad, n)
 
     def norms(self) -> list[CondInstanceNorm]:
@@ -224,11 +230,13 @@ class TransformNet(nn.Module):
         input comes already padded by ``edge_pad[0]`` on each side: (B, 3, H + 2p, W + 2p))."""
         style = self.style_weights(style, x.shape[0]).to(x.device)  # (B or 1, N)
         s1 = self.stem(x, style)  # (B, c1, H, W), or (B, c1, H/2, W/2) for a stride2 stem
-        s2 = self.down1(self.blur1(s1), style)  # (B, c2, ceil(h1/2), ceil(w1/2))
-        y = self.down2(self.blur2(s2), style)  # (B, c3, ceil(h1/4), ceil(w1/4))
+        s2 = y = self.down1(self.blur1(s1), style)  # (B, c2, ceil(h1/2), ceil(w1/2))
+        if self.down2 is not None:
+            y = self.down2(self.blur2(s2), style)  # (B, c3, ceil(h1/4), ceil(w1/4))
         for block in self.res:
             y = block(y, style)
-        y = self.up1(y, s2.shape[-2:], style)  # (B, c2, *s2 size)
+        if self.up1 is not None:
+            y = self.up1(y, s2.shape[-2:], style)  # (B, c2, *s2 size)
         y = self.up2(y, s1.shape[-2:], style)  # (B, c1, *s1 size)
         if self.edge_pad[1]:
             y = F.pad(y, (self.edge_pad[1],) * 4, mode="replicate")
