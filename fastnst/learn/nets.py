@@ -204,7 +204,8 @@ class TransformNet(nn.Module):
             self.stem = ConvNormAct(3, c1, k, stride=2, pad_mode="zeros", pad=p - ep, styles=n)
             self.out = nn.ConvTranspose2d(c1, 3, k, stride=2, padding=p + 2 * eq)
         # Built in this order (the order the seed's random init follows) whatever the depth.
-        self.blur1, self.blur2 = (Blur(c1), Blur(c2) if c3 else None) if cfg.antialias else (nn.Identity(), nn.Identity())
+        self.blur1 = Blur(c1) if cfg.antialias else nn.Identity()
+        self.blur2 = Blur(c2) if cfg.antialias and c3 else nn.Identity()
         self.down1 = ConvNormAct(c1, c2, 3, stride=2, pad_mode=pad, styles=n)
         self.down2 = ConvNormAct(c2, c3, 3, stride=2, pad_mode=pad, styles=n) if c3 else None
         self.res = nn.ModuleList([ResidualBlock(c3 or c2, cfg.block, pad, n) for _ in range(cfg.res_blocks)])
