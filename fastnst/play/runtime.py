@@ -71,20 +71,15 @@ def resolve_model(name_or_path: str | os.PathLike, what: str = "model") -> Path:
     if path.suffix == "" and len(path.parts) == 1 and path.name in shipped:
         return shipped[path.name]
     for stem, file in shipped.items():  # a style inside a shipped multi-style model?
-        if path.name in _style_names(file):
+        try:
+            styles = StyleModel(file, "cpu", threads=1).styles
+        except UserError:
+            continue
+        if len(styles) > 1 and path.name in styles:
             raise UserError(f"{what} not found: {name_or_path} is a style of the shipped model {stem} "
                             f"(--model {stem} --style {path.name})")
     hint = f"shipped models: {', '.join(shipped)}" if shipped else "no shipped models are installed"
     raise UserError(f"{what} not found: {name_or_path} ({hint})")
-
-
-def _style_names(path: Path) -> list[str]:
-    """The ``fastnst.styles`` metadata of an ONNX file, [] when it has none or cannot be read."""
-    try:
-        meta = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_modelmeta()
-        return json.loads(meta.custom_metadata_map.get("fastnst.styles", "[]"))
-    except Exception:  # noqa: BLE001 - only a hint in an error message
-        return []
 
 
 def default_threads() -> int:

@@ -39,16 +39,16 @@ def texture(img: np.ndarray) -> np.ndarray:
     return img - cv2.GaussianBlur(img, (0, 0), 4)
 
 
-def period_peak(tex: np.ndarray, lag: int = GRID) -> float:
-    """How strongly a (h, w, 3) texture repeats every ``lag`` px: its normalised autocorrelation
-    at ``lag`` minus the mean at ``lag`` - 1 and ``lag`` + 1, the largest over ``DIRECTIONS``."""
+def period_peak(tex: np.ndarray) -> float:
+    """How strongly a (h, w, 3) texture repeats every ``GRID`` px: its normalised autocorrelation
+    at ``GRID`` minus the mean at ``GRID`` - 1 and ``GRID`` + 1, the largest over ``DIRECTIONS``."""
     t = tex.mean(axis=2)
     t = t - t.mean()
     spec = np.fft.rfft2(t, s=(2 * t.shape[0], 2 * t.shape[1]))  # zero-padded: no wrap-around
     ac = np.fft.irfft2(np.abs(spec) ** 2, s=(2 * t.shape[0], 2 * t.shape[1]))
     ac = ac / ac[0, 0]
     at = lambda k, dy, dx: ac[k * dy, k * dx]  # negative indices wrap to negative lags
-    return max(at(lag, dy, dx) - (at(lag - 1, dy, dx) + at(lag + 1, dy, dx)) / 2 for dy, dx in DIRECTIONS)
+    return max(at(GRID, dy, dx) - (at(GRID - 1, dy, dx) + at(GRID + 1, dy, dx)) / 2 for dy, dx in DIRECTIONS)
 
 
 def main() -> None:
