@@ -398,8 +398,8 @@ def _log_row(run_dir: Path, step: int, sums: torch.Tensor, names: tuple[str, ...
     img_s = n_steps * per_step / seconds
     _append_metrics(run_dir / "metrics.jsonl", {"step": step, **row, "images_per_s": img_s,
                                                 **({"style_by_name": per_style} if n > 1 else {})})
-    styles = {f"s_{k}": f"{v:.2g}" for k, v in per_style.items()} if n > 1 else {"s": f"{row['style']:.3g}"}
-    bar.set_postfix(c=f"{row['content']:.3g}", **styles, img_s=f"{img_s:.1f}", refresh=False)
+    # One line however many styles: the mean style term here, each style's in metrics.jsonl.
+    bar.set_postfix(c=f"{row['content']:.3g}", s=f"{row['style']:.3g}", img_s=f"{img_s:.1f}", refresh=False)
     return row
 
 
