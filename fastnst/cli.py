@@ -258,7 +258,7 @@ def _train_overrides(args) -> dict:
     """CLI flags -> config overrides (None: not given, the recipe or default stays)."""
     from dataclasses import asdict
 
-    from fastnst.learn.nets import preset
+    from fastnst.config import preset
 
     flat = ("data", "data_split", "image_size", "style_size", "batch_size", "lr", "lr_schedule", "steps", "device", "precision",
             "seed", "workers", "checkpoint_every", "preview_every", "log_every", "run_dir", "output", "teacher",

@@ -52,6 +52,13 @@ NET_PRESETS: dict[str, NetConfig] = {
 }
 
 
+def preset(name: str) -> NetConfig:
+    """The named architecture (``--arch``, ``[net] arch``)."""
+    if name not in NET_PRESETS:
+        raise UserError(f"unknown architecture {name!r} (choose from {', '.join(NET_PRESETS)})")
+    return NET_PRESETS[name]
+
+
 @dataclass(frozen=True)
 class LossConfig:
     """Which VGG, which layers, which weights. Shared by train, optimize and eval; the defaults
@@ -195,9 +202,7 @@ def from_dict(cls: type, data: dict[str, Any], where: str = "", base: Any = None
         prefix = f"{where}." if where else ""
         raise UserError(f"unknown config key(s): {', '.join(prefix + k for k in unknown)}")
     if cls is NetConfig and "arch" in data:  # [net] arch = "johnson": start from that preset
-        if data["arch"] not in NET_PRESETS:
-            raise UserError(f"unknown architecture {data['arch']!r} (choose from {', '.join(NET_PRESETS)})")
-        base = NET_PRESETS[data["arch"]]
+        base = preset(data["arch"])
     values = {k: _coerce(hints[k], v, f"{where}.{k}".strip("."), _field_default(cls, k) if base is None else getattr(base, k))
               for k, v in data.items()}
     return dataclasses.replace(base, **values) if base is not None else cls(**values)

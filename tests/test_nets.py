@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from fastnst import UserError
-from fastnst.config import NetConfig
+from fastnst.config import NET_PRESETS, NetConfig, preset
 from fastnst.learn.export import FrameIO, export_onnx
-from fastnst.learn.nets import PRESETS, TransformNet, preset
+from fastnst.learn.nets import TransformNet
 
 TINY = {"channels": (4, 8, 8), "res_blocks": 1}
 SIZES = ((33, 47), (40, 64))  # odd and even
@@ -25,7 +25,7 @@ def tiny(cfg: NetConfig, seed: int = 0) -> TransformNet:
     return net
 
 
-@pytest.mark.parametrize("name", sorted(PRESETS))
+@pytest.mark.parametrize("name", sorted(NET_PRESETS))
 def test_presets_keep_size_in_range(name):
     net = tiny(preset(name))
     for h, w in SIZES + ((17, 9),):
@@ -44,7 +44,7 @@ OPTIONS = [{"stem": "conv", "end_kernel": 3}, {"stem": "stride2"}, {"upsample": 
 
 @pytest.mark.parametrize("changes", OPTIONS)
 def test_each_option_builds_runs_and_trains(changes):
-    cfg = dataclasses.replace(PRESETS["fast"], **changes)
+    cfg = dataclasses.replace(NET_PRESETS["fast"], **changes)
     net = tiny(cfg).train()
     x = torch.rand(2, 3, 33, 47)
     y = net(x)
@@ -58,7 +58,7 @@ def test_each_option_builds_runs_and_trains(changes):
                                      {"stem": "conv", "end_kernel": 4}, {"channels": (16,)}, {"channels": (8, 16, 32, 64)}])
 def test_bad_options_raise(changes):
     with pytest.raises(ValueError):
-        TransformNet(dataclasses.replace(PRESETS["fast"], **changes))
+        TransformNet(dataclasses.replace(NET_PRESETS["fast"], **changes))
 
 
 def test_blur_keeps_flat_maps_and_removes_the_finest_checkerboard():
@@ -80,7 +80,7 @@ def test_unknown_preset_is_a_user_error():
 
 def test_fast_preset_runs_everything_below_full_resolution():
     """Only the stem and output touch full resolution; the stem sees the frame at stride 2."""
-    net = TransformNet(PRESETS["fast"])
+    net = TransformNet(NET_PRESETS["fast"])
     seen = []
     hooks = [m.register_forward_hook(lambda m, i, o: seen.append((m, o.shape[-2:]))) for m in net.modules()
              if isinstance(m, torch.nn.Conv2d)]
@@ -105,7 +105,7 @@ def _reference(net: TransformNet, frames: np.ndarray) -> np.ndarray:
                                            ("fast", {"channels": (16, 32)})])
 def test_onnx_with_folded_io_matches_the_plain_net(tmp_path, name, changes):
     ort = pytest.importorskip("onnxruntime")
-    net = tiny(dataclasses.replace(PRESETS[name], **changes))
+    net = tiny(dataclasses.replace(NET_PRESETS[name], **changes))
     before = {k: v.clone() for k, v in net.state_dict().items()}
     path = export_onnx(net, tmp_path / f"{name}.onnx")
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -124,7 +124,7 @@ def test_onnx_with_folded_io_matches_the_plain_net(tmp_path, name, changes):
 
 def test_fast_onnx_has_no_full_resolution_transpose(tmp_path):
     onnx = pytest.importorskip("onnx")
-    path = export_onnx(tiny(PRESETS["fast"]), tmp_path / "fast.onnx")
+    path = export_onnx(tiny(NET_PRESETS["fast"]), tmp_path / "fast.onnx")
     nodes = onnx.load(str(path)).graph.node
     assert not {"DepthToSpace", "SpaceToDepth"} & {n.op_type for n in nodes}
     perms = [list(a.ints) for n in nodes if n.op_type == "Transpose" for a in n.attribute]
@@ -136,7 +136,7 @@ def test_only_zero_padding_marks_the_frame_border(padding, marked):
     """A flat grey frame: with edge padding, the stride-2 net's output is the same 2x2 tile
     everywhere, borders included, so it cannot paint anything position-dependent (such as a
     sky band along the top edge). With zero padding the border rows and columns differ."""
-    net = tiny(dataclasses.replace(PRESETS["fast"], padding=padding))
+    net = tiny(dataclasses.replace(NET_PRESETS["fast"], padding=padding))
     with torch.no_grad():
         y = net(torch.full((1, 3, 24, 32), 0.4))[0]  # (3, 24, 32)
     tile = y[:, 8:10, 8:10].repeat(1, 12, 16)  # an interior 2x2 tile over the whole frame

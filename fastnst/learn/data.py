@@ -139,9 +139,9 @@ class CropDataset(torch.utils.data.Dataset):
     fails to decode is replaced by the next one in the epoch's permutation.
     """
 
-    def __init__(self, source: Any, image_size: int, seed: int, min_side: int | None = None):
+    def __init__(self, source: Any, image_size: int, seed: int):
         self.source, self.size, self.seed = source, image_size, seed
-        self.min_side = min_side if min_side is not None else max(8, image_size // 2)
+        self.min_side = max(8, image_size // 2)
         self.n = len(source)
         self._perm: tuple[int, np.ndarray] | None = None  # (epoch, permutation) cache, per worker
 

@@ -167,7 +167,7 @@ def read_onnx(path: str | os.PathLike) -> tuple[nn.Module, TrainConfig]:
 
 
 def export_onnx(net: nn.Module, path: str | os.PathLike, metadata: dict[str, str] | None = None,
-                sample_size: tuple[int, int] = (64, 64), float_io: bool = False) -> Path:
+                float_io: bool = False) -> Path:
     """Export ``net`` (a TransformNet; moved to the CPU, eval mode) to ``path`` atomically.
 
     ``float_io=True`` exports the bare network instead (input ``image`` float32 (N, 3, H, W) RGB
@@ -180,10 +180,10 @@ def export_onnx(net: nn.Module, path: str | os.PathLike, metadata: dict[str, str
     net = net.cpu().eval()
     style = torch.full((net.cfg.styles,), 1.0 / net.cfg.styles)  # (S,)
     if float_io:
-        module, sample, io, inp = _FloatIO(net), torch.zeros(1, 3, *sample_size), FLOAT_IO_CONTRACT, FLOAT_INPUT_NAME
+        module, sample, io, inp = _FloatIO(net), torch.zeros(1, 3, 64, 64), FLOAT_IO_CONTRACT, FLOAT_INPUT_NAME
         axes = {0: "N", 2: "H", 3: "W"}
     else:
-        module, sample, io, inp = FrameIO(net), torch.zeros(1, *sample_size, 3, dtype=torch.uint8), IO_CONTRACT, INPUT_NAME
+        module, sample, io, inp = FrameIO(net), torch.zeros(1, 64, 64, 3, dtype=torch.uint8), IO_CONTRACT, INPUT_NAME
         axes = {0: "N", 1: "H", 2: "W"}
     with atomic_path(path) as tmp, warnings.catch_warnings():
         # The tracer's warnings (len() of a tensor, Slice folding) are about graphs that could differ
@@ -269,7 +269,8 @@ def export_model(net: nn.Module, path: str | os.PathLike, cfg: TrainConfig,
 def export_reference(path: str | os.PathLike) -> Path:
     """The original Johnson architecture with random weights (speed does not depend on them),
     exported to ``path``: the reference ``fastnst bench --reference`` compares with."""
-    from fastnst.learn.nets import TransformNet, preset
+    from fastnst.config import preset
+    from fastnst.learn.nets import TransformNet
 
     torch.manual_seed(0)
     return export_onnx(TransformNet(preset("johnson")), path, {"fastnst.style": "johnson (reference)"})

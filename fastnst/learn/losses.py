@@ -97,10 +97,6 @@ class PerceptualLoss(nn.Module):
     def _buf(layer: str) -> str:
         return f"gram_{layer}"
 
-    @property
-    def num_styles(self) -> int:
-        return self.blend.shape[1]
-
     def style_targets(self, style: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """{layer: (B or 1, C, C)} Gram targets for style weights (B, S) (None: the blend)."""
         mix = self.blend if style is None else style.float()  # (B, S)

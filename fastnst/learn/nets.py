@@ -19,17 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fastnst.config import NET_PRESETS, NetConfig
-
-PRESETS = NET_PRESETS  # defined in config.py, which the torch-free side can import
-
-
-def preset(name: str) -> NetConfig:
-    from fastnst import UserError
-
-    if name not in PRESETS:
-        raise UserError(f"unknown architecture {name!r} (choose from {', '.join(PRESETS)})")
-    return PRESETS[name]
+from fastnst.config import NetConfig
 
 
 class CondInstanceNorm(nn.Module):

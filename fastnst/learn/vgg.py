@@ -134,11 +134,10 @@ class VGGEncoder(nn.Module):
         self.features = nn.Sequential(*mods)
 
         self.caffe = weights == "caffe-vgg19"
-        mean, std = ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)) if self.caffe else (IMAGENET_MEAN, IMAGENET_STD)
-        if self.caffe:  # applied to BGR 0-255
-            mean = CAFFE_MEAN_BGR
+        # Caffe: BGR 0-255 minus the mean, no scaling; torchvision: RGB 0-1 standardized.
+        mean, std = (CAFFE_MEAN_BGR, None) if self.caffe else (IMAGENET_MEAN, IMAGENET_STD)
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", None if std is None else torch.tensor(std).view(1, 3, 1, 1), persistent=False)
         if weights is not None:
             self._load(weights)
         self.requires_grad_(False)
@@ -202,7 +201,7 @@ class VGGEncoder(nn.Module):
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) RGB [0, 1] -> the weights' own input space."""
         if self.caffe:
-            x = x.flip(1) * 255.0  # RGB -> BGR, 0-255
+            return x.flip(1) * 255.0 - self.mean  # RGB -> BGR, 0-255
         return (x - self.mean) / self.std
 
     def forward(self, x: torch.Tensor, layers: Sequence[str] | None = None) -> dict[str, torch.Tensor]:

@@ -145,13 +145,12 @@ class CaptureThread:
 
     ``keep_latest=True`` (cameras, streams): only the newest frame is kept, so latency never
     grows when inference is slower than the camera. ``keep_latest=False`` (video files): every
-    frame is delivered in order, read ahead up to ``queue_size`` frames.
+    frame is delivered in order, reading one frame ahead.
     """
 
-    def __init__(self, cap, keep_latest: bool, queue_size: int = 1, max_failures: int = 50):
+    def __init__(self, cap, keep_latest: bool, max_failures: int = 50):
         self._cap = cap
         self._keep_latest = keep_latest
-        self._max_size = 1 if keep_latest else queue_size
         self._max_failures = max_failures if keep_latest else 1  # a file's first failed read is its end
         self._frames: collections.deque = collections.deque()
         self._cond = threading.Condition()
@@ -180,7 +179,7 @@ class CaptureThread:
                 failures = 0
                 item = (frame, time.perf_counter())
                 with self._cond:
-                    while len(self._frames) >= self._max_size and not self._stop.is_set():
+                    while self._frames and not self._stop.is_set():  # one frame held at a time
                         if self._keep_latest:
                             self._frames.popleft()  # drop the stale frame
                         else:

@@ -121,10 +121,9 @@ class StyleModel:
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3  # onnxruntime's own warnings (e.g. provider fallbacks) off stderr
+        providers = choose_providers(provider)
         try:
-            self.session = ort.InferenceSession(str(self.path), opts, providers=choose_providers(provider))
-        except UserError:
-            raise
+            self.session = ort.InferenceSession(str(self.path), opts, providers=providers)
         except Exception as e:  # onnxruntime raises its own Fail/InvalidProtobuf/... types
             msg = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise UserError(f"cannot load model {self.path}: not a valid ONNX model ({msg})") from None
@@ -299,7 +298,7 @@ def _first_line(e: Exception) -> str:
 def processing_size(width: int, height: int, target_width: int | None) -> tuple[int, int]:
     """(w, h) to stylize a ``width`` x ``height`` frame at ``target_width`` (None or 0: as is).
 
-    Both sides are rounded to even numbers: video encoders (mp4v, H.264) drop an odd row/column.
+    A resized frame gets even sides: video encoders (mp4v, H.264) drop an odd row/column.
     """
     if not target_width or target_width == width:
         return width, height

@@ -103,8 +103,7 @@ def _make_parent(path: Path) -> Path:
 
 
 def stylize_video(models: list[StyleModel], src: Path, out_dir: Path, size: int | None = None,
-                  strength: float = 1.0, preserve_color: bool = False, progress: bool = True,
-                  smooth: bool = False) -> list[Path]:
+                  strength: float = 1.0, preserve_color: bool = False, smooth: bool = False) -> list[Path]:
     """One video through each model in a single decoding pass: same fps, size and frame count.
 
     ``smooth``: flow-guided temporal smoothing of each model's output (``FramePipeline.smooth``).
@@ -117,7 +116,7 @@ def stylize_video(models: list[StyleModel], src: Path, out_dir: Path, size: int 
         pipelines = [FramePipeline() for _ in models]  # one each: the smoothing history is per model
         try:
             # disable=None: a progress bar on a terminal only
-            with tqdm(total=total or None, unit="frame", desc=src.name, disable=None if progress else True,
+            with tqdm(total=total or None, unit="frame", desc=src.name, disable=None,
                       leave=False) as bar:
                 while True:
                     ok, frame = cap.read()  # (H, W, 3) BGR
@@ -146,7 +145,7 @@ def stylize_video(models: list[StyleModel], src: Path, out_dir: Path, size: int 
 
 def stylize_files(models: list[StyleModel], inputs: list[str | os.PathLike], out_dir: str | os.PathLike,
                   size: int | None = None, strength: float = 1.0, preserve_color: bool = False,
-                  progress: bool = True, smooth: bool = False) -> list[Path]:
+                  smooth: bool = False) -> list[Path]:
     """Every input through every model; returns the written files. ``smooth`` applies to videos only."""
     if not 0.0 <= strength <= 1.0:
         raise UserError(f"--strength must be between 0 and 1, got {strength}")
@@ -173,9 +172,9 @@ def stylize_files(models: list[StyleModel], inputs: list[str | os.PathLike], out
             raise UserError(f"two files would be written to {target}; stylize those inputs into separate folders")
     written: list[Path] = []
     try:
-        for src in tqdm(paths, unit="file", disable=None if progress and len(paths) > 1 else True):
+        for src in tqdm(paths, unit="file", disable=None if len(paths) > 1 else True):
             if is_video_path(src):
-                written += stylize_video(models, src, out_dir, size, strength, preserve_color, progress, smooth)
+                written += stylize_video(models, src, out_dir, size, strength, preserve_color, smooth)
             else:
                 written += stylize_image(models, src, out_dir, size, strength, preserve_color)
             log.debug("stylized %s", src)

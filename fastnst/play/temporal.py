@@ -11,9 +11,19 @@ valid pixels, in 0-255 units. Lower means less flicker.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 
 import cv2
 import numpy as np
+
+
+@lru_cache(maxsize=4)
+def pixel_grid(h: int, w: int) -> np.ndarray:
+    """(h, w, 2) float32 pixel coordinates (x, y), read-only: flow + grid = where each pixel came from."""
+    xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    grid = np.dstack([xs, ys])
+    grid.flags.writeable = False
+    return grid
 
 
 class FlowWarper:
@@ -21,13 +31,6 @@ class FlowWarper:
 
     def __init__(self):
         self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-        self._grid: np.ndarray | None = None  # (H, W, 2) float32 pixel coordinates
-
-    def _coords(self, h: int, w: int) -> np.ndarray:
-        if self._grid is None or self._grid.shape[:2] != (h, w):
-            xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-            self._grid = np.dstack([xs, ys])
-        return self._grid
 
     def flow(self, prev_bgr: np.ndarray, cur_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Return (map (H, W, 2) float32 of where each pixel of t was in t-1, valid mask (H, W) bool)."""
@@ -36,7 +39,7 @@ class FlowWarper:
         back = self._dis.calc(g1, g0, None)  # (H, W, 2): t -> t-1
         fwd = self._dis.calc(g0, g1, None)  # (H, W, 2): t-1 -> t
         h, w = g1.shape
-        where = self._coords(h, w) + back  # (H, W, 2) position in t-1
+        where = pixel_grid(h, w) + back  # (H, W, 2) position in t-1
         fwd_at = cv2.remap(fwd, where, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         # Forward-backward consistency (Ruder et al. 2016, eq. 4).
         diff = np.sum((back + fwd_at) ** 2, axis=2)
@@ -88,7 +91,7 @@ class TemporalSmoother:
     smeared. Where the warp does not explain the input (occlusion, a cut, fast motion:
     grey-level error above ``threshold``), the current frame is kept as is. Elsewhere the
     result is ``(1 - alpha) * current + alpha * warped_previous``: an exponential moving
-    average along motion paths. Buffers are reused from frame to frame.
+    average along motion paths.
     """
 
     def __init__(self, alpha: float = 0.6, flow_scale: float = 0.5, threshold: float = 12.0):
@@ -99,15 +102,6 @@ class TemporalSmoother:
     def reset(self) -> None:
         """Forget the previous frame (call on a model switch or a seek)."""
         self._prev_gray = self._prev_out = None
-        self._grids: dict[tuple[int, int], np.ndarray] = {}
-
-    def _grid(self, h: int, w: int) -> np.ndarray:
-        """(h, w, 2) float32 pixel coordinates (x, y), cached per size."""
-        grid = self._grids.get((h, w))
-        if grid is None:
-            xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-            grid = self._grids[(h, w)] = np.dstack([xs, ys])
-        return grid
 
     def __call__(self, frame: np.ndarray, stylized: np.ndarray) -> np.ndarray:
         """frame, stylized: (H, W, 3) uint8 of the same size -> smoothed (H, W, 3) uint8."""
@@ -119,14 +113,14 @@ class TemporalSmoother:
             self._prev_gray, self._prev_out = gray, stylized.copy()
             return stylized
         flow = self._dis.calc(gray, prev_gray, None)  # (sh, sw, 2): t -> t-1, low-resolution pixels
-        where = self._grid(sh, sw) + flow  # (sh, sw, 2) position in t-1
+        where = pixel_grid(sh, sw) + flow  # (sh, sw, 2) position in t-1
         err = cv2.absdiff(cv2.remap(prev_gray, where, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE), gray)
         weight_prev = np.where(err < self.threshold, np.float32(self.alpha), np.float32(0.0))  # (sh, sw)
         # Upsample the flow (a displacement, rescaled to full-resolution pixels) and the blend weights.
         # Upsampling the positions instead would shift everything by half a pixel per frame, a drift.
         where_full = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR)  # (H, W, 2)
         where_full *= np.array([w / sw, h / sh], np.float32)
-        where_full += self._grid(h, w)
+        where_full += pixel_grid(h, w)
         weight_prev = cv2.resize(weight_prev, (w, h), interpolation=cv2.INTER_LINEAR)
         warped = cv2.remap(prev_out, where_full, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         out = cv2.blendLinear(stylized, warped, 1.0 - weight_prev, weight_prev)

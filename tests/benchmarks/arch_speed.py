@@ -25,15 +25,15 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from fastnst.config import NetConfig
+from fastnst.config import NET_PRESETS, NetConfig
 from fastnst.learn.export import INPUT_NAME, OUTPUT_NAME, STYLE_INPUT_NAME, export_onnx
-from fastnst.learn.nets import PRESETS, TransformNet
+from fastnst.learn.nets import TransformNet
 
 THIN = NetConfig(arch="thin", channels=(8, 16, 32), res_blocks=3, end_kernel=3)  # the first real-time candidate
-FAST = PRESETS["fast"]
+FAST = NET_PRESETS["fast"]
 R = dataclasses.replace
 CANDIDATES: dict[str, NetConfig] = {
-    "johnson": PRESETS["johnson"],
+    "johnson": NET_PRESETS["johnson"],
     "thin 8-16-32 x3 k3": THIN,
     "thin, zero pad": R(THIN, padding="zeros"),
     "thin, zero pad, separable": R(THIN, padding="zeros", block="separable"),

@@ -22,8 +22,10 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
+from fastnst.config import NET_PRESETS
 from fastnst.learn.export import INPUT_NAME, STYLE_INPUT_NAME, export_onnx
-from fastnst.learn.nets import PRESETS, TransformNet
+from fastnst.learn.nets import TransformNet
+
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
@@ -32,7 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         if not model:
             torch.manual_seed(0)
-            net = TransformNet(dataclasses.replace(PRESETS["fast"], **changes)).eval()
+            net = TransformNet(dataclasses.replace(NET_PRESETS["fast"], **changes)).eval()
             model = str(export_onnx(net, f"{tmp}/m.onnx"))
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
