@@ -116,8 +116,7 @@ def stylize_video(models: list[StyleModel], src: Path, out_dir: Path, size: int 
         pipelines = [FramePipeline() for _ in models]  # one each: the smoothing history is per model
         try:
             # disable=None: a progress bar on a terminal only
-            with tqdm(total=total or None, unit="frame", desc=src.name, disable=None,
-                      leave=False) as bar:
+            with tqdm(total=total or None, unit="frame", desc=src.name, disable=None, leave=False) as bar:
                 while True:
                     ok, frame = cap.read()  # (H, W, 3) BGR
                     if not ok:
