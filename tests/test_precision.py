@@ -107,3 +107,38 @@ def test_bf16_losses_match_fp32_within_3_percent():
     for k in ("content", "style", "tv", "total"):
         assert out["bf16"][k].dtype == torch.float32
         assert out["bf16"][k].item() == pytest.approx(out["fp32"][k].item(), rel=0.03), k
+
+
+def test_bf16_training_runs_vgg_in_bf16_and_the_transform_net_in_fp32(tmp_path):
+    """In bf16 a trained H/4 net's gradient drifted from its fp32 one (docs/training.md), so only
+    the loss network's convolutions take bf16: every pass of the net, in training and in the
+    stability term, gives fp32, while VGG's convolutions give bf16."""
+    from PIL import Image
+
+    from fastnst.config import TrainConfig
+    from fastnst.learn.train import train
+
+    data = tmp_path / "d"
+    data.mkdir()
+    for i in range(2):
+        Image.effect_noise((40, 40), 30 + 10 * i).convert("RGB").save(data / f"p{i}.png")
+    Image.effect_noise((40, 40), 80).convert("RGB").save(tmp_path / "s.png")
+    cfg = TrainConfig(styles=(str(tmp_path / "s.png"),), data=str(data), image_size=32, style_size=40, batch_size=2,
+                      steps=1, workers=0, run_dir=str(tmp_path / "run"), preview_every=0, device="cpu",
+                      precision="bf16", net=NetConfig(channels=(4, 8, 8), res_blocks=1),
+                      loss=replace(TINY_LOSS, stability_weight=1.0))
+    seen: dict[str, set] = {"net": set(), "conv": set()}
+
+    def record(module, args, output):
+        if isinstance(module, TransformNet):
+            seen["net"].add(output.dtype)
+        elif isinstance(module, torch.nn.Conv2d):
+            seen["conv"].add(output.dtype)
+
+    hook = torch.nn.modules.module.register_module_forward_hook(record)
+    try:
+        train(cfg, export=False)
+    finally:
+        hook.remove()
+    assert seen["net"] == {torch.float32}
+    assert torch.bfloat16 in seen["conv"]

@@ -305,14 +305,17 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, rank: int, world: int,
             k = (data_position // world + torch.arange(len(batch))) * world + rank  # (B,)
             which = trained_styles[k % len(trained_styles)]  # (B,) style indices
             style = torch.nn.functional.one_hot(which, n_styles).float().to(device)  # (B, N)
+            # bf16 is for the VGG loss network only: the transform net runs in fp32 (in bf16 its
+            # gradient drifted from fp32's as it trained, docs/training.md), and costs little.
             with autocast(device, precision):
                 targets = ploss.content_targets(batch)
                 teacher_targets = ploss.content_targets(teacher(batch, style)) if teacher is not None else None
-                out = model(batch, style)  # (B, 3, S, S)
+            out = model(batch, style)  # (B, 3, S, S)
+            with autocast(device, precision):
                 losses = ploss(out, targets, teacher_targets, style[:, frozen:])  # ploss knows the trained styles
-                if cfg.loss.stability_weight > 0:  # no VGG pass: a second net pass on a shifted crop
-                    losses["total"] = losses["total"] + cfg.loss.stability_weight * stability_loss(
-                        lambda x: net(x, style), batch, out)
+            if cfg.loss.stability_weight > 0:  # no VGG pass: a second net pass on a shifted crop
+                losses["total"] = losses["total"] + cfg.loss.stability_weight * stability_loss(
+                    lambda x: net(x, style), batch, out)
             # One all_reduce a step: every rank sees the same sums and stop request, so all of
             # them stop (NaN, Ctrl-C) at the same step. Layout: content, style, tv, total (means
             # over ranks), stop, then per style the sum of its samples' style terms and their count.
