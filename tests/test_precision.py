@@ -61,14 +61,12 @@ def test_forced_bf16_without_native_support_warns_once(monkeypatch, caplog):
     assert len(caplog.records) == 1 and "emulated" in caplog.records[0].getMessage()
 
 
-def test_training_without_bf16_support_falls_back_to_fp32_with_a_notice(monkeypatch, caplog, tmp_path):
+def _tiny_run(tmp_path, **changes):
+    """A one-step training config on three noise photos and a noise painting, with ``changes``."""
     from PIL import Image
 
     from fastnst.config import TrainConfig
-    from fastnst.learn.checkpoint import load_checkpoint
-    from fastnst.learn.train import train
 
-    monkeypatch.setattr(device_mod, "cpu_has_fast_bf16", lambda: False)
     data = tmp_path / "d"
     data.mkdir()
     for i in range(3):
@@ -77,6 +75,15 @@ def test_training_without_bf16_support_falls_back_to_fp32_with_a_notice(monkeypa
     cfg = TrainConfig(styles=(str(tmp_path / "s.png"),), data=str(data), image_size=32, style_size=40, batch_size=2,
                       steps=1, workers=0, run_dir=str(tmp_path / "run"), preview_every=0, device="cpu",
                       net=NetConfig(channels=(4, 8, 8), res_blocks=1), loss=TINY_LOSS)
+    return replace(cfg, **changes)
+
+
+def test_training_without_bf16_support_falls_back_to_fp32_with_a_notice(monkeypatch, caplog, tmp_path):
+    from fastnst.learn.checkpoint import load_checkpoint
+    from fastnst.learn.train import train
+
+    monkeypatch.setattr(device_mod, "cpu_has_fast_bf16", lambda: False)
+    cfg = _tiny_run(tmp_path)
     with caplog.at_level(logging.INFO, logger="fastnst.learn.train"):
         train(cfg, export=False)
     lines = [r.getMessage() for r in caplog.records if "training" in r.getMessage()]
@@ -113,20 +120,9 @@ def test_bf16_training_runs_vgg_in_bf16_and_the_transform_net_in_fp32(tmp_path):
     """In bf16 a trained H/4 net's gradient drifted from its fp32 one (docs/training.md), so only
     the loss network's convolutions take bf16: every pass of the net, in training and in the
     stability term, gives fp32, while VGG's convolutions give bf16."""
-    from PIL import Image
-
-    from fastnst.config import TrainConfig
     from fastnst.learn.train import train
 
-    data = tmp_path / "d"
-    data.mkdir()
-    for i in range(2):
-        Image.effect_noise((40, 40), 30 + 10 * i).convert("RGB").save(data / f"p{i}.png")
-    Image.effect_noise((40, 40), 80).convert("RGB").save(tmp_path / "s.png")
-    cfg = TrainConfig(styles=(str(tmp_path / "s.png"),), data=str(data), image_size=32, style_size=40, batch_size=2,
-                      steps=1, workers=0, run_dir=str(tmp_path / "run"), preview_every=0, device="cpu",
-                      precision="bf16", net=NetConfig(channels=(4, 8, 8), res_blocks=1),
-                      loss=replace(TINY_LOSS, stability_weight=1.0))
+    cfg = _tiny_run(tmp_path, precision="bf16", loss=replace(TINY_LOSS, stability_weight=1.0))
     seen: dict[str, set] = {"net": set(), "conv": set()}
 
     def record(module, args, output):
