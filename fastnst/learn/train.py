@@ -305,13 +305,13 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, rank: int, world: int,
             k = (data_position // world + torch.arange(len(batch))) * world + rank  # (B,)
             which = trained_styles[k % len(trained_styles)]  # (B,) style indices
             style = torch.nn.functional.one_hot(which, n_styles).float().to(device)  # (B, N)
-            # bf16 is for the VGG loss network only: the transform net runs in fp32 (in bf16 its
-            # gradient drifted from fp32's as it trained, docs/training.md), and costs little.
+            # The transform nets run in fp32 and only VGG under autocast: in bf16 a net's gradient
+            # drifted from fp32's as it trained (docs/training.md), and fp32 there costs little.
+            out = model(batch, style)  # (B, 3, S, S)
+            taught = teacher(batch, style) if teacher is not None else None
             with autocast(device, precision):
                 targets = ploss.content_targets(batch)
-                teacher_targets = ploss.content_targets(teacher(batch, style)) if teacher is not None else None
-            out = model(batch, style)  # (B, 3, S, S)
-            with autocast(device, precision):
+                teacher_targets = ploss.content_targets(taught) if taught is not None else None
                 losses = ploss(out, targets, teacher_targets, style[:, frozen:])  # ploss knows the trained styles
             if cfg.loss.stability_weight > 0:  # no VGG pass: a second net pass on a shifted crop
                 losses["total"] = losses["total"] + cfg.loss.stability_weight * stability_loss(

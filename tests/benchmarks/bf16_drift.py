@@ -39,11 +39,10 @@ def main() -> None:
         n = cfg.net.styles
         x = torch.stack([crops[i][0] for i in range(max(n, 4))]).contiguous(memory_format=torch.channels_last)
         style = torch.nn.functional.one_hot(torch.arange(len(x)) % n, n).float()  # (B, N)
+        ploss = PerceptualLoss.from_config(cfg.loss, styles).to(memory_format=torch.channels_last)
         got = {}
         for name, (vgg_bf16, net_bf16) in VARIANTS.items():
-            torch.manual_seed(0)
             net = net_of(ckpt).train().to(memory_format=torch.channels_last)
-            ploss = PerceptualLoss.from_config(cfg.loss, styles).to(memory_format=torch.channels_last)
             with autocast(CPU, "bf16" if net_bf16 else "fp32"):
                 out = net(x, style)
             with autocast(CPU, "bf16" if vgg_bf16 else "fp32"):
