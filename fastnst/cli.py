@@ -196,8 +196,8 @@ def _add_train(sub) -> None:
         description="Train a TransformNet on a folder of photos (or a Hugging Face dataset) for one "
         "painting, or one net for several (conditional instance norm: repeat --style), checkpointing as it "
         "goes, and export it to ONNX. Add a painting to a trained run or model in minutes with "
-        "--add-style IMAGE --base twelve_styles (only the new style's norm parameters train). Flags override the "
-        "recipe. Multi-process: torchrun --nproc_per_node=N -m fastnst train ...",
+        "--add-style IMAGE --base twelve_styles (only the new style's norm parameters train), or retrain one of a "
+        "run's styles, e.g. steadier, with --tune-style NAME --base RUN_DIR. Flags override the recipe. Multi-process: torchrun --nproc_per_node=N -m fastnst train ...",
     )
     from fastnst.config import TrainConfig  # torch-free
 
@@ -205,9 +205,13 @@ def _add_train(sub) -> None:
     p.add_argument("--style", action="append", metavar="IMAGE", help="a painting; repeat for a multi-style net")
     p.add_argument("--add-style", action="append", metavar="IMAGE",
                    help="a painting to add to the --base run's styles (repeat for several)")
+    p.add_argument("--tune-style", action="append", metavar="NAME",
+                   help="a style of the --base run to retrain, from where it is, e.g. steadier with a higher "
+                   "--stability-weight or bolder with a higher --style-weight (repeat for several)")
     p.add_argument("--base", metavar="RUN_DIR|MODEL",
-                   help="with --add-style: the trained net to extend (stays frozen): a run folder, a checkpoint, "
-                   "an ONNX model fastnst exported or a shipped name such as twelve_styles")
+                   help="with --add-style or --tune-style: the trained net to build on (the rest of it stays "
+                   "frozen): a run folder, a checkpoint, an ONNX model fastnst exported or a shipped name such "
+                   "as twelve_styles")
     p.add_argument("--data", help="folder of photos (searched recursively) or a Hugging Face dataset id user/name")
     p.add_argument("--extra-data", action="append", metavar="DIR", help="another folder of photos to train on too")
     p.add_argument("--holdout", type=int, metavar="N",
@@ -265,6 +269,7 @@ def _train_overrides(args) -> dict:
             "int8", "base", "holdout")
     out = {k: getattr(args, k) for k in flat}
     out["styles"] = args.style
+    out["tune"] = args.tune_style
     out["extra_data"] = args.extra_data
     if args.steps is not None:  # one of the two counts the run
         out["epochs"] = 0
@@ -283,70 +288,73 @@ def _train_overrides(args) -> dict:
 ADD_STYLE_STEPS, ADD_STYLE_LR = 270, 1e-2
 
 
-def _add_style_config(args, overrides: dict):
-    """--add-style IMAGE --base RUN_OR_MODEL: the base's training config, its styles plus the new ones, with
-    ``overrides`` (steps, run folder, ...) on top."""
+def _base_config(args, overrides: dict):
+    """--base RUN_OR_MODEL with --add-style IMAGE and/or --tune-style NAME (flags, or a recipe's ``base``
+    and ``tune``): the base's training config, its styles plus the new ones, with ``overrides`` (steps,
+    run folder, ... from the recipe and the flags) on top."""
     from dataclasses import replace
     from pathlib import Path
 
     from fastnst.config import TrainConfig, from_dict, merge, to_dict
     from fastnst.learn.checkpoint import config_of, load_trained, model_file, run_folder
 
-    if not args.base:
-        raise UserError("--add-style needs --base RUN_DIR or MODEL, the trained net to add the style to")
-    if args.style or args.recipe or args.resume:
-        raise UserError("--add-style takes the styles and recipe from --base; drop --style/--recipe/--resume")
-    base = config_of(load_trained(args.base))
-    styles = (*base.styles, *args.add_style)
-    names = (*base.names, *(Path(s).stem for s in args.add_style)) if base.names else ()  # keep renames
-    # A run folder and model of its own (never the base's): by default <base run>+<new styles>,
+    base_path, add, tune = overrides.get("base"), tuple(args.add_style or ()), tuple(overrides.get("tune") or ())
+    if not base_path:
+        raise UserError("--add-style and --tune-style need --base RUN_DIR or MODEL, the trained net to build on")
+    if not add and not tune:
+        raise UserError("--base goes with --add-style IMAGE or --tune-style NAME")
+    if overrides.get("styles") or overrides.get("style") or args.resume:
+        raise UserError("--add-style and --tune-style take the styles from --base; drop --style/--resume")
+    base = config_of(load_trained(base_path))
+    styles = (*base.styles, *add)
+    names = (*base.names, *(Path(s).stem for s in add)) if base.names else ()  # keep renames
+    # A run folder and model of its own (never the base's): by default <base run>+<new or tuned styles>,
     # under runs/ for a base that is a model file or a shipped name.
-    model = model_file(args.base)
-    if model and not args.data:
+    model = model_file(base_path)
+    if model and not overrides.get("data"):
         raise UserError("--base MODEL needs --data PHOTOS: a model file does not bring its training photos")
-    run = Path("runs") / model.stem if model else run_folder(args.base)
-    run_dir = args.run_dir or f"{run}+{'+'.join(Path(s).stem for s in args.add_style)}"
+    run = Path("runs") / model.stem if model else run_folder(base_path)
+    run_dir = overrides.get("run_dir") or f"{run}+{'+'.join((*(Path(s).stem for s in add), *tune))}"
     # Not the base's: its machine settings, its length and learning rate (ADD_STYLE_*) and, with
-    # other photos, its extra folders, held-out count and split. Flags given win.
+    # other photos, its extra folders, held-out count and split. Values given win.
     fresh = {k: getattr(TrainConfig(), k) for k in ("device", "workers", "precision")
-             + (("extra_data", "holdout", "data_split") if args.data else ())}
-    if overrides.get("epochs") is None:  # neither --steps nor --epochs
-        fresh.update(steps=ADD_STYLE_STEPS, epochs=0)
+             + (("extra_data", "holdout", "data_split") if overrides.get("data") else ())}
+    fresh.update(steps=0 if overrides.get("epochs") else ADD_STYLE_STEPS, epochs=0)  # where neither is given
     fresh["lr"] = ADD_STYLE_LR
-    overrides = {**overrides, "run_dir": run_dir, "output": args.output or ""}
+    overrides = {**overrides, "run_dir": run_dir, "output": overrides.get("output") or ""}
     overrides.update({k: v for k, v in fresh.items() if overrides.get(k) is None})
     cfg = from_dict(type(base), merge(to_dict(base), overrides))
-    return replace(cfg, styles=styles, names=names, net=replace(cfg.net, styles=len(styles)), base=args.base,
-                   teacher="")
+    return replace(cfg, styles=styles, names=names, net=replace(cfg.net, styles=len(styles)), base=base_path,
+                   tune=tune, teacher="")
 
 
 def _run_train(args) -> int:
     import os
 
-    from fastnst.config import load_recipe
+    from fastnst.config import load_recipe, merge, read_recipe
     from fastnst.learn.checkpoint import load_checkpoint, resume_config
     from fastnst.learn.train import train
 
     if int(os.environ.get("RANK", "0")) > 0:  # under torchrun only rank 0 logs progress
         logging.getLogger().setLevel(logging.WARNING)
     overrides = _train_overrides(args)
-    if args.add_style:
-        cfg = _add_style_config(args, overrides)
-    elif args.base:
-        raise UserError("--base goes with --add-style IMAGE")
+    if args.resume and args.recipe:
+        raise UserError("--resume takes its config from the checkpoint; drop --recipe")
+    recipe = read_recipe(args.recipe) if args.recipe else {}
+    if args.add_style or args.tune_style or args.base or recipe.get("base"):
+        cfg = _base_config(args, merge(recipe, overrides))
     elif args.resume:
-        if args.recipe:
-            raise UserError("--resume takes its config from the checkpoint; drop --recipe")
         cfg = resume_config(load_checkpoint(args.resume), overrides)
     else:
-        cfg = load_recipe(args.recipe, overrides)
+        cfg = load_recipe(recipe, overrides)
     result = train(cfg, resume=args.resume)
     if result.rank == 0:
         print(f"checkpoint: {result.checkpoint} (step {result.step})")
         if result.skipped:
             print(f"skipped {len(result.skipped)} unreadable or tiny image(s)")
         if result.onnx:
-            new = f" --style {cfg.style_names[-len(args.add_style)]}" if args.add_style else ""
+            shown = cfg.style_names[-len(args.add_style)] if args.add_style else cfg.tune[0] if cfg.tune else ""
+            new = f" --style {shown}" if shown else ""
             print(f"model: {result.onnx} (play it: fastnst webcam --model {result.onnx}{new})")
     return 0
 

@@ -131,6 +131,9 @@ class TrainConfig:
     # Add styles to a trained multi-style run (folder or checkpoint): its trunk and styles stay
     # frozen and only the new styles' norm parameters train (Dumoulin et al. 2017, section 4).
     base: str = ""
+    # With ``base``: also retrain these of its styles (by name), from their trained norm parameters,
+    # e.g. with a higher stability or style weight. The other styles stay bit-identical.
+    tune: tuple[str, ...] = ()
     # The styles' names, in order; empty: the file stems. `fastnst export --rename` sets them.
     names: tuple[str, ...] = ()
     net: NetConfig = field(default_factory=NetConfig)
@@ -233,17 +236,22 @@ def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def load_recipe(path: str | Path | None, overrides: dict[str, Any] | None = None, cls: type = TrainConfig) -> Any:
-    """TOML recipe (optional) + overrides -> a frozen config of type ``cls``."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise UserError(f"recipe not found: {path}")
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-            raise UserError(f"recipe {path} is not valid TOML: {e}") from None
+def read_recipe(path: str | Path) -> dict[str, Any]:
+    """A TOML recipe's tables, as written."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"recipe not found: {path}")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"recipe {path} is not valid TOML: {e}") from None
+
+
+def load_recipe(path: str | Path | dict[str, Any] | None, overrides: dict[str, Any] | None = None,
+                cls: type = TrainConfig) -> Any:
+    """TOML recipe (optional; a file, or the tables ``read_recipe`` read) + overrides -> a frozen
+    config of type ``cls``."""
+    data = path if isinstance(path, dict) else read_recipe(path) if path is not None else {}
     if cls is TrainConfig:  # before the merge, so that a --style override replaces the recipe's style
         data = _one_style_key(data)
     data = merge(data, overrides or {})

@@ -129,6 +129,39 @@ def test_add_style_trains_only_the_new_style(data, tmp_path):
                      "--run-dir", base.run_dir]) == 2
 
 
+def test_tune_style_retrains_one_style_from_where_it_was(data, tmp_path):
+    folder, (red, blue, green) = data
+    base = TrainConfig(styles=(red, blue), data=str(folder), image_size=32, style_size=40, batch_size=2, steps=2,
+                       workers=0, preview_every=0, run_dir=str(tmp_path / "base"), net=replace(TINY, styles=2),
+                       loss=TINY_LOSS)
+    train(base, export=False)
+    ckpt = load_checkpoint(base.run_dir)
+    ckpt["model"] = _distinct_styles(net_of(ckpt)).state_dict()  # rows far from their mean
+    torch.save(ckpt, tmp_path / "base.pt")
+    # From a recipe (base, tune and the loss to tune with), flags on top.
+    recipe = tmp_path / "steady.toml"
+    recipe.write_text(f'base = "{tmp_path / "base.pt"}"\ntune = ["blue"]\nsteps = 2\n[loss]\nstability_weight = 10.0\n')
+    assert cli.main(["train", "--recipe", str(recipe), "--lr", "1e-5", "--run-dir", str(tmp_path / "tuned"),
+                     "-o", str(tmp_path / "tuned.onnx")]) == 0
+    cfg = config_of(load_checkpoint(tmp_path / "tuned"))
+    assert (cfg.tune, cfg.style_names, cfg.steps, cfg.loss.stability_weight) == (("blue",), ("red", "blue"), 2, 10.0)
+    old, new = (net_of(load_checkpoint(tmp_path / d)) for d in ("base.pt", "tuned"))
+    new_state = new.state_dict()
+    norms = {name for name, m in new.named_modules() if isinstance(m, CondInstanceNorm)}
+    for name, o in old.state_dict().items():  # the trunk is bit-identical
+        assert name.rpartition(".")[0] in norms or torch.equal(o, new_state[name])
+    for o, n in zip(old.norms(), new.norms()):
+        for p, q in ((o.weight, n.weight), (o.bias, n.bias)):
+            assert torch.equal(p[0], q[0])  # red: bit-identical
+            # blue moved, from its own trained values (2 Adam steps of lr 1e-5), not from the styles' mean
+            assert not torch.equal(p[1], q[1]) and (p[1] - q[1]).abs().max() < 3e-5
+            assert (p[1] - p.mean(0)).abs().max() > 1e-2
+    assert (tmp_path / "tuned.onnx").is_file()
+    for bad in (["--tune-style", "mauve", "--base", base.run_dir], ["--tune-style", "blue"],
+                ["--base", base.run_dir], ["--tune-style", "blue", "--base", base.run_dir, "--style", green]):
+        assert cli.main(["train", *bad, "--steps", "1", "--run-dir", str(tmp_path / "bad")]) == 2
+
+
 def test_add_style_to_an_exported_model_without_its_paintings(data, tmp_path):
     ort = pytest.importorskip("onnxruntime")
     folder, (red, blue, green) = data
@@ -156,7 +189,7 @@ def test_add_style_to_an_exported_model_without_its_paintings(data, tmp_path):
     assert cli.main(["train", "--add-style", green, "--base", str(tmp_path / "none.onnx"), "--data", str(photos)]) == 2
     assert cli.main(["train", "--add-style", green, "--base", str(model)]) == 2  # a model brings no photos
     args = cli.build_parser().parse_args(["train", "--add-style", green, "--base", str(model), "--data", str(folder)])
-    short = cli._add_style_config(args, cli._train_overrides(args))  # no --steps: a short run, not the base's
+    short = cli._base_config(args, cli._train_overrides(args))  # no --steps: a short run, not the base's
     assert (short.steps, short.epochs, short.lr, short.holdout) == (270, 0, 1e-2, 0)
     assert short.run_dir == str(Path("runs") / f"{Path(model).stem}+green")
 

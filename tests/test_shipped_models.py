@@ -44,21 +44,29 @@ def test_shipped_model_loads_has_card_and_metadata_and_runs(name):
 
 
 # The fields that define a trained model; paths (style, data, run_dir, output) may differ between machines.
-RECIPE_FIELDS = ("net", "loss", "lr", "lr_schedule", "image_size", "style_size", "batch_size", "steps", "seed", "holdout")
+RECIPE_FIELDS = ("net", "loss", "lr", "lr_schedule", "image_size", "style_size", "batch_size", "steps", "seed", "holdout",
+                 "tune")
 
 
 @pytest.mark.parametrize("name", list(_SHIPPED) or [_NONE_YET])
 def test_recipe_matches_the_shipped_model(name):
-    """``train/<name>.toml`` is the recipe of ``models/<name>.onnx``: the same config as its metadata."""
+    """``train/<name>.toml`` is the recipe of ``models/<name>.onnx``: the same config as its metadata.
+    A recipe that builds on a ``base`` run is read on top of the recipe in train/ that writes that run."""
     import json
     from dataclasses import asdict
     from pathlib import Path
 
-    from fastnst.config import TrainConfig, from_dict, load_recipe
+    from fastnst.config import TrainConfig, from_dict, load_recipe, merge, read_recipe
 
     recipe = Path(__file__).resolve().parents[1] / "train" / f"{name}.toml"
     assert recipe.is_file(), f"shipped model {name} has no recipe {recipe}"
-    want = asdict(load_recipe(recipe))
+    data = read_recipe(recipe)
+    if "base" in data:
+        stages = [read_recipe(p) for p in recipe.parent.glob("*.toml")]
+        first = [d for d in stages if d.get("run_dir") == data["base"]]
+        assert len(first) == 1, f"no one recipe in train/ writes {name}'s base run {data['base']}"
+        data = merge(first[0], {k: v for k, v in data.items() if k not in ("base", "run_dir")})
+    want = asdict(load_recipe(data))
     meta = StyleModel(name, provider="cpu", threads=1).metadata["fastnst.config"]
     got = asdict(from_dict(TrainConfig, json.loads(meta)))
     diff = {k: (want[k], got[k]) for k in RECIPE_FIELDS if want[k] != got[k]}

@@ -3,8 +3,9 @@
 Adam on the perceptual loss (Johnson et al. 2016) over random crops of the data. With several
 styles, one conditional-instance-norm net (Dumoulin et al. 2017) learns them all: sample k of
 the run is trained on style k mod S, so every batch is as balanced over the styles as its size
-allows and resume stays exact. With ``cfg.base``, new styles are added to a trained run: only
-their norm parameters train, and everything else, the other styles included, stays bit-identical.
+allows and resume stays exact. With ``cfg.base``, new styles are added to a trained run, or some
+of its styles retrained (``cfg.tune``): only those styles' norm parameters train, and everything
+else, the other styles included, stays bit-identical.
 
 Under ``torchrun`` (WORLD_SIZE > 1) it trains with DistributedDataParallel, gloo on CPUs and
 nccl on GPUs; each rank draws a distinct shard of the samples and only rank 0 logs, previews
@@ -94,6 +95,10 @@ def check_config(cfg: TrainConfig) -> None:
         raise UserError(f"config [net]: {e}") from None
     if cfg.net.styles != len(cfg.styles):
         raise UserError(f"the net has {cfg.net.styles} style(s) but {len(cfg.styles)} style image(s) are given")
+    if cfg.tune and not cfg.base:
+        raise UserError("tune (--tune-style) retrains styles of a trained run: give --base")
+    if unknown := sorted(set(cfg.tune) - set(cfg.style_names)):
+        raise UserError(f"no style {', '.join(unknown)} to tune; the styles are {', '.join(cfg.style_names)}")
     if cfg.base and Path(cfg.run_dir).resolve() == run_folder(cfg.base).resolve():
         raise UserError(f"run folder {cfg.run_dir} is the base run's; give the new run its own (--run-dir)")
     if (cfg.loss.distill_weight > 0) != bool(cfg.teacher):
@@ -180,17 +185,17 @@ def _base_net(cfg: TrainConfig, base: dict[str, Any]) -> TransformNet:
     return net
 
 
-def trainable_parameters(net: TransformNet, frozen_styles: int) -> list[torch.nn.Parameter]:
-    """All parameters; with ``frozen_styles`` > 0, only the norm rows of the styles after the
-    first ``frozen_styles`` (the rest get no gradient, so Adam leaves them bit-identical)."""
-    if not frozen_styles:
+def trainable_parameters(net: TransformNet, styles: list[int] | None = None) -> list[torch.nn.Parameter]:
+    """All parameters; with ``styles``, only those styles' norm rows (the rest get no gradient,
+    so Adam leaves them bit-identical)."""
+    if styles is None:
         return list(net.parameters())
     net.requires_grad_(False)
     params = []
     for norm in net.norms():
         for p in (norm.weight, norm.bias):
-            mask = torch.ones_like(p[:, :1])  # (N, 1)
-            mask[:frozen_styles] = 0
+            mask = torch.zeros_like(p[:, :1])  # (N, 1)
+            mask[styles] = 1
             p.requires_grad_(True)
             p.register_hook(lambda g, m=mask: g * m)
             params.append(p)
@@ -202,11 +207,12 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, rank: int, world: int,
     run_dir = Path(cfg.run_dir)
     if export and cfg.output and Path(cfg.output).parent != run_dir:  # one in the run folder is checked below
         check_output_path(cfg.output, (".onnx",), what="model")
-    # A base's styles stay frozen (no gradient, no samples): only the new paintings are read and get
-    # Gram targets, so a shipped model's own paintings need not be at hand.
+    # A base's styles stay frozen (no gradient, no samples) unless tuned: only the new and tuned
+    # paintings are read and get Gram targets, so a shipped model's other paintings need not be at hand.
     base = load_trained(cfg.base) if cfg.base else None
-    frozen = config_of(base).net.styles if base else 0
-    styles = [to_tensor(load_image(s, cfg.style_size, "style image"))[None] for s in cfg.styles[frozen:]]  # (1, 3, H, W) each
+    n_base = config_of(base).net.styles if base else 0
+    trained = [i for i, name in enumerate(cfg.style_names) if i >= n_base or name in cfg.tune]
+    styles = [to_tensor(load_image(cfg.styles[i], cfg.style_size, "style image"))[None] for i in trained]  # (1, 3, H, W) each
     source, held = open_dataset(cfg.data, cfg.data_split, holdout=max(cfg.holdout, 0 if cfg.preview_image else 1),
                                 extra=cfg.extra_data)
     if hasattr(source, "__len__"):
@@ -232,12 +238,12 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, rank: int, world: int,
     precision, why = pick_precision(cfg.precision, device, launch_bound=cfg.net.arch == "fast")
     torch.manual_seed(cfg.seed)
     net = (_base_net(cfg, base) if base else TransformNet(cfg.net)).to(device)
-    trained_styles = torch.arange(frozen, cfg.net.styles)  # the styles samples are drawn for
+    trained_styles = torch.tensor(trained)  # the styles samples are drawn for
     ploss = PerceptualLoss.from_config(cfg.loss, styles).to(device)
     teacher = net_of(load_trained(cfg.teacher)).requires_grad_(False).to(device) if cfg.teacher else None
     if teacher is not None and teacher.cfg.styles != cfg.net.styles:
         raise UserError(f"the teacher has {teacher.cfg.styles} style(s), this run {cfg.net.styles}")
-    opt = torch.optim.Adam(trainable_parameters(net, frozen), lr=cfg.lr)
+    opt = torch.optim.Adam(trainable_parameters(net, trained if base else None), lr=cfg.lr)
     step, data_position, skipped = 0, 0, set()
     if ckpt is not None:
         net.load_state_dict(ckpt["model"])
@@ -312,7 +318,7 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, rank: int, world: int,
             with autocast(device, precision):
                 targets = ploss.content_targets(batch)
                 teacher_targets = ploss.content_targets(taught) if taught is not None else None
-                losses = ploss(out, targets, teacher_targets, style[:, frozen:])  # ploss knows the trained styles
+                losses = ploss(out, targets, teacher_targets, style[:, trained_styles])  # ploss knows the trained styles
             if cfg.loss.stability_weight > 0:  # no VGG pass: a second net pass on a shifted crop
                 losses["total"] = losses["total"] + cfg.loss.stability_weight * stability_loss(
                     lambda x: net(x, style), batch, out)
@@ -349,7 +355,7 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, rank: int, world: int,
                 sums.zero_()
                 t_log = time.perf_counter()
             if rank == 0 and preview is not None and cfg.preview_every and step % cfg.preview_every == 0:
-                _save_preview(net, preview, run_dir / f"preview_{step:06d}.png", device, frozen)
+                _save_preview(net, preview, run_dir / f"preview_{step:06d}.png", device, trained[0])
             stopping = vec[4].item() > 0
             if rank == 0 and (step % cfg.checkpoint_every == 0 or step == total_steps or stopping):
                 save_checkpoint(ckpt_path, state())
@@ -370,7 +376,7 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, rank: int, world: int,
     out = None
     if rank == 0:
         if preview is not None:
-            _save_preview(net, preview, run_dir / "preview_final.png", torch.device("cpu"), frozen)
+            _save_preview(net, preview, run_dir / "preview_final.png", torch.device("cpu"), trained[0])
         if skipped:
             log.warning("skipped %d unreadable, corrupt or tiny image(s) (short side < %d px)",
                         len(skipped), max(8, cfg.image_size // 2))
