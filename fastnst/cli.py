@@ -196,8 +196,9 @@ def _add_train(sub) -> None:
         description="Train a TransformNet on a folder of photos (or a Hugging Face dataset) for one "
         "painting, or one net for several (conditional instance norm: repeat --style), checkpointing as it "
         "goes, and export it to ONNX. Add a painting to a trained run or model in minutes with "
-        "--add-style IMAGE --base twelve_styles (only the new style's norm parameters train), or retrain one of a "
-        "run's styles, e.g. steadier, with --tune-style NAME --base RUN_DIR. Flags override the recipe. Multi-process: torchrun --nproc_per_node=N -m fastnst train ...",
+        "--add-style IMAGE --base twelve_styles (only the new style's norm parameters train), or retrain one of "
+        "a run's styles, e.g. steadier, with --tune-style NAME --base RUN_DIR. Flags override the recipe. "
+        "Multi-process: torchrun --nproc_per_node=N -m fastnst train ...",
     )
     from fastnst.config import TrainConfig  # torch-free
 
