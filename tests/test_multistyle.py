@@ -100,11 +100,16 @@ def test_two_styles_train_balanced_and_log_each(data, tmp_path):
     assert json.loads(meta["fastnst.styles"]) == ["red", "blue"] and meta["fastnst.style"] == "run"
 
 
-def test_add_style_trains_only_the_new_style(data, tmp_path):
-    folder, (red, blue, green) = data
-    base = TrainConfig(styles=(red, blue), data=str(folder), image_size=32, style_size=40, batch_size=2, steps=2,
+def _two_style_base(folder, red, blue, tmp_path):
+    """The config of a tiny two-style run to build on, 2 steps, in tmp_path/base."""
+    return TrainConfig(styles=(red, blue), data=str(folder), image_size=32, style_size=40, batch_size=2, steps=2,
                        workers=0, preview_every=0, run_dir=str(tmp_path / "base"), net=replace(TINY, styles=2),
                        loss=TINY_LOSS)
+
+
+def test_add_style_trains_only_the_new_style(data, tmp_path):
+    folder, (red, blue, green) = data
+    base = _two_style_base(folder, red, blue, tmp_path)
     train(base, export=False)
     assert cli.main(["train", "--add-style", green, "--base", base.run_dir, "--steps", "3", "--preview-every", "1",
                      "--run-dir", str(tmp_path / "more"), "-o", str(tmp_path / "more.onnx")]) == 0
@@ -131,9 +136,7 @@ def test_add_style_trains_only_the_new_style(data, tmp_path):
 
 def test_tune_style_retrains_one_style_from_where_it_was(data, tmp_path):
     folder, (red, blue, green) = data
-    base = TrainConfig(styles=(red, blue), data=str(folder), image_size=32, style_size=40, batch_size=2, steps=2,
-                       workers=0, preview_every=0, run_dir=str(tmp_path / "base"), net=replace(TINY, styles=2),
-                       loss=TINY_LOSS)
+    base = _two_style_base(folder, red, blue, tmp_path)
     train(base, export=False)
     ckpt = load_checkpoint(base.run_dir)
     ckpt["model"] = _distinct_styles(net_of(ckpt)).state_dict()  # rows far from their mean
@@ -165,9 +168,7 @@ def test_tune_style_retrains_one_style_from_where_it_was(data, tmp_path):
 def test_add_style_to_an_exported_model_without_its_paintings(data, tmp_path):
     ort = pytest.importorskip("onnxruntime")
     folder, (red, blue, green) = data
-    base = TrainConfig(styles=(red, blue), data=str(folder), image_size=32, style_size=40, batch_size=2, steps=2,
-                       workers=0, preview_every=0, run_dir=str(tmp_path / "base"), net=replace(TINY, styles=2),
-                       loss=TINY_LOSS, holdout=2, device="cpu")
+    base = replace(_two_style_base(folder, red, blue, tmp_path), holdout=2, device="cpu")
     model = train(base).onnx
     for painting in (red, blue):  # a shipped model's paintings are not at hand
         Path(painting).unlink()
