@@ -6,10 +6,11 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from fastnst import UserError
 from fastnst.config import NET_PRESETS, NetConfig, preset
-from fastnst.learn.export import FrameIO, export_onnx
+from fastnst.learn.export import MARGIN, FrameIO, export_onnx
 from fastnst.learn.nets import TransformNet
 
 TINY = {"channels": (4, 8, 8), "res_blocks": 1}
@@ -92,10 +93,12 @@ def test_fast_preset_runs_everything_below_full_resolution():
 
 
 def _reference(net: TransformNet, frames: np.ndarray) -> np.ndarray:
-    """The plain net on (N, H, W, 3) uint8 BGR frames, through the contract by hand."""
+    """The plain net on (N, H, W, 3) uint8 BGR frames, through the contract by hand: the frame
+    edge-replicated by MARGIN pixels all round, and the output cropped back."""
+    m, (h, w) = MARGIN, frames.shape[1:3]
     x = torch.from_numpy(frames[..., ::-1].copy()).permute(0, 3, 1, 2).float() / 255.0  # (N, 3, H, W) RGB
     with torch.no_grad():
-        y = net(x)
+        y = net(F.pad(x, (m,) * 4, mode="replicate"))[..., m:m + h, m:m + w]
     return (y * 255).round().permute(0, 2, 3, 1).numpy()[..., ::-1].astype(np.int16)  # (N, H, W, 3) BGR
 
 

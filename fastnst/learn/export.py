@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 IO_CONTRACT = "uint8-bgr-nhwc"
 INPUT_NAME, STYLE_INPUT_NAME, OUTPUT_NAME = "frames", "style", "stylized"
 FLOAT_IO_CONTRACT, FLOAT_INPUT_NAME = "float-rgb-nchw", "image"
+MARGIN = 8  # pixels of edge-replicated frame around the picture (FrameIO); even, so sizes keep their parity
 
 
 class FrameIO(nn.Module):
@@ -50,6 +51,10 @@ class FrameIO(nn.Module):
     frame is viewed as a one-channel (N, 1, H, 3W) image, whose stem conv has kernel (k, 3k) and
     stride (2, 6) (the same weights, interleaved), and whose output transposed conv writes the
     (N, 1, H, 3W) = (N, H, W, 3) layout directly. The wrapped net itself is left untouched.
+
+    The frame is edge-replicated by ``MARGIN`` pixels all round and the output cropped back: a
+    net trained on crops paints a band of its own along a picture's edge (a flat strip, then a
+    dotted line 3-5 px in), which the margin moves out of the picture.
     """
 
     def __init__(self, net: nn.Module):
@@ -64,21 +69,22 @@ class FrameIO(nn.Module):
     def forward(self, frames: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         """frames (N, H, W, 3) uint8 BGR, style (S,) float -> (N, H, W, 3) uint8 BGR."""
         style = style.reshape(1, -1)  # (1, S): one mix for every frame
-        if not self.interleaved:
-            x = frames.permute(0, 3, 1, 2).float()  # (N, 3, H, W) BGR 0-255
-            y = (torch.sigmoid(self.net.logits(x, style)) * 255.0).round()  # (N, 3, H, W) BGR
-            return y.to(torch.uint8).permute(0, 2, 3, 1)  # (N, H, W, 3)
         n, h, w, _ = frames.shape
-        # As TransformNet.forward: odd sizes get one replicated row/column (dropped below), and
-        # edge padding, p pixels all round, for a net whose stem does not pad with zeros.
-        p = self.net.edge_pad[0]
+        m = MARGIN
+        if not self.interleaved:
+            x = F.pad(frames.permute(0, 3, 1, 2).float(), (m,) * 4, mode="replicate")  # (N, 3, H + 2m, W + 2m) BGR
+            y = (torch.sigmoid(self.net.logits(x, style)) * 255.0).round()  # (N, 3, H + 2m, W + 2m) BGR
+            return y.to(torch.uint8).permute(0, 2, 3, 1)[:, m:m + h, m:m + w]  # (N, H, W, 3)
+        # The margin, then as TransformNet.forward: odd sizes get one replicated row/column
+        # (dropped below), and edge padding, p pixels all round, for a stem that does not pad.
+        p = self.net.edge_pad[0] + m
         frames = F.pad(frames.unsqueeze(0), (0, 0, p, p + w % 2, p, p + h % 2), mode="replicate")[0]
-        hp, wp = frames.shape[1] - 2 * p, frames.shape[2] - 2 * p  # even
-        x = frames.reshape(n, 1, hp + 2 * p, (wp + 2 * p) * 3).float()  # (N, 1, H' + 2p, 3(W' + 2p)) BGR 0-255
+        hp, wp = frames.shape[1] - 2 * p + 2 * m, frames.shape[2] - 2 * p + 2 * m  # even
+        x = frames.reshape(n, 1, frames.shape[1], frames.shape[2] * 3).float()  # (N, 1, H' + 2p, 3(W' + 2p)) BGR 0-255
         # The bias tiled along a row: a broadcast over the last dim of 3 is slow in onnxruntime.
-        z = self.net.logits(x, style) + self.bias.repeat(wp)  # (N, 1, H', 3W') BGR logits
+        z = self.net.logits(x, style) + self.bias.repeat(wp)  # (N, 1, H' + 2m, 3(W' + 2m)) BGR logits
         y = (torch.sigmoid(z) * 255.0).round().to(torch.uint8)
-        return y.reshape(n, hp, wp, 3)[:, :h, :w]  # (N, H, W, 3)
+        return y.reshape(n, hp, wp, 3)[:, m:m + h, m:m + w]  # (N, H, W, 3)
 
 
 def _fold_io(net: nn.Module) -> None:
