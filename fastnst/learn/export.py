@@ -77,12 +77,12 @@ class FrameIO(nn.Module):
             return y.to(torch.uint8).permute(0, 2, 3, 1)[:, m:m + h, m:m + w]  # (N, H, W, 3)
         # The margin, then as TransformNet.forward: odd sizes get one replicated row/column
         # (dropped below), and edge padding, p pixels all round, for a stem that does not pad.
-        p = self.net.edge_pad[0] + m
-        frames = F.pad(frames.unsqueeze(0), (0, 0, p, p + w % 2, p, p + h % 2), mode="replicate")[0]
-        hp, wp = frames.shape[1] - 2 * p + 2 * m, frames.shape[2] - 2 * p + 2 * m  # even
-        x = frames.reshape(n, 1, frames.shape[1], frames.shape[2] * 3).float()  # (N, 1, H' + 2p, 3(W' + 2p)) BGR 0-255
+        p = self.net.edge_pad[0]
+        frames = F.pad(frames.unsqueeze(0), (0, 0, p + m, p + m + w % 2, p + m, p + m + h % 2), mode="replicate")[0]
+        hp, wp = frames.shape[1] - 2 * p, frames.shape[2] - 2 * p  # H' + 2m, W' + 2m: even
+        x = frames.reshape(n, 1, hp + 2 * p, (wp + 2 * p) * 3).float()  # (N, 1, hp + 2p, 3(wp + 2p)) BGR 0-255
         # The bias tiled along a row: a broadcast over the last dim of 3 is slow in onnxruntime.
-        z = self.net.logits(x, style) + self.bias.repeat(wp)  # (N, 1, H' + 2m, 3(W' + 2m)) BGR logits
+        z = self.net.logits(x, style) + self.bias.repeat(wp)  # (N, 1, hp, 3wp) BGR logits
         y = (torch.sigmoid(z) * 255.0).round().to(torch.uint8)
         return y.reshape(n, hp, wp, 3)[:, m:m + h, m:m + w]  # (N, H, W, 3)
 
