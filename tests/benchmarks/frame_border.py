@@ -29,6 +29,11 @@ def bands(d: np.ndarray, outer: int = 6, inner: int = 16) -> tuple[float, float,
     return d[ring == 2].mean(), d[ring == 1].mean(), d[ring == 0].mean()
 
 
+
+def report(label: str, values) -> None:
+    print(f"{label:40s} " + " ".join(f"{v:{w}.2f}" for v, w in zip(values, (10, 8, 8))))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--frame", required=True, help="an image, e.g. a 640x480 video frame")
@@ -46,10 +51,9 @@ def main() -> None:
             seen = model.run(frame)[c:-c, c:-c].astype(np.float32)
             d = np.abs(model.run(picture) - seen).mean(axis=2)  # (H - 2c, W - 2c)
             rows.append(bands(d))
-            label = f"{Path(name).stem}/{style}" if len(model.styles) > 1 else Path(name).stem
-            print(f"{label:40s} " + " ".join(f"{v:{w}.2f}" for v, w in zip(rows[-1], (10, 8, 8))))
+            report(f"{Path(name).stem}/{style}" if len(model.styles) > 1 else Path(name).stem, rows[-1])
         if len(rows) > 1:
-            print(f"{Path(name).stem + ' (mean)':40s} " + " ".join(f"{v:{w}.2f}" for v, w in zip(np.mean(rows, 0), (10, 8, 8))))
+            report(f"{Path(name).stem} (mean)", np.mean(rows, axis=0))
 
 
 if __name__ == "__main__":
