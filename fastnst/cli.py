@@ -248,7 +248,7 @@ def _add_train(sub) -> None:
                    "the same still-image loss, but more flicker on video")
     p.add_argument("--resume", metavar="RUN_DIR|CKPT", help="continue a run exactly where it stopped")
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
-    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), help="bf16 runs the VGG loss network's convolutions in bfloat16 (the transform net, Gram matrices, losses and optimizer state stay fp32); auto (default) picks bf16 where the device runs it fast (a CPU whose oneDNN reports bf16: AVX512-BF16 or AMX; a CUDA GPU with bf16, except for the small fast net) and fp32 elsewhere, and the log says which and why")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), help="bf16 runs the VGG loss network's convolutions in bfloat16 (the transform net, Gram matrices, losses and optimizer state stay fp32); auto (default) picks bf16 where the device runs it fast (a CPU with AVX512-BF16 or AMX; a CUDA GPU with bf16, except for the small fast net) and fp32 elsewhere, and the log says which and why")
     p.add_argument("--seed", type=int, help=f"seed of the weights, the crops and their order (default {d.seed})")
     p.add_argument("--workers", type=int, help=f"DataLoader worker processes (default {d.workers})")
     p.add_argument("--checkpoint-every", type=int, metavar="N",
