@@ -545,6 +545,9 @@ def _run_webcam(args) -> int:
     if summary.frames == 0 and summary.stop_reason is StopReason.END_OF_VIDEO:
         raise UserError(f"cannot read any frame from {args.source}")
     print(summary.format())
+    if args.width and (smaller := summary.width_for(args.width)):
+        print(f"tip: this machine stylizes {args.width} px wide frames at {summary.stylize_fps:.0f} fps; "
+              f"--width {smaller} should reach 30 fps, with bigger strokes")
     if summary.stop_reason is StopReason.INTERRUPTED:
         return 130
     if summary.stop_reason is StopReason.SOURCE_LOST:

@@ -11,7 +11,8 @@ from conftest import read_video, synthetic_frames
 
 from fastnst import UserError
 from fastnst.cli import main
-from fastnst.play.player import CaptureThread, PlayerState, StopReason, handle_key, run_player, style_fields
+from fastnst.play.player import (CaptureThread, PlayerState, PlayerSummary, StopReason, handle_key, run_player,
+                                 style_fields)
 from fastnst.play.runtime import StyleModel
 
 
@@ -130,6 +131,22 @@ def test_capture_keep_latest_drops_stale_frames():
     assert int(item[0][0, 0, 0]) == 9  # only the newest frame was kept
     assert cap.get() is None
     assert cap.failed  # a live source that stops is a failure, not an end of file
+
+
+def test_a_slow_machine_is_told_the_width_that_plays_at_30_fps():
+    def summary(inference_ms):  # 10 frames: 1 ms pre-processing and post-processing each
+        s = PlayerSummary()
+        for name, ms in (("pre-process", 1.0), ("inference", inference_ms), ("post-process", 1.0)):
+            s.stages[name] = [ms] * 10
+        return s
+
+    assert summary(55.0).stylize_fps == pytest.approx(1000 / 57)
+    assert summary(55.0).width_for(640) == 448  # 17.5 fps: 448 px has 0.49x the pixels, for 33 fps
+    assert summary(110.0).width_for(640) == 320
+    assert summary(30.0).width_for(640) is None  # 31 fps already
+    assert summary(1000.0).width_for(640) == 160  # never below 160 px
+    assert summary(1000.0).width_for(160) is None  # nothing smaller to suggest
+    assert PlayerSummary().width_for(640) is None  # no frame stylized
 
 
 # ---------------------------------------------------------------- the loop

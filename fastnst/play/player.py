@@ -242,6 +242,23 @@ class PlayerSummary:
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
+    @property
+    def stylize_fps(self) -> float:
+        """The frame rate of the stylizing alone (pre-processing, inference, post-processing):
+        what the player reaches when the camera and the window do not hold it back."""
+        work = [sum(ms) for ms in zip(*(self.stages[s] for s in ("pre-process", "inference", "post-process")))]
+        return 1000 / float(np.median(work)) if work and np.median(work) > 0 else 0.0
+
+    def width_for(self, width: int, target_fps: float = 30.0) -> int | None:
+        """A processing width (a multiple of 32, at least 160) that should stylize at
+        ``target_fps``, from ``stylize_fps`` at ``width``: the work grows with the pixel count, and
+        the width aims 10% above the target, since a machine's speed varies from run to run.
+        None where it is already about that fast."""
+        if not 0 < self.stylize_fps < 0.9 * target_fps:
+            return None
+        smaller = max(160, int(width * (self.stylize_fps / (1.1 * target_fps)) ** 0.5) // 32 * 32)
+        return smaller if smaller < width else None
+
     def format(self) -> str:
         lines = [f"{self.frames} frames in {self.seconds:.2f} s: {self.fps:.2f} fps ({self.stop_reason and self.stop_reason.value})",
                  f"  {'stage':<15}{'median ms':>10}{'p95 ms':>10}"]
