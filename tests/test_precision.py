@@ -33,7 +33,7 @@ def test_auto_follows_native_bf16_support(monkeypatch, native, want):
 @pytest.mark.skipif(not (platform.system() == "Linux" and platform.machine() == "x86_64"),
                     reason="reads the CPU's flags from /proc/cpuinfo")
 def test_native_bf16_means_the_cpu_has_bf16_instructions():
-    # oneDNN says "bf16 supported" on any AVX-512 CPU and emulates it there (0.39x fp32's speed
+    # oneDNN says "bf16 supported" on any AVX-512 CPU and emulates it there (0.38x fp32's speed
     # on an AVX-512 Xeon without AVX512-BF16); auto must ask for the instructions themselves.
     flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split()
     assert device_mod.cpu_has_fast_bf16() == ("avx512_bf16" in flags or "amx_bf16" in flags)

@@ -41,7 +41,7 @@ def pick_device(name: str, local_rank: int = 0) -> torch.device:
 
 def cpu_has_fast_bf16() -> bool:
     """Whether this CPU has bf16 instructions (AVX512-BF16 or AMX). Without them, bf16
-    convolutions are emulated: 0.39x fp32's speed on an AVX-512 CPU, about 50x slower on an
+    convolutions are emulated: 0.38x fp32's speed on an AVX-512 CPU, about 50x slower on an
     AVX2 one (docs/training.md). oneDNN's own check says yes on any AVX-512 CPU, so on x86 we
     ask for the instructions themselves."""
     if not torch.backends.mkldnn.is_available():

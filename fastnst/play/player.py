@@ -247,7 +247,8 @@ class PlayerSummary:
         """The frame rate of the stylizing alone (pre-processing, inference, post-processing):
         what the player reaches when the camera and the window do not hold it back."""
         work = [sum(ms) for ms in zip(*(self.stages[s] for s in ("pre-process", "inference", "post-process")))]
-        return 1000 / float(np.median(work)) if work and np.median(work) > 0 else 0.0
+        ms = float(np.median(work)) if work else 0.0
+        return 1000 / ms if ms > 0 else 0.0
 
     def width_for(self, width: int, target_fps: float = 30.0) -> int | None:
         """A processing width (a multiple of 32, at least 160) that should stylize at
