@@ -196,6 +196,9 @@ def export_onnx(net: nn.Module, path: str | os.PathLike, metadata: dict[str, str
         # at other sizes; check_parity runs the result at two odd sizes instead.
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         warnings.filterwarnings("ignore", "Constant folding", UserWarning)
+        # Instance norm always normalizes with the input's own statistics (no running stats), which
+        # the exporter calls train=True: that is what the model computes, in training and here.
+        warnings.filterwarnings("ignore", "ONNX export mode is set to TrainingMode.EVAL", UserWarning)
         torch.onnx.export(
             module, (sample, style), str(tmp), dynamo=False, opset_version=17,
             input_names=[inp, STYLE_INPUT_NAME], output_names=[OUTPUT_NAME],
