@@ -1,15 +1,7 @@
-"""TransformNet -> ONNX with the fastnst I/O contract and metadata.
+"""TransformNet -> ONNX with the fastnst I/O contract (``fastnst.play.contract``) and metadata.
 
-ONNX I/O contract (every shipped model, ``fastnst.io = "uint8-bgr-nhwc"``):
-- input  ``frames``:    uint8, (N, H, W, 3), BGR (OpenCV's native frame layout), any H, W;
-- input  ``style``:     float32, (S,): one weight per style of the model, for every frame (one-hot
-  picks a style, a convex mix blends them). Models from before multi-style have no such input.
-- output ``stylized``:  uint8, (N, H, W, 3), BGR, same size.
 The uint8/BGR/HWC conversions live in the graph, so the player hands OpenCV frames to
 onnxruntime as they are.
-
-metadata_props: fastnst.style (the model's name), fastnst.styles (JSON list, one name per style
-weight), fastnst.version, fastnst.config (JSON), fastnst.vgg, fastnst.io.
 """
 
 from __future__ import annotations
@@ -32,13 +24,13 @@ from torch import nn
 import fastnst
 from fastnst import UserError
 from fastnst.config import TrainConfig, to_json
+from fastnst.play.contract import (FLOAT_INPUT_NAME, FLOAT_IO_CONTRACT, INPUT_NAME, IO_CONTRACT, META_CONFIG,
+                                   META_IO, META_NAME, META_STYLES, META_VERSION, META_VGG, OUTPUT_NAME,
+                                   STYLE_INPUT_NAME)
 from fastnst.play.files import atomic_path
 
 log = logging.getLogger(__name__)
 
-IO_CONTRACT = "uint8-bgr-nhwc"
-INPUT_NAME, STYLE_INPUT_NAME, OUTPUT_NAME = "frames", "style", "stylized"
-FLOAT_IO_CONTRACT, FLOAT_INPUT_NAME = "float-rgb-nchw", "image"
 MARGIN = 8  # pixels of edge-replicated frame around the picture (FrameIO); even, so sizes keep their parity
 
 
@@ -155,7 +147,7 @@ def read_onnx(path: str | os.PathLike) -> tuple[nn.Module, TrainConfig]:
     except Exception as e:
         raise UserError(f"cannot read {path}: not an ONNX model ({type(e).__name__})") from None
     meta = {p.key: p.value for p in model.metadata_props}
-    if meta.get("fastnst.io") != IO_CONTRACT or "fastnst.config" not in meta:
+    if meta.get(META_IO) != IO_CONTRACT or META_CONFIG not in meta:
         raise UserError(f"{path} is not a model exported by fastnst (no {IO_CONTRACT} I/O or training config)")
     cfg = train_config_of(meta, str(path))
     weights = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
@@ -205,7 +197,7 @@ def export_onnx(net: nn.Module, path: str | os.PathLike, metadata: dict[str, str
             dynamic_axes={inp: axes, OUTPUT_NAME: axes},
         )
         model = onnx.load(str(tmp))
-        meta = {"fastnst.version": fastnst.__version__, **(metadata or {}), "fastnst.io": io}
+        meta = {META_VERSION: fastnst.__version__, **(metadata or {}), META_IO: io}
         for k, v in meta.items():
             model.metadata_props.add(key=k, value=str(v))
         onnx.save(model, str(tmp))
@@ -255,8 +247,8 @@ def export_model(net: nn.Module, path: str | os.PathLike, cfg: TrainConfig,
     at most 8, check the result), write the int8-quantized model instead (``fastnst.learn.quantize``)."""
     import tempfile
 
-    meta = {"fastnst.style": cfg.model_name, "fastnst.styles": json.dumps(list(cfg.style_names)),
-            "fastnst.config": to_json(cfg), "fastnst.vgg": cfg.loss.vgg}
+    meta = {META_NAME: cfg.model_name, META_STYLES: json.dumps(list(cfg.style_names)),
+            META_CONFIG: to_json(cfg), META_VGG: cfg.loss.vgg}
     path = Path(path)
     if calibration is None:
         with atomic_path(path) as tmp:  # the model appears only once it passed the parity check
@@ -282,7 +274,7 @@ def export_reference(path: str | os.PathLike) -> Path:
     from fastnst.learn.nets import TransformNet
 
     torch.manual_seed(0)
-    return export_onnx(TransformNet(preset("johnson")), path, {"fastnst.style": "johnson (reference)"})
+    return export_onnx(TransformNet(preset("johnson")), path, {META_NAME: "johnson (reference)"})
 
 
 class _FloatIO(nn.Module):

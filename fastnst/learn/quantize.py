@@ -21,6 +21,7 @@ import numpy as np
 from onnxruntime.quantization import CalibrationDataReader
 
 from fastnst import UserError
+from fastnst.play.contract import STYLE_INPUT_NAME, feeds
 from fastnst.play.files import atomic_path
 
 log = logging.getLogger(__name__)
@@ -35,11 +36,11 @@ def model_feeds(model_path: str | os.PathLike, frames: list[np.ndarray]) -> list
     import onnx
 
     inputs = {i.name: i for i in onnx.load(str(model_path), load_external_data=False).graph.input}
-    if "style" not in inputs:
-        return [{"frames": f} for f in frames]
-    n = inputs["style"].type.tensor_type.shape.dim[0].dim_value
+    if STYLE_INPUT_NAME not in inputs:
+        return [feeds(f) for f in frames]
+    n = inputs[STYLE_INPUT_NAME].type.tensor_type.shape.dim[0].dim_value
     eye = np.eye(n, dtype=np.float32)
-    return [{"frames": f, "style": eye[i % n]} for i, f in enumerate(frames)]
+    return [feeds(f, eye[i % n]) for i, f in enumerate(frames)]
 
 
 class FrameReader(CalibrationDataReader):

@@ -2,7 +2,7 @@
 
 numpy + OpenCV + onnxruntime only: no torch on this path.
 
-A model follows the contract in ``fastnst.learn.export``: input ``frames`` uint8 (N, H, W, 3) BGR,
+A model follows the contract in ``fastnst.play.contract``: input ``frames`` uint8 (N, H, W, 3) BGR,
 output ``stylized`` uint8 (N, H, W, 3) BGR, any H and W. An OpenCV frame therefore goes in
 as ``frame[None]``, with no conversion on the Python side.
 
@@ -26,6 +26,7 @@ import numpy as np
 import onnxruntime as ort
 
 from fastnst import UserError
+from fastnst.play import contract
 from fastnst.play.color import luminance_transfer
 from fastnst.play.temporal import TemporalSmoother
 
@@ -131,7 +132,7 @@ class StyleModel:
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
-        self.name = self.metadata.get("fastnst.style") or self.path.stem
+        self.name = self.metadata.get(contract.META_NAME) or self.path.stem
         self.styles = self._style_names()  # one name per style weight
         # The style input's weights, one per style (None: a model from before multi-style).
         self.style_weights = np.eye(len(self.styles), dtype=np.float32)[0] if self._has_style_input else None
@@ -143,7 +144,7 @@ class StyleModel:
     def _check_io(self) -> None:
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         expected = "a uint8 (N, H, W, 3) BGR input (and a float style input), as `fastnst export` writes"
-        self._has_style_input = len(inputs) == 2 and inputs[1].name == STYLE_INPUT and inputs[1].type == "tensor(float)"
+        self._has_style_input = len(inputs) == 2 and inputs[1].name == contract.STYLE_INPUT_NAME and inputs[1].type == "tensor(float)"
         if len(inputs) != 1 + self._has_style_input or len(outputs) < 1:
             raise UserError(f"model {self.path} has {len(inputs)} inputs; expected {expected}")
         shape, dtype = inputs[0].shape, inputs[0].type
@@ -157,7 +158,7 @@ class StyleModel:
 
     def _style_names(self) -> list[str]:
         """The ``fastnst.styles`` metadata (a JSON list), checked against the style input's size."""
-        text = self.metadata.get("fastnst.styles")
+        text = self.metadata.get(contract.META_STYLES)
         try:
             names = json.loads(text) if text else [self.name]
         except json.JSONDecodeError:
@@ -191,9 +192,7 @@ class StyleModel:
 
     def feeds(self, frames: np.ndarray) -> dict[str, np.ndarray]:
         """The onnxruntime inputs for (N, H, W, 3) uint8 BGR ``frames``."""
-        if self.style_weights is None:
-            return {self.input_name: frames}
-        return {self.input_name: frames, STYLE_INPUT: self.style_weights}
+        return contract.feeds(frames, self.style_weights, self.input_name)
 
     def _probe(self) -> int:
         """Run one small frame per size in PROBE_SIDES until one works; check the output contract on it.
@@ -229,9 +228,6 @@ class StyleModel:
             if not _is_ort_error(e):
                 raise
             raise UserError(f"model {self.name} failed on a {w}x{h} frame: {_first_line(e)}") from None
-
-
-STYLE_INPUT = "style"  # a multi-style model's second input: float32 (S,) style weights
 
 
 def _style_items(spec: str, valid: list[str], flag: str) -> dict[str, float]:
