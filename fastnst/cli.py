@@ -213,7 +213,9 @@ def _add_train(sub) -> None:
                    help="with --add-style or --tune-style: the trained net to build on (the rest of it stays "
                    "frozen): a run folder, a checkpoint, an ONNX model fastnst exported or a shipped name such "
                    "as twelve_styles")
-    p.add_argument("--data", help="folder of photos (searched recursively) or a Hugging Face dataset id user/name")
+    p.add_argument("--data", help="folder of photos (searched recursively), a video file (frames sampled evenly), "
+                   "a camera index or a Hugging Face dataset id user/name (with --base MODEL, default: the photos "
+                   "built into fastnst)")
     p.add_argument("--extra-data", action="append", metavar="DIR", help="another folder of photos to train on too")
     p.add_argument("--holdout", type=int, metavar="N",
                    help="keep the last N photos of --data out of training, for `fastnst eval --holdout N`")
@@ -312,8 +314,12 @@ def _base_config(args, overrides: dict):
     # A run folder and model of its own (never the base's): by default <base run>+<new or tuned styles>,
     # under runs/ for a base that is a model file or a shipped name.
     model = model_file(base_path)
-    if model and not overrides.get("data"):
-        raise UserError("--base MODEL needs --data PHOTOS: a model file does not bring its training photos")
+    if model and not overrides.get("data"):  # a model file does not bring its training photos
+        from fastnst.learn.data import BUILTIN_PHOTOS
+
+        log.info("no --data: training on the %d built-in photos (%s)", len(list(BUILTIN_PHOTOS.glob("*.jpg"))),
+                 BUILTIN_PHOTOS)
+        overrides = {**overrides, "data": str(BUILTIN_PHOTOS)}
     run = Path("runs") / model.stem if model else run_folder(base_path)
     run_dir = overrides.get("run_dir") or f"{run}+{'+'.join((*(Path(s).stem for s in add), *tune))}"
     # Not the base's: its machine settings, its length and learning rate (ADD_STYLE_*) and, with
