@@ -209,6 +209,9 @@ def _add_train(sub) -> None:
     p.add_argument("--tune-style", action="append", metavar="NAME",
                    help="a style of the --base run to retrain, from where it is, e.g. steadier with a higher "
                    "--stability-weight or bolder with a higher --style-weight (repeat for several)")
+    p.add_argument("--add-from", metavar="nearest|mean|NAME",
+                   help="with --add-style: the new style starts from the base style closest to the painting "
+                   "(nearest, the default), the mean of the base styles, or the base style NAME")
     p.add_argument("--base", metavar="RUN_DIR|MODEL",
                    help="with --add-style or --tune-style: the trained net to build on (the rest of it stays "
                    "frozen): a run folder, a checkpoint, an ONNX model fastnst exported or a shipped name such "
@@ -269,7 +272,7 @@ def _train_overrides(args) -> dict:
 
     flat = ("data", "data_split", "image_size", "style_size", "batch_size", "lr", "lr_schedule", "steps", "device", "precision",
             "seed", "workers", "checkpoint_every", "preview_every", "log_every", "run_dir", "output", "teacher",
-            "int8", "base", "holdout")
+            "int8", "base", "holdout", "add_from")
     out = {k: getattr(args, k) for k in flat}
     out["styles"] = args.style
     out["tune"] = args.tune_style

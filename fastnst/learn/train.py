@@ -185,6 +185,26 @@ def _base_net(cfg: TrainConfig, base: dict[str, Any]) -> TransformNet:
     return net
 
 
+def _start_new_styles(cfg: TrainConfig, net: TransformNet, ploss: PerceptualLoss, source: Any, n_base: int,
+                      trained: list[int], device: torch.device, precision: str) -> None:
+    """New styles' norm parameters from the base style ``cfg.add_from`` names, judged on the run's
+    first crops (``fastnst.learn.addstyle``)."""
+    from fastnst.learn.addstyle import ADD_FROM, start_new_styles
+
+    if cfg.add_from not in ADD_FROM and cfg.add_from not in cfg.style_names[:n_base]:
+        raise UserError(f"add-from must be {', '.join(ADD_FROM)} or a style of the base "
+                        f"({', '.join(cfg.style_names[:n_base])}), got {cfg.add_from!r}")
+    if cfg.add_from == "nearest" and not hasattr(source, "__len__"):
+        log.info("a streamed dataset: new styles start from the mean of the base styles")
+        return
+    if not any(i >= n_base for i in trained) or cfg.add_from == "mean":
+        return
+    data = CropDataset(source, cfg.image_size, cfg.seed)
+    crops = torch.stack([data[k][0] for k in range(cfg.batch_size)]).to(device)  # the first batch's crops
+    with autocast(device, precision):
+        start_new_styles(net, ploss, crops, n_base, trained, cfg.add_from, cfg.style_names)
+
+
 def trainable_parameters(net: TransformNet, styles: list[int] | None = None) -> list[torch.nn.Parameter]:
     """All parameters; with ``styles``, only those styles' norm rows (the rest get no gradient,
     so Adam leaves them bit-identical)."""
@@ -240,6 +260,8 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, rank: int, world: int,
     net = (_base_net(cfg, base) if base else TransformNet(cfg.net)).to(device)
     trained_styles = torch.tensor(trained)  # the styles samples are drawn for
     ploss = PerceptualLoss.from_config(cfg.loss, styles).to(device)
+    if base and ckpt is None:
+        _start_new_styles(cfg, net, ploss, source, n_base, trained, device, precision)
     teacher = net_of(load_trained(cfg.teacher)).requires_grad_(False).to(device) if cfg.teacher else None
     if teacher is not None and teacher.cfg.styles != cfg.net.styles:
         raise UserError(f"the teacher has {teacher.cfg.styles} style(s), this run {cfg.net.styles}")
