@@ -506,6 +506,10 @@ def _add_webcam(sub) -> None:
     p.add_argument("--mirror", action="store_true", help="start mirrored")
     p.add_argument("--smooth", action="store_true",
                    help="start with flow-guided temporal smoothing on (less flicker; key f toggles it)")
+    p.add_argument("--learn", metavar="PAINTING",
+                   help="learn this painting as a new style while playing (needs the train extra): it starts in "
+                   "the nearest style of the model and swaps in the new one every few seconds as it trains on the "
+                   "source's frames in a background process; Ctrl-C keeps a resumable run")
     _add_runtime_args(p)
     p.set_defaults(func=_run_webcam)
 
@@ -542,15 +546,23 @@ def _run_webcam(args) -> int:
     if not args.model:
         print(f"shipped models: {', '.join(m.path.stem for m in models)} (n/p or 1-9 to switch)")
     cap = open_capture(args.source)
+    live = _start_learning(args, models[0]) if args.learn else None
     try:
         summary = run_player(
             models, cap, keep_latest=not Path(args.source).is_file(), width=args.width or None,
             display=not args.no_display, max_frames=args.frames, output=Path(args.output) if args.output else None,
             record_dir=Path(args.record_dir), fps=source_fps(cap),
             state=PlayerState(strength=args.strength, preserve_color=args.preserve_color, mirror=args.mirror,
-                              smooth=args.smooth, **start))
+                              smooth=args.smooth, **start), live=live)
+    except BaseException:
+        if live is not None:
+            live.finish(interrupted=True)
+        raise
     finally:
         cap.release()
+    if live is not None:
+        print(summary.format())
+        return _finish_learning(live, summary.stop_reason is StopReason.INTERRUPTED)
     if summary.frames == 0 and summary.stop_reason is StopReason.END_OF_VIDEO:
         raise UserError(f"cannot read any frame from {args.source}")
     print(summary.format())
@@ -563,6 +575,50 @@ def _run_webcam(args) -> int:
         _error(f"{args.source} stopped delivering frames (camera unplugged?)")
         return 1
     return 0
+
+
+def _start_learning(args, base):
+    """webcam --learn: the learner process, adding the painting to ``base`` (a StyleModel) on the
+    source's frames, and the player's hook to it (``fastnst.play.live``)."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    from fastnst.play.live import FRAMES, LiveStyle
+    from fastnst.play.video import camera_index
+
+    if importlib.util.find_spec("torch") is None:
+        raise UserError("`fastnst webcam --learn` needs the train extra: pip install 'fastnst[train]'")
+    if not Path(args.learn).is_file():
+        raise UserError(f"painting not found: {args.learn}")
+    name = Path(args.learn).stem
+    run = Path("runs") / f"{base.path.stem}+{name}"
+    work = run / "live"
+    camera = camera_index(args.source) is not None
+    argv = ["train", "--add-style", args.learn, "--base", str(base.path), "--run-dir", str(run),
+            "--data", str(work / FRAMES) if camera else args.source]
+    print(f"learning {name} in the background (run folder {run}); playing the nearest style of {base.path.stem} "
+          f"once it is found")
+    return LiveStyle(work, json.dumps({"train_argv": argv}), name, save_frames=camera, wait_first=not camera,
+                     provider=args.provider, threads=args.threads)
+
+
+def _finish_learning(live, interrupted: bool) -> int:
+    """Wait for the learner (Ctrl-C: stop it, keeping a resumable run) and say where its model is."""
+    if not interrupted and live.proc.poll() is None:
+        print(f"{live.status}: finishing the run (Ctrl-C stops it and keeps a resumable checkpoint)")
+    try:
+        status = live.finish(interrupted)
+    except KeyboardInterrupt:
+        status, interrupted = live.finish(True), True
+    if status.get("state") == "done":
+        print(f"model: {status['model']} (play it: fastnst webcam --model {status['model']} --style {live.name})")
+        return 130 if interrupted else 0
+    if status.get("state") == "interrupted":
+        print(f"stopped at step {live.last.get('step', 0)}; resume with: fastnst train --resume {status['message']}")
+        return 130
+    _error(f"learning {live.name} failed: {status.get('message', 'the learner exited')}")
+    return 1
 
 
 # ---------------------------------------------------------------- models

@@ -123,3 +123,37 @@ def test_a_new_style_starts_from_the_base_style_that_paints_closest_to_it():
         assert torch.equal(norm.weight[3], norm.weight[1]) and torch.equal(norm.bias[3], norm.bias[1])
     assert start_new_styles(net, ploss, crops, 3, [3], "c", names) == ["c"]
     assert all(torch.equal(norm.bias[3], norm.bias[2]) for norm in net.norms())
+
+
+def test_webcam_learn_plays_the_nearest_style_then_swaps_in_the_new_one_headless(base_model, tmp_path, monkeypatch,
+                                                                                capsys):
+    ort = pytest.importorskip("onnxruntime")
+    from tests.conftest import read_video, write_video
+
+    model, green = base_model
+    video = write_video(tmp_path / "clip.mp4", 40)
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "out.mp4"
+    assert cli.main(["webcam", "--learn", green, "--model", str(model), "--source", str(video), "--no-display",
+                     "--frames", "30", "--output", str(out), "--width", "0"]) == 0
+    printed = capsys.readouterr().out
+    run = tmp_path / "runs" / f"{model.stem}+green"
+    final = run / f"{model.stem}+green.onnx"
+    assert f"model: {final.relative_to(tmp_path)}" in printed and "--style green" in printed  # where, how to play
+    assert config_of(load_checkpoint(run)).style_names == ("red", "blue", "green")
+    frames, _ = read_video(out)
+    assert len(frames) == 30
+    published = sorted((run / "live").glob("live-*.onnx"))
+    assert published[0].name == "live-000000.onnx" and len(published) >= 2  # where it started, then on
+    # The first published model is the nearest base style: the same output as that style of the base.
+    frame = np.ascontiguousarray(frames[0][None])
+    run_model = lambda path, w: ort.InferenceSession(str(path)).run(None, {"frames": frame, "style": np.float32(w)})[0]
+    first = run_model(published[0], [1.0])
+    assert min(np.abs(first.astype(int) - run_model(model, np.eye(2)[i]).astype(int)).max() for i in range(2)) <= 1
+    assert not np.array_equal(first, run_model(final, np.eye(3)[2]))  # then it learned
+
+
+def test_webcam_learn_needs_the_painting(tiny_onnx, synthetic_video, tmp_path, capsys):
+    assert cli.main(["webcam", "--learn", str(tmp_path / "none.jpg"), "--model", str(tiny_onnx), "--source",
+                     str(synthetic_video), "--no-display", "--frames", "1"]) == 2
+    assert "painting not found" in capsys.readouterr().err

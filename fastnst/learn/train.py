@@ -24,7 +24,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -144,10 +144,14 @@ class _StopFlag:
 
 
 # ---------------------------------------------------------------- the loop
-def train(cfg: TrainConfig, resume: str | os.PathLike | None = None, export: bool = True) -> TrainResult:
+def train(cfg: TrainConfig, resume: str | os.PathLike | None = None, export: bool = True,
+          on_step: Callable[[int, int, TransformNet, float | None], None] | None = None) -> TrainResult:
     """Train a TransformNet for ``cfg`` (or continue the run at ``resume``: a run folder or a
     checkpoint, whose config wins except for RESUMABLE_FIELDS, which the caller applies with
     ``checkpoint.resume_config``). All input checks happen before the first step.
+
+    ``on_step(step, total_steps, net, loss)``, if given, runs on rank 0 before the first step
+    (loss None) and after each one (e.g. to publish the net as it learns).
 
     Raises UserError for bad input, TrainingDiverged on a NaN/inf loss (the last checkpoint is
     kept) and KeyboardInterrupt after saving a checkpoint when interrupted (Ctrl-C, SIGTERM).
@@ -157,7 +161,7 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None, export: boo
     started = world_size() > 1 and not dist.is_initialized()
     rank, world, device = _dist_setup(cfg.device)
     try:
-        return _train(cfg, ckpt, rank, world, device, resume, export)
+        return _train(cfg, ckpt, rank, world, device, resume, export, on_step)
     finally:
         if started and dist.is_initialized():
             dist.destroy_process_group()
@@ -223,7 +227,8 @@ def trainable_parameters(net: TransformNet, styles: list[int] | None = None) -> 
 
 
 def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, rank: int, world: int, device: torch.device,
-           resume: str | os.PathLike | None, export: bool) -> TrainResult:
+           resume: str | os.PathLike | None, export: bool,
+           on_step: Callable[[int, int, TransformNet, float | None], None] | None = None) -> TrainResult:
     run_dir = Path(cfg.run_dir)
     if export and cfg.output and Path(cfg.output).parent != run_dir:  # one in the run folder is checked below
         check_output_path(cfg.output, (".onnx",), what="model")
@@ -317,6 +322,8 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, rank: int, world: int,
     # Sums since the last metrics row, in the layout of the step's all_reduce vector below, except
     # that slot 4 counts the steps (the vector's slot 4 is the stop request).
     sums, t_log, last = torch.zeros(5 + 2 * n_styles, dtype=torch.float64), time.perf_counter(), {}
+    if on_step is not None and rank == 0:
+        on_step(step, total_steps, net, None)
     with _StopFlag() as stop:
         batches = iter(loader)  # it draws a seed from torch's RNG, so the saved state goes back after it
         if ckpt is not None:
@@ -372,6 +379,8 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, rank: int, world: int,
             sums[4] += 1
             sums[5:] += vec[5:]
             bar.update(1)
+            if on_step is not None and rank == 0:
+                on_step(step, total_steps, net, vec[3].item())
             if rank == 0 and (step % cfg.log_every == 0 or step == total_steps):
                 last = _log_row(run_dir, step, sums, names, per_step, time.perf_counter() - t_log, bar)
                 sums.zero_()

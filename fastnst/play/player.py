@@ -300,13 +300,16 @@ def _timestamped(folder: Path, prefix: str, suffix: str) -> Path:
 
 def run_player(models: list[StyleModel], cap, *, keep_latest: bool, width: int | None = 640,
                display: bool = True, max_frames: int | None = None, output: Path | None = None,
-               record_dir: Path = Path("."), fps: float = 30.0, state: PlayerState | None = None) -> PlayerSummary:
+               record_dir: Path = Path("."), fps: float = 30.0, state: PlayerState | None = None,
+               live=None) -> PlayerSummary:
     """Stylize frames from ``cap`` until the source ends, ``max_frames``, 'q' or Ctrl-C.
 
     ``keep_latest``: see ``CaptureThread`` (True for cameras). ``width``: the processing width
     (None: the source's). ``output``: write every shown frame to this video (``fps`` frames/s;
     from a camera, each frame repeated or dropped so that the file plays at the speed it was seen).
     With ``display=False`` nothing is shown and no keys are read. The caller owns ``cap``.
+    ``live``: a model learning beside the player (``fastnst.play.live.LiveStyle``), called with each
+    frame; a model it returns replaces the current one, and its ``status`` is an overlay line.
     """
     state = dataclasses.replace(state or PlayerState(), styles=tuple(len(m.styles) for m in models))
     played, label = None, ""  # the state whose style weights the model has, and its overlay name
@@ -337,6 +340,11 @@ def run_player(models: list[StyleModel], cap, *, keep_latest: bool, width: int |
             if state.show_original or state.mirror != mirrored:  # a gap in the stylized stream, or a flip
                 pipeline.reset_smoothing()
             mirrored = state.mirror
+            if live is not None and (fresh := live(frame)) is not None:
+                models[state.model] = fresh
+                state = dataclasses.replace(state, styles=tuple(len(m.styles) for m in models), style=0, blend=None,
+                                            weights=None)
+                played = None
             model = models[state.model]
             if state.played != played:  # a new style or blend: set once, not per frame
                 model.set_style(state.style_weights())
@@ -370,6 +378,8 @@ def run_player(models: list[StyleModel], cap, *, keep_latest: bool, width: int |
                     view = view.copy()  # don't draw on the captured frame
                 _overlay(view, state, label, shown_fps,
                          summary.latency[-1] if summary.latency else 0.0)
+                if live is not None:
+                    draw_label(view, live.status, (8, 66))
                 cv2.imshow(WINDOW, view)
                 state = handle_key(state, cv2.waitKey(1))
                 visible = cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) >= 1
