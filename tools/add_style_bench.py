@@ -65,15 +65,14 @@ def main() -> int:
     p.add_argument("--work", help="folder for the runs (default: a temporary one)")
     args = p.parse_args()
 
-    recipes: dict[str, list[str]] = {}
-    if not args.no_before:
-        recipes["before (270 steps)"] = [*BEFORE, "--data", args.data, "--holdout", "50"]
-    recipes["default"] = ["--data", args.data, "--holdout", "50"]
+    recipes: dict[str, list[str]] = {"default": ["--data", args.data, "--holdout", "50"]}
     for n in (args.curve.split(",") if args.curve else []):
         recipes[f"default, {n} steps"] = ["--data", args.data, "--holdout", "50", "--steps", n]
     if args.sources:
         recipes["default, built-in photos"] = []
         recipes[f"default, {Path(args.sources).name} frames"] = ["--data", args.sources]
+    if not args.no_before:
+        recipes["before (270 steps)"] = [*BEFORE, "--data", args.data, "--holdout", "50"]
     work = Path(args.work or tempfile.mkdtemp(prefix="fastnst-addstyle-"))
     work.mkdir(parents=True, exist_ok=True)
     log = work / "log.txt"
