@@ -536,6 +536,8 @@ def _run_webcam(args) -> int:
     names = args.model or list(shipped_models().values())
     if not names:
         raise UserError("no shipped models are installed: pass --model M.onnx (train one with `fastnst train`)")
+    if args.learn and args.threads is None:  # the cores split between the player and the learner
+        args.threads = max(1, (os.cpu_count() or 2) // 2)
     models = [StyleModel(m, args.provider, args.threads) for m in names]
     if not args.model:  # the shipped model with the most styles plays first
         models.sort(key=lambda m: -len(m.styles))
@@ -600,7 +602,8 @@ def _start_learning(args, base):
     print(f"learning {name} in the background (run folder {run}); playing the nearest style of {base.path.stem} "
           f"once it is found")
     return LiveStyle(work, json.dumps({"train_argv": argv}), name, save_frames=camera, wait_first=not camera,
-                     provider=args.provider, threads=args.threads)
+                     provider=args.provider, threads=args.threads,
+                     learner_threads=max(1, (os.cpu_count() or 2) - args.threads))
 
 
 def _finish_learning(live, interrupted: bool) -> int:
