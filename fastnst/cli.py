@@ -292,6 +292,8 @@ def _train_overrides(args) -> dict:
 # --add-style's defaults: a short run from the nearest style, batch 2 at a high lr decaying to 0, sized
 # to add a painting in about a minute on 2 CPU cores (docs/training.md).
 ADD_STYLE_STEPS, ADD_STYLE_LR, ADD_STYLE_BATCH = 60, 6e-2, 2
+# --tune-style alone (a trained style, not a new one): 270 steps at 1e-2 made the Scream steadier in 2 minutes.
+TUNE_STYLE_STEPS, TUNE_STYLE_LR = 270, 1e-2
 
 
 def _base_config(args, overrides: dict):
@@ -325,12 +327,15 @@ def _base_config(args, overrides: dict):
         overrides = {**overrides, "data": str(BUILTIN_PHOTOS)}
     run = Path("runs") / model.stem if model else run_folder(base_path)
     run_dir = overrides.get("run_dir") or f"{run}+{'+'.join((*(Path(s).stem for s in add), *tune))}"
-    # Not the base's: its machine settings, its length and learning rate (ADD_STYLE_*) and, with
+    # Not the base's: its machine settings, its length and learning rate (ADD_STYLE_*, TUNE_STYLE_*) and, with
     # other photos, its extra folders, held-out count and split. Values given win.
     fresh = {k: getattr(TrainConfig(), k) for k in ("device", "workers", "precision")
              + (("extra_data", "holdout", "data_split") if overrides.get("data") else ())}
-    fresh.update(steps=0 if overrides.get("epochs") else ADD_STYLE_STEPS, epochs=0)  # where neither is given
-    fresh.update(lr=ADD_STYLE_LR, lr_schedule="cosine", batch_size=ADD_STYLE_BATCH)
+    if add:
+        fresh.update(steps=ADD_STYLE_STEPS, lr=ADD_STYLE_LR, lr_schedule="cosine", batch_size=ADD_STYLE_BATCH)
+    else:
+        fresh.update(steps=TUNE_STYLE_STEPS, lr=TUNE_STYLE_LR)
+    fresh.update(steps=0 if overrides.get("epochs") else fresh["steps"], epochs=0)  # where neither is given
     overrides = {**overrides, "run_dir": run_dir, "output": overrides.get("output") or ""}
     overrides.update({k: v for k, v in fresh.items() if overrides.get(k) is None})
     cfg = from_dict(type(base), merge(to_dict(base), overrides))
@@ -608,7 +613,7 @@ def _start_learning(args, base):
 
 def _finish_learning(live, interrupted: bool) -> int:
     """Wait for the learner (Ctrl-C: stop it, keeping a resumable run) and say where its model is."""
-    if not interrupted and live.proc.poll() is None:
+    if not interrupted and live.proc.poll() is None and live.read_status().get("state") != "done":
         print(f"{live.status}: finishing the run (Ctrl-C stops it and keeps a resumable checkpoint)")
     try:
         status = live.finish(interrupted)
