@@ -12,11 +12,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import wait_for, write_video
 from PIL import Image
 
 from fastnst import cli
@@ -75,15 +75,6 @@ def _files(folder: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
 
 
-def _wait_for(predicate, seconds=120.0) -> bool:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def _step(run: Path) -> int:
     from fastnst.learn.checkpoint import load_checkpoint
 
@@ -130,7 +121,7 @@ def test_a_second_training_on_a_folder_is_refused_while_the_first_finishes_untou
     run = tmp / "run"
     first = _fastnst("train", *flags, "--steps", "8", "--run-dir", run, cwd=tmp)
     try:
-        assert _wait_for(lambda: (run / "metrics.jsonl").is_file() or first.poll() is not None)
+        assert wait_for(lambda: (run / "metrics.jsonl").is_file() or first.poll() is not None)
         first.send_signal(signal.SIGSTOP)  # it holds the folder, mid-run, for as long as the second one takes
         try:
             second = _run("train", *flags, "--steps", "3", "--run-dir", run, cwd=tmp)
@@ -151,7 +142,7 @@ def test_a_killed_runs_stale_lock_is_taken_over(work):
     run = tmp / "run"
     first = _fastnst("train", *flags, "--steps", "100000", "--checkpoint-every", "1", "--run-dir", run, cwd=tmp)
     try:
-        assert _wait_for(lambda: (run / "checkpoint.pt").is_file() or first.poll() is not None)
+        assert wait_for(lambda: (run / "checkpoint.pt").is_file() or first.poll() is not None)
     finally:
         first.kill()  # SIGKILL: no handler runs, the lock file stays
         first.communicate()
@@ -383,14 +374,12 @@ def test_outputs_too_large_for_their_format_fail_before_the_work(tiny_onnx, tmp_
 
 # ---------------------------------------------------------------- R14: temp files of killed writers
 def test_temps_left_by_kill_9_are_removed_by_the_next_write(tiny_onnx, tmp_path):
-    from conftest import write_video
-
     clip = write_video(tmp_path / "long.mp4", 400, (320, 240))
     out = tmp_path / "out"
     out.mkdir()
     proc = _fastnst("stylize", "-m", tiny_onnx, clip, "-o", out / "v.mp4", cwd=tmp_path)
     try:
-        assert _wait_for(lambda: any(".tmp" in p.name for p in out.iterdir()) or proc.poll() is not None)
+        assert wait_for(lambda: any(".tmp" in p.name for p in out.iterdir()) or proc.poll() is not None)
     finally:
         proc.kill()
         proc.communicate()
