@@ -95,8 +95,8 @@ class NetConfig:
     styles: int = 1
 
     def __post_init__(self):
-        if not isinstance(self.channels, tuple) or not 2 <= len(self.channels) <= 3:
-            raise UserError(f"[net] channels must have 2 or 3 items, got {self.channels!r}")
+        if not isinstance(self.channels, tuple):  # how many: TransformNet's own check
+            raise UserError(f"[net] channels must be a list of integers, got {self.channels!r}")
         for c in self.channels:
             check_number("[net] channels", c, 1, INT_MAX, integer=True)
         check_number("[net] res_blocks", self.res_blocks, 0, INT_MAX, integer=True)
@@ -211,6 +211,7 @@ class TrainConfig:
     loss: LossConfig = field(default_factory=LossConfig)
 
     def __post_init__(self):
+        # image_size 16: VGG's deepest default layer and the fast net's H/8 stage need 16 px
         for name, low in (("image_size", 16), ("style_size", 16), ("batch_size", 1), ("checkpoint_every", 1),
                           ("log_every", 1), ("preview_every", 0), ("workers", 0), ("holdout", 0), ("steps", 0)):
             check_number(name, getattr(self, name), low, INT_MAX, integer=True)
