@@ -119,7 +119,7 @@ def test_a_folder_holding_a_run_is_refused_unless_overwrite(work, capsys):
 def test_a_second_training_on_a_folder_is_refused_while_the_first_finishes_untouched(work):
     tmp, flags = work
     run = tmp / "run"
-    first = _fastnst("train", *flags, "--steps", "8", "--run-dir", run, cwd=tmp)
+    first = _fastnst("train", *flags, "--steps", "40", "--run-dir", run, cwd=tmp)
     try:
         assert wait_for(lambda: (run / "metrics.jsonl").is_file() or first.poll() is not None)
         first.send_signal(signal.SIGSTOP)  # it holds the folder, mid-run, for as long as the second one takes
@@ -133,8 +133,8 @@ def test_a_second_training_on_a_folder_is_refused_while_the_first_finishes_untou
     finally:
         first.kill()
     assert first.returncode == 0, err
-    assert [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()] == list(range(1, 9))
-    assert _step(run) == 8 and not (run / ".lock").exists()
+    assert [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()] == list(range(1, 41))
+    assert _step(run) == 40 and not (run / ".lock").exists()
 
 
 def test_a_killed_runs_stale_lock_is_taken_over(work):
