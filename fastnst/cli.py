@@ -724,6 +724,8 @@ def _check_empty(args) -> None:
     would take it for "not given" and do the default, e.g. play every style for --styles ""."""
     for action in args.commands[args.command]._actions:
         value = getattr(args, action.dest, None)
+        if value == action.default:  # not typed
+            continue
         values = value if isinstance(value, list) else [value]
         if any(isinstance(v, str) and not v.strip() for v in values):
             name = action.option_strings[-1] if action.option_strings else action.metavar or action.dest
