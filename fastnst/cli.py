@@ -382,7 +382,7 @@ def _add_export(sub) -> None:
     p.add_argument("checkpoint", help="a run folder, a checkpoint file, or an ONNX model fastnst exported "
                    "(to cut a model down to some styles, rename them or quantize it)")
     p.add_argument("-o", "--output", help="ONNX file to write (default: <style>.onnx, or for several styles "
-                   "<run folder name>.onnx, in the current folder)")
+                   "<run folder name>.onnx, in the current folder, never replacing one that exists)")
     p.add_argument("--int8", action=argparse.BooleanOptionalAction, default=None,
                    help="int8-quantize the model (~1.3x the fps on a CPU, more flicker on video; default: as the run was trained)")
     p.add_argument("--calibrate", metavar="DATA",
@@ -415,6 +415,8 @@ def _run_export(args) -> int:
                              rename)
     out = check_output_path(args.output or f"{cfg.model_name}.onnx", (".onnx",), inputs=(model_file(args.checkpoint),),
                             what="model")
+    if not args.output and out.exists():  # a name the user did not give is never replaced
+        raise UserError(f"{out} exists; name the output with -o (-o {shlex.quote(str(out))} replaces it)")
     try:
         calibration = calibration_photos(cfg) if cfg.int8 else None
     except UserError as e:  # e.g. a shipped model: its training photos are on another machine

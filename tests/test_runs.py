@@ -432,3 +432,13 @@ def test_stylize_names_outputs_by_style_and_replaces_only_named_files(trio_onnx,
     assert (out / "photo_trio_a.png").read_bytes() != before  # a file the user named is replaced
     assert cli.main(["stylize", "-m", str(trio_onnx), "--style", "a", str(photo), "-o", str(out), "--overwrite"]) == 0
     assert (out / "photo_trio_a.png").read_bytes() == before
+
+
+def test_export_replaces_only_a_model_the_user_named(work, capsys, monkeypatch):
+    tmp, flags = work
+    assert cli.main(["train", *flags, "--steps", "1", "--run-dir", str(tmp / "r"), "-o", str(tmp / "r.onnx")]) == 0
+    monkeypatch.chdir(tmp)
+    (tmp / "style.onnx").write_bytes(b"mine")
+    _fails(capsys, ["export", str(tmp / "r")], "style.onnx exists; name the output with -o")
+    assert (tmp / "style.onnx").read_bytes() == b"mine"
+    assert cli.main(["export", str(tmp / "r"), "-o", "style.onnx"]) == 0 and (tmp / "style.onnx").read_bytes() != b"mine"
