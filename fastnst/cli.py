@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shlex
 import signal
 import sys
 import warnings
@@ -122,7 +123,7 @@ def _parse_style_layers(text: str) -> dict[str, float]:
 def _run_optimize(args) -> int:
     from fastnst.config import LossConfig, OptimizeConfig
     from fastnst.play.files import check_output_path
-    from fastnst.play.images import OUTPUT_IMAGE_SUFFIXES, load_image, save_image
+    from fastnst.play.images import OUTPUT_IMAGE_SUFFIXES, check_image_side, load_image, save_image
 
     out = check_output_path(args.output, OUTPUT_IMAGE_SUFFIXES, (args.content, *args.style, args.init), "image")
     if args.scales:
@@ -133,6 +134,7 @@ def _run_optimize(args) -> int:
         scales = (args.size,) if args.size is not None else OptimizeConfig().scales
     if args.max_size < 16:
         raise UserError(f"--max-size must be >= 16, got {args.max_size}")
+    check_image_side(out, scales[-1])
     loss = LossConfig(
         vgg=args.vgg,
         pool=args.pool,
@@ -209,6 +211,9 @@ def _add_train(sub) -> None:
     p.add_argument("--tune-style", action="append", metavar="NAME",
                    help="a style of the --base run to retrain, from where it is, e.g. steadier with a higher "
                    "--stability-weight or bolder with a higher --style-weight (repeat for several)")
+    p.add_argument("--style-image", action="append", metavar="NAME=IMAGE",
+                   help="with --base: the painting of the base's style NAME, where it is not at the path recorded "
+                   "when the base was trained (e.g. for --tune-style NAME on a shipped model); repeat for several")
     p.add_argument("--base", metavar="RUN_DIR|MODEL",
                    help="with --add-style or --tune-style: the trained net to build on (the rest of it stays "
                    "frozen): a run folder, a checkpoint, an ONNX model fastnst exported or a shipped name such "
@@ -241,12 +246,16 @@ def _add_train(sub) -> None:
                    help="distillation: a trained run (e.g. --arch johnson) whose outputs the net also learns")
     p.add_argument("--distill-weight", type=float,
                    help="weight of the content loss against the teacher's output (with --teacher)")
-    p.add_argument("--run-dir", help=f"folder for checkpoint.pt, metrics.jsonl and previews (default {d.run_dir})")
+    p.add_argument("--run-dir", help=f"folder for checkpoint.pt, metrics.jsonl and previews (default {d.run_dir}; "
+                   "with --resume: the resumed folder, or a new folder to continue a copy of the run in)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run a --run-dir folder already holds (without it such a folder is refused)")
     p.add_argument("-o", "--output", help="ONNX file to write (default RUN_DIR/<style>.onnx)")
     p.add_argument("--int8", action="store_true", default=None,
                    help="export an int8-quantized model, calibrated on the training photos: ~1.3x the fps on a CPU, "
                    "the same still-image loss, but more flicker on video")
-    p.add_argument("--resume", metavar="RUN_DIR|CKPT", help="continue a run exactly where it stopped")
+    p.add_argument("--resume", metavar="RUN_DIR|CKPT",
+                   help="continue a run exactly where it stopped, in the folder its checkpoint is in")
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), help="bf16 runs the VGG loss network's convolutions in bfloat16 (the transform net, Gram matrices, losses and optimizer state stay fp32); auto (default) picks bf16 where the device runs it fast (a CPU with AVX512-BF16 or AMX; a CUDA GPU with bf16, except for the small fast net) and fp32 elsewhere, and the log says which and why")
     p.add_argument("--seed", type=int, help=f"seed of the weights, the crops and their order (default {d.seed})")
@@ -307,8 +316,14 @@ def _base_config(args, overrides: dict):
     if overrides.get("styles") or overrides.get("style") or args.resume:
         raise UserError("--add-style and --tune-style take the styles from --base; drop --style/--resume")
     base = config_of(load_trained(base_path))
-    styles = (*base.styles, *add)
-    names = (*base.names, *(Path(s).stem for s in add)) if base.names else ()  # keep renames
+    pairs = [item.partition("=") for item in args.style_image or ()]
+    if bad := [f"{n}{sep}{p}" for n, sep, p in pairs if not sep or not n or not p or n not in base.style_names]:
+        raise UserError(f"--style-image {bad[0]!r}: give NAME=IMAGE for a style of the base "
+                        f"({', '.join(base.style_names)})")
+    paintings = {n: p for n, _, p in pairs}
+    styles = (*(paintings.get(n, p) for n, p in zip(base.style_names, base.styles)), *add)
+    # the names stay the base's whatever the files are called
+    names = (*base.style_names, *(Path(s).stem for s in add)) if base.names or paintings else ()
     # A run folder and model of its own (never the base's): by default <base run>+<new or tuned styles>,
     # under runs/ for a base that is a model file or a shipped name.
     model = model_file(base_path)
@@ -333,7 +348,7 @@ def _run_train(args) -> int:
     import os
 
     from fastnst.config import load_recipe, merge, read_recipe
-    from fastnst.learn.checkpoint import load_checkpoint, resume_config
+    from fastnst.learn.checkpoint import load_checkpoint, resume_config, run_folder
     from fastnst.learn.train import train
 
     if int(os.environ.get("RANK", "0")) > 0:  # under torchrun only rank 0 logs progress
@@ -342,21 +357,21 @@ def _run_train(args) -> int:
     if args.resume and args.recipe:
         raise UserError("--resume takes its config from the checkpoint; drop --recipe")
     recipe = read_recipe(args.recipe) if args.recipe else {}
-    if args.add_style or args.tune_style or args.base or recipe.get("base"):
+    if args.add_style or args.tune_style or args.base or args.style_image or recipe.get("base"):
         cfg = _base_config(args, merge(recipe, overrides))
-    elif args.resume:
-        cfg = resume_config(load_checkpoint(args.resume), overrides)
+    elif args.resume:  # the run lives where its checkpoint is, never at the folder its config recorded
+        cfg = resume_config(load_checkpoint(args.resume, resuming=True), overrides, args.run_dir or run_folder(args.resume))
     else:
         cfg = load_recipe(recipe, overrides)
-    result = train(cfg, resume=args.resume)
+    result = train(cfg, resume=args.resume, overwrite=args.overwrite)
     if result.rank == 0:
         print(f"checkpoint: {result.checkpoint} (step {result.step})")
         if result.skipped:
             print(f"skipped {len(result.skipped)} unreadable or tiny image(s)")
         if result.onnx:
             shown = cfg.style_names[-len(args.add_style)] if args.add_style else cfg.tune[0] if cfg.tune else ""
-            new = f" --style {shown}" if shown else ""
-            print(f"model: {result.onnx} (play it: fastnst webcam --model {result.onnx}{new})")
+            new = f" --style {shlex.quote(shown)}" if shown else ""
+            print(f"model: {result.onnx} (play it: fastnst webcam --model {shlex.quote(str(result.onnx))}{new})")
     return 0
 
 
@@ -367,7 +382,7 @@ def _add_export(sub) -> None:
     p.add_argument("checkpoint", help="a run folder, a checkpoint file, or an ONNX model fastnst exported "
                    "(to cut a model down to some styles, rename them or quantize it)")
     p.add_argument("-o", "--output", help="ONNX file to write (default: <style>.onnx, or for several styles "
-                   "<run folder name>.onnx, in the current folder)")
+                   "<run folder name>.onnx, in the current folder, never replacing one that exists)")
     p.add_argument("--int8", action=argparse.BooleanOptionalAction, default=None,
                    help="int8-quantize the model (~1.3x the fps on a CPU, more flicker on video; default: as the run was trained)")
     p.add_argument("--calibrate", metavar="DATA",
@@ -400,6 +415,8 @@ def _run_export(args) -> int:
                              rename)
     out = check_output_path(args.output or f"{cfg.model_name}.onnx", (".onnx",), inputs=(model_file(args.checkpoint),),
                             what="model")
+    if not args.output and out.exists():  # a name the user did not give is never replaced
+        raise UserError(f"{out} exists; name the output with -o (-o {shlex.quote(str(out))} replaces it)")
     try:
         calibration = calibration_photos(cfg) if cfg.int8 else None
     except UserError as e:  # e.g. a shipped model: its training photos are on another machine
@@ -423,8 +440,10 @@ def _add_stylize(sub) -> None:
                    help="ONNX model file or shipped style name (see `fastnst models`); repeat for several, "
                         "each gives its own output")
     p.add_argument("--output-dir", "-o", help="output folder (default: .); outputs are "
-                   "<input>_<model>.<ext>, videos .mp4. With one input and one model, a file name "
-                   "(out.jpg, out.mp4) also works; with --sheet, the sheet's image file")
+                   "<input>_<model>[_<style>].<ext>, videos .mp4, and existing ones are not replaced (--overwrite). "
+                   "With one input and one model, a file name (out.jpg, out.mp4) also works, and replaces that "
+                   "file; with --sheet, the sheet's image file")
+    p.add_argument("--overwrite", action="store_true", help="replace outputs of the default names that exist")
     p.add_argument("--style", metavar="NAME|NAME:W,NAME:W",
                    help="a style of a multi-style model, or a blend (a:0.7,b:0.3); with several --model, each "
                         "model that has it writes its output (see `fastnst models`)")
@@ -466,7 +485,7 @@ def _run_stylize(args) -> int:
     written = []
     try:
         written = stylize_files(models, args.inputs, args.output_dir or ".", args.size, args.strength, args.preserve_color,
-                                smooth=args.smooth)
+                                smooth=args.smooth, overwrite=args.overwrite)
     except StylizeInterrupted as e:  # the finished outputs, the last video cut short
         written = e.written
         raise
@@ -698,7 +717,21 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in (_add_train, _add_export, _add_optimize, _add_stylize, _add_webcam, _add_models, _add_bench, _add_eval):
         add(sub)
+    parser.set_defaults(commands=sub.choices)
     return parser
+
+
+def _check_empty(args) -> None:
+    """An empty (or blank) value is an error for every flag and input: code that tests a value's truth
+    would take it for "not given" and do the default, e.g. play every style for --styles ""."""
+    for action in args.commands[args.command]._actions:
+        value = getattr(args, action.dest, None)
+        if value == action.default:  # not typed
+            continue
+        values = value if isinstance(value, list) else [value]
+        if any(isinstance(v, str) and not v.strip() for v in values):
+            name = action.option_strings[-1] if action.option_strings else action.metavar or action.dest
+            raise UserError(f"{name} is empty; give a value or leave the flag out")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -723,6 +756,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:  # not the main thread: leave signals alone
         old = None
     try:
+        _check_empty(args)
         code = args.func(args)  # a command that stops early on a signal returns 130
     except KeyboardInterrupt as e:
         _error(str(e) or "interrupted")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from pathlib import Path
 
 import cv2
@@ -160,3 +161,13 @@ def read_video(path: Path) -> tuple[list[np.ndarray], float]:
 def synthetic_video(tmp_path) -> Path:
     """A 12-frame 64x48 mp4 at 10 fps."""
     return write_video(tmp_path / "clip.mp4", 12)
+
+
+def wait_for(predicate, seconds: float = 120.0) -> bool:
+    """Poll ``predicate`` until it holds (True) or ``seconds`` pass (False)."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
