@@ -26,9 +26,9 @@ LINUX_SETUP = ("install v4l2loopback (Debian/Ubuntu: sudo apt install v4l2loopba
 OBS_SETUP = "install OBS Studio 26 or later (obsproject.com), start its virtual camera once and stop it"
 
 
-def setup_hint(platform: str = sys.platform) -> str:
-    """What to install on ``platform`` for a virtual camera to exist."""
-    return LINUX_SETUP if platform.startswith("linux") else OBS_SETUP
+def setup_hint() -> str:
+    """What to install on this system for a virtual camera to exist."""
+    return LINUX_SETUP if sys.platform.startswith("linux") else OBS_SETUP
 
 
 def fit_frame(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
