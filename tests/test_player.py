@@ -13,7 +13,7 @@ from conftest import read_video, synthetic_frames, write_video
 from fastnst import UserError
 from fastnst.cli import main
 from fastnst.play.player import (KEYS, CaptureThread, PlayerState, PlayerSummary, StopReason, draw_overlay, handle_key,
-                                 run_player, style_fields, style_names, text_scale)
+                                 run_player, style_fields, style_names, window_picture)
 from fastnst.play.runtime import StyleModel
 
 
@@ -127,11 +127,15 @@ def test_key_help_and_style_list_are_drawn(trio_onnx):
     assert len(KEYS) == 15
 
 
-def test_overlay_text_keeps_its_size_on_screen():
-    assert text_scale((640, 480), (640, 480)) == pytest.approx(0.6)
-    assert text_scale((640, 480), (320, 240)) == pytest.approx(1.2)  # a window half the size: drawn twice as big
-    assert text_scale((1280, 480), (640, 480)) == pytest.approx(1.2)  # split view in a frame-sized window
-    assert text_scale((640, 480), (1280, 960)) > 0.6 * 0.5  # a big window: bigger than half, still readable
+def test_the_window_text_is_drawn_at_the_window_size():
+    view = np.zeros((480, 640, 3), np.uint8)
+    shown, scale = window_picture(view, (320, 300))  # a small window: the picture fits its width
+    assert shown.shape == (240, 320, 3) and scale == pytest.approx(0.6) and shown is not view
+    shown, scale = window_picture(np.zeros((480, 1280, 3), np.uint8), (640, 480))  # split view
+    assert shown.shape == (240, 640, 3)
+    shown, scale = window_picture(view, (1440, 1080))  # a big window: bigger text
+    assert shown.shape == (1080, 1440, 3) and scale == pytest.approx(1.2)
+    assert window_picture(view, (-1, -1))[0].shape == view.shape  # size unknown: the view's own
 
 
 # ---------------------------------------------------------------- capture thread

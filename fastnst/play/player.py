@@ -366,7 +366,8 @@ def _after_key(state: PlayerState, key: int, help_until: float | None, t_key: fl
 
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
-FONT_SCALE = 0.6  # on screen in a window of about 540 px or less; larger in a larger window
+FONT_SCALE = 0.6  # about 13 px tall: the text's size in a window up to 540 px tall
+MIN_FONT_SCALE = 0.4  # the smallest a panel shrinks to, to fit a small window
 
 
 def _thickness(scale: float) -> int:
@@ -383,26 +384,39 @@ def draw_label(img: np.ndarray, text: str, org: tuple[int, int], scale: float = 
     cv2.putText(img, text, org, FONT, scale, (255, 255, 255), t, cv2.LINE_AA)
 
 
-def text_scale(view_size: tuple[int, int], window_size: tuple[int, int]) -> float:
-    """The font scale to draw on a ``view_size`` (w, h) image shown in a ``window_size`` window:
-    the text keeps a readable size on screen however much the window shrinks the image, and
-    grows with a large window."""
-    (vw, vh), (ww, wh) = view_size, window_size
-    on_screen = FONT_SCALE * min(2.0, max(1.0, wh / 540))
-    return on_screen * max(vw / ww, vh / wh)  # the window scales the image by the smaller ratio
+def window_picture(view: np.ndarray, window_size: tuple[int, int]) -> tuple[np.ndarray, float]:
+    """``view`` at the size the window shows it (its aspect kept), as a new image to draw the
+    text on at screen resolution, and the font scale for that window: the text is as legible in
+    a small window as in a large one, where it grows."""
+    (ww, wh), (vh, vw) = window_size, view.shape[:2]
+    if ww <= 0 or wh <= 0:  # a backend that does not tell: the view's own size
+        ww, wh = vw, vh
+    fit = min(ww / vw, wh / vh)
+    size = (max(1, round(vw * fit)), max(1, round(vh * fit)))
+    shown = view.copy() if size == (vw, vh) else cv2.resize(
+        view, size, interpolation=cv2.INTER_AREA if fit < 1 else cv2.INTER_LINEAR)
+    return shown, FONT_SCALE * min(2.0, max(1.0, size[1] / 540))
 
 
 def _panel(img: np.ndarray, rows: list[tuple[str, str]], top: int, scale: float) -> None:
     """(key, text) ``rows`` in two aligned fields on a darkened box from ``top`` down, in as many
-    columns as the height needs."""
-    step, pad = round(22 * scale / FONT_SCALE), round(6 * scale / FONT_SCALE)
-    per_column = max(1, (img.shape[0] - top - pad) // step)
+    columns as the height needs, the text made smaller (down to ``MIN_FONT_SCALE``) where they
+    would not fit across."""
+    for _ in range(3):
+        step, pad = round(22 * scale / FONT_SCALE), round(6 * scale / FONT_SCALE)
+        per_column = max(1, (img.shape[0] - top - pad) // step)
+        columns = []
+        for first in range(0, len(rows), per_column):
+            column = rows[first:first + per_column]
+            widths = [[cv2.getTextSize(t, FONT, scale, _thickness(scale))[0][0] for t in row] for row in column]
+            key_width = max(w[0] for w in widths) + 2 * pad
+            columns.append((column, key_width, key_width + max(w[1] for w in widths) + 2 * pad))
+        needed = pad + sum(width + pad for *_, width in columns)
+        if needed <= img.shape[1] or scale <= MIN_FONT_SCALE:
+            break
+        scale = max(MIN_FONT_SCALE, scale * img.shape[1] / needed)
     x = pad
-    for first in range(0, len(rows), per_column):
-        column = rows[first:first + per_column]
-        widths = [[cv2.getTextSize(t, FONT, scale, _thickness(scale))[0][0] for t in row] for row in column]
-        key_width = max(w[0] for w in widths) + 2 * pad
-        width = key_width + max(w[1] for w in widths) + 2 * pad
+    for column, key_width, width in columns:
         box = img[top:top + len(column) * step + pad, x:x + width]
         box >>= 2  # in place: a dark box keeps the text legible on any picture
         for i, (key, text) in enumerate(column):
@@ -476,7 +490,7 @@ def run_player(models: list[StyleModel], cap, *, keep_latest: bool, width: int |
     help_until = None  # when the key help shown at the start goes (None: the keys decide)
     try:
         if display:
-            cv2.namedWindow(WINDOW, cv2.WINDOW_NORMAL)  # the frame is scaled to the window
+            cv2.namedWindow(WINDOW, cv2.WINDOW_NORMAL | cv2.WINDOW_GUI_NORMAL)  # any size; no Qt toolbar
         capture = CaptureThread(cap, keep_latest, pace=fps if pace else None, loop=loop).start()
         t_start = t_key = time.perf_counter()
         if display and not state.help:
@@ -528,17 +542,16 @@ def run_player(models: list[StyleModel], cap, *, keep_latest: bool, width: int |
                 vcam.send(view)
             key = -1
             if display:
-                if view is small:
-                    view = view.copy()  # don't draw on the captured frame
-                if view.shape != window_shape:  # the first frame, or split: the window takes the frame's size
-                    cv2.resizeWindow(WINDOW, round(view.shape[1] * frame.shape[0] / view.shape[0]), frame.shape[0])
-                    window_shape = view.shape
                 _, _, ww, wh = cv2.getWindowImageRect(WINDOW)
-                scale = text_scale((view.shape[1], view.shape[0]),
-                                   (ww, wh) if ww > 0 and wh > 0 else (view.shape[1], view.shape[0]))
-                draw_overlay(view, state, label, shown_fps, summary.latency[-1] if summary.latency else 0.0,
+                if view.shape != window_shape:  # the first frame at the frame's size; split: as wide, less tall
+                    ww = ww if window_shape and ww > 0 else round(view.shape[1] * frame.shape[0] / view.shape[0])
+                    wh = round(ww * view.shape[0] / view.shape[1])
+                    cv2.resizeWindow(WINDOW, ww, wh)
+                    window_shape = view.shape
+                shown, scale = window_picture(view, (ww, wh))
+                draw_overlay(shown, state, label, shown_fps, summary.latency[-1] if summary.latency else 0.0,
                              scale, names)
-                cv2.imshow(WINDOW, view)
+                cv2.imshow(WINDOW, shown)
                 key = cv2.waitKey(1)
                 visible = cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) >= 1
                 if window_seen and not visible:  # closed with the mouse (some backends map it late)
