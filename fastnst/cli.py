@@ -526,6 +526,8 @@ def _run_webcam(args) -> int:
         raise UserError(f"--width must be 0 or at least 16, got {args.width}")
     if args.frames is not None and args.frames < 1:
         raise UserError(f"--frames must be at least 1, got {args.frames}")
+    if args.loop and not Path(args.source).is_file():
+        raise UserError(f"--loop repeats a video file; {args.source} is a camera or stream")
     if not args.no_display:
         check_display()
         check_output_path(Path(args.record_dir) / "snapshot.png")  # for 'r' and Enter, before the window opens
@@ -542,7 +544,7 @@ def _run_webcam(args) -> int:
         model, weights = select_style(models, args.style)
         start = {"model": model, **style_fields(weights)}
     if not args.model:
-        print(f"shipped models: {', '.join(m.path.stem for m in models)} (n/p or 1-9 to switch)")
+        print(f"shipped models: {', '.join(m.path.stem for m in models)} (n/p or 1-9 to switch, l lists the styles)")
     cap = open_capture(args.source)
     vcam = None
     try:

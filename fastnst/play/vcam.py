@@ -163,5 +163,5 @@ def open_virtual_camera(width: int, height: int, fps: float, device: str | None 
             raise UserError(f"the virtual camera is busy ({why}): close the other program using it") from None
         raise UserError(f"no virtual camera found ({why}): {setup_hint()}") from None
     name = camera.device
-    log.info("virtual camera %s (%s), %dx%d at %.1f fps", name, camera.backend, width, height, fps)
+    log.debug("virtual camera %s (%s), %dx%d at %.1f fps", name, camera.backend, width, height, fps)
     return VirtualCamera(camera, name)
