@@ -39,7 +39,7 @@ KEY_ENTER, KEY_ESC = (10, 13), 27
 WINDOW = "fastnst"
 HELP_SECONDS = 6.0  # the key help shows this long at the start, unless h or ? toggles it first
 DIGIT_SECONDS = 1.0  # a second digit within this time makes a two-digit style number
-KEYS = (  # the key help, the summary's key line and the style list all read this
+KEYS = (  # the window's key help and the summary's key line
     ("n / p", "next / previous style"),
     ("1-9", "style N; two digits quickly for 10 and up"),
     ("l", "list the styles with their numbers"),
@@ -63,10 +63,11 @@ KEYS = (  # the key help, the summary's key line and the style list all read thi
 class PlayerState:
     """Everything the keys control. ``snapshot`` is a one-shot request the loop clears.
 
-    n/p and the digits step through every style of every model: ``styles`` holds each model's style
-    count (``run_player`` fills it in); ``digits`` is the style number being typed (the loop clears
-    it after ``DIGIT_SECONDS``), so 1 then 3 plays the 13th. ``blend`` (a style of the same model) is mixed in with
-    weight ``mix``; ``weights`` plays other weights (a blend of 3+ styles) until a style key.
+    n/p and the digits step through every style of every model: ``styles`` holds each model's
+    style count (``run_player`` fills it in); ``digits`` is the style number being typed (the
+    loop clears it after ``DIGIT_SECONDS``), so 1 then 3 plays the 13th. ``blend`` (a style of
+    the same model) is mixed in with weight ``mix``; ``weights`` plays other weights (a blend of
+    3+ styles) until a style key.
     """
 
     model: int = 0
@@ -376,7 +377,8 @@ def _thickness(scale: float) -> int:
 
 def draw_label(img: np.ndarray, text: str, org: tuple[int, int], scale: float = FONT_SCALE) -> None:
     """White text with a black outline at ``org`` (its baseline's left end), in place. The
-    outline is the same text shifted, not drawn thicker: OpenCV spaces thicker text wider."""
+    outline is the same text shifted, not drawn thicker: OpenCV spaces thicker text wider.
+    Large text is drawn with thicker strokes, and its outline shifted as far."""
     x, y = org
     t = _thickness(scale)
     for dx, dy in ((-t, -t), (t, -t), (-t, t), (t, t)):
