@@ -19,7 +19,7 @@ import pytest
 from conftest import read_video, synthetic_frames, write_video
 
 from fastnst.cli import main
-from fastnst.play.player import PlayerState, run_player
+from fastnst.play.player import WINDOW, PlayerState, run_player
 from fastnst.play.runtime import FramePipeline, StyleModel
 from fastnst.play.vcam import fit_frame, open_virtual_camera
 
@@ -145,11 +145,18 @@ def x_display(monkeypatch, tmp_path):
     proc.wait(5)
 
 
-def test_the_window_overlay_stays_off_the_camera(tiny_onnx, backends, x_display):
-    vcam = open_virtual_camera(64, 48, 30, backend="recorder")
-    summary = run_player([StyleModel(tiny_onnx)], ListCapture(_blue(8), 0.01), keep_latest=False, width=None,
-                         display=True, state=PlayerState(show_original=True), vcam=vcam)
+def test_the_window_opens_at_the_frame_size_and_its_text_stays_off_the_camera(tiny_onnx, backends, x_display):
+    vcam = open_virtual_camera(320, 240, 30, backend="recorder")
+    rects = []
+
+    def read_key():  # called once a frame while the window is open
+        rects.append(cv2.getWindowImageRect(WINDOW)[2:])
+        return -1
+
+    summary = run_player([StyleModel(tiny_onnx)], ListCapture(_blue(8, (320, 240)), 0.02), keep_latest=False,
+                         width=160, display=True, state=PlayerState(show_original=True), vcam=vcam, read_key=read_key)
     assert summary.frames == 8 and summary.window  # shown with its text and key help
+    assert rects[-1] == (320, 240)  # the frame's size, not the 160 px processing width
     assert len(backends[0].frames) >= 1
     assert all((f == (0, 0, 255)).all() for f in backends[0].frames)  # not one pixel of text
 
