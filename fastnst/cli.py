@@ -497,9 +497,11 @@ def _run_stylize(args) -> int:
 
 def _add_webcam(sub) -> None:
     p = sub.add_parser("webcam", help="live stylization of a camera (or video) in an OpenCV window",
-                       description="Keys: n/p or 1-9 style (every style of every model), b blend with the "
+                       description="Keys: n/p or 1-9 style (every style of every model; two digits quickly "
+                                   "for 10 and up), l list the styles, b blend with the "
                                    "model's next style, [ ] move the blend, space original, s split, c colour, "
-                                   "+/- strength, m mirror, f smoothing (flicker), r record, Enter snapshot, q/Esc quit.")
+                                   "+/- strength, m mirror, f smoothing (flicker), r record, Enter snapshot, "
+                                   "h/? key help, q/Esc quit.")
     p.add_argument("--model", "-m", action="append",
                    help="ONNX model file or shipped style name; repeat to switch with n/p/1-9 "
                         "(default: every shipped model, the one with the most styles first; see `fastnst models`)")
@@ -509,6 +511,14 @@ def _add_webcam(sub) -> None:
     p.add_argument("--width", type=int, default=640, help="processing width (default 640; 0: the source's); smaller is faster, with bigger strokes, and the summary names one that should reach 30 fps where frames stylize slower")
     p.add_argument("--no-display", action="store_true", help="headless: no window; print a timing summary")
     p.add_argument("--frames", type=int, help="stop after N frames")
+    p.add_argument("--virtual-camera", nargs="?", const="", metavar="DEVICE",
+                   help="also send the stylized picture (no overlay) to a virtual camera for video calls: "
+                        "OBS Virtual Camera (Windows, macOS) or v4l2loopback (Linux; DEVICE: /dev/videoN, "
+                        "default the first); needs pip install '.[vcam]'")
+    p.add_argument("--loop", action="store_true", help="play a video file over and over")
+    p.add_argument("--no-pace", action="store_true",
+                   help="play a video file as fast as it stylizes (files play at their own frame rate "
+                        "when shown or sent to a virtual camera; --no-display alone never paces)")
     p.add_argument("--output", help="write every frame shown to this .mp4")
     p.add_argument("--record-dir", default=".", help="folder for 'r' recordings and Enter snapshots (default: .)")
     p.add_argument("--strength", type=float, default=1.0, help="initial strength, 0..1 (default 1)")
@@ -526,7 +536,8 @@ def _run_webcam(args) -> int:
     from fastnst.play.files import check_output_path
     from fastnst.play.player import PlayerState, StopReason, check_display, run_player, style_fields
     from fastnst.play.runtime import StyleModel, select_style, shipped_models
-    from fastnst.play.video import OUTPUT_VIDEO_SUFFIXES, open_capture, source_fps
+    from fastnst.play.vcam import open_virtual_camera
+    from fastnst.play.video import OUTPUT_VIDEO_SUFFIXES, open_capture, source_fps, source_size
 
     if not 0.0 <= args.strength <= 1.0:
         raise UserError(f"--strength must be between 0 and 1, got {args.strength}")
@@ -534,6 +545,8 @@ def _run_webcam(args) -> int:
         raise UserError(f"--width must be 0 or at least 16, got {args.width}")
     if args.frames is not None and args.frames < 1:
         raise UserError(f"--frames must be at least 1, got {args.frames}")
+    if args.loop and not Path(args.source).is_file():
+        raise UserError(f"--loop repeats a video file; {args.source} is a camera or stream")
     if not args.no_display:
         check_display()
         check_output_path(Path(args.record_dir) / "snapshot.png")  # for 'r' and Enter, before the window opens
@@ -550,16 +563,26 @@ def _run_webcam(args) -> int:
         model, weights = select_style(models, args.style)
         start = {"model": model, **style_fields(weights)}
     if not args.model:
-        print(f"shipped models: {', '.join(m.path.stem for m in models)} (n/p or 1-9 to switch)")
+        print(f"shipped models: {', '.join(m.path.stem for m in models)} (n/p or 1-9 to switch, l lists the styles)")
     cap = open_capture(args.source)
+    vcam = None
     try:
+        is_file = Path(args.source).is_file()
+        if args.virtual_camera is not None:  # at the source's size and rate, as the camera it stands in for
+            vcam = open_virtual_camera(*source_size(cap), source_fps(cap), args.virtual_camera or None)
+            print(f"virtual camera: {vcam.stats.device} ({vcam.size[0]}x{vcam.size[1]}); pick it in the call's "
+                  f"camera settings")
         summary = run_player(
-            models, cap, keep_latest=not Path(args.source).is_file(), width=args.width or None,
+            models, cap, keep_latest=not is_file, width=args.width or None,
             display=not args.no_display, max_frames=args.frames, output=Path(args.output) if args.output else None,
             record_dir=Path(args.record_dir), fps=source_fps(cap),
             state=PlayerState(strength=args.strength, preserve_color=args.preserve_color, mirror=args.mirror,
-                              smooth=args.smooth, **start))
+                              smooth=args.smooth, **start),
+            pace=is_file and not args.no_pace and (vcam is not None or not args.no_display),
+            loop=args.loop, vcam=vcam)
     finally:
+        if vcam is not None:
+            vcam.close()
         cap.release()
     if summary.frames == 0 and summary.stop_reason is StopReason.END_OF_VIDEO:
         raise UserError(f"cannot read any frame from {args.source}")
