@@ -749,7 +749,7 @@ def _check_empty(args) -> None:
     would take it for "not given" and do the default, e.g. play every style for --styles ""."""
     for action in args.commands[args.command]._actions:
         value = getattr(args, action.dest, None)
-        if value == action.default:  # not typed
+        if value == action.default or (action.nargs == "?" and value == action.const):  # not typed, or a bare flag
             continue
         values = value if isinstance(value, list) else [value]
         if any(isinstance(v, str) and not v.strip() for v in values):
