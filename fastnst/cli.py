@@ -716,7 +716,7 @@ def _run_serve(args) -> int:
     names = args.model or list(shipped_models().values())
     if not names:
         raise UserError("no shipped models are installed: pass --model M.onnx (train one with `fastnst train`)")
-    table = site_table(names, args.onnxruntime_web)
+    table = site_table(names, args.onnxruntime_web, most_styles_first=not args.model)
     if args.export:
         out = export_site(table, args.export)
         print(f"site: {out} (serve it with any static host, e.g. python -m http.server -d {out})")

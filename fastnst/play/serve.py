@@ -52,9 +52,11 @@ def _webgpu_dist(folder: str | os.PathLike) -> Path:
                     "(give the folder of `npm install onnxruntime-web`)")
 
 
-def site_table(model_paths: list[str | os.PathLike], onnxruntime_web: str | os.PathLike | None = None) -> dict[str, Path | bytes]:
+def site_table(model_paths: list[str | os.PathLike], onnxruntime_web: str | os.PathLike | None = None,
+               most_styles_first: bool = False) -> dict[str, Path | bytes]:
     """URL path (no leading slash) -> a file or the bytes to send: the page, onnxruntime-web, the
-    models (each checked against the contract first) and ``site.json``."""
+    models (each checked against the contract first; ``most_styles_first``: the page's first model
+    is the one with the most styles, as in ``webcam``) and ``site.json``."""
     web = web_dir()
     table: dict[str, Path | bytes] = {"": web / "index.html"}
     for f in sorted(web.rglob("*")):
@@ -64,8 +66,10 @@ def site_table(model_paths: list[str | os.PathLike], onnxruntime_web: str | os.P
         dist = _webgpu_dist(onnxruntime_web)
         table.update({f"vendor/{f}": dist / f for f in WEBGPU_FILES})
     models = []
-    for m in model_paths:
-        model = StyleModel(m, "cpu", threads=1)  # a file that breaks the contract fails here, not in the browser
+    loaded = [StyleModel(m, "cpu", threads=1) for m in model_paths]  # a broken file fails here, not in the browser
+    if most_styles_first:
+        loaded.sort(key=lambda m: -len(m.styles))
+    for model in loaded:
         url = f"models/{model.path.name}"
         n = 2
         while url in table:  # two files with one name: keep both

@@ -19,8 +19,9 @@ const input = document.createElement("canvas");  // the frame at the processing 
 const inCtx = input.getContext("2d", { willReadFrequently: true });
 const out = $("output");
 const outCtx = out.getContext("2d");
-// For tests and the benchmark: counters and the last frame's timings (ms).
-const page = (window.fastnst = { frames: 0, ready: false, stats: { fps: 0, grab: 0, model: 0, post: 0 }, models });
+// For tests and the benchmark: frames drawn, the settings' generation (changes) and the one the
+// canvas shows (shown), and the last frame's timings (ms).
+const page = (window.fastnst = { frames: 0, changes: 0, shown: -1, ready: false, stats: { fps: 0, grab: 0, model: 0, post: 0 }, models });
 
 function message(text, kind = "error") {
   const m = $("message");
@@ -209,7 +210,7 @@ function label() {
 }
 
 function wireControls() {
-  const changed = () => { dirty = true; };
+  const changed = () => { dirty = true; page.changes++; };
   $("style").addEventListener("change", () => { fillBlend(); changed(); });
   $("blend-style").addEventListener("change", () => { $("blend").disabled = $("blend-style").value === ""; changed(); });
   for (const [id, fmt] of [["blend", (v) => `${v}%`], ["strength", (v) => `${v}%`]]) {
@@ -240,6 +241,7 @@ async function openFile(file) {
     $("style").value = `${models.length - 1}/0`;
     fillBlend();
     dirty = true;
+    page.changes++;
     message(`added ${model.name}: ${model.styles.length} style${model.styles.length > 1 ? "s" : ""}`, "info");
   } catch (e) {
     message(`${errorText(e)}. The current style keeps playing.`);
@@ -305,6 +307,7 @@ async function startCamera() {
   await video.play();
   stopSource();
   source = { kind: "camera", el: video, still: false };
+  page.changes++;
   $("source-file").parentElement.classList.remove("wanted");
 }
 
@@ -329,6 +332,7 @@ async function useFile(file) {
     stopSource();
     source = { kind: file.type.startsWith("image/") ? "image" : "video", el, still: file.type.startsWith("image/"), url };
     dirty = true;
+    page.changes++;
     message("");
   } catch (e) {
     URL.revokeObjectURL(url);
@@ -352,6 +356,7 @@ async function step() {
   if (!sw || !sh) return false;
   const [w, h] = processingSize(sw, sh);
   const { model } = current();
+  const generation = page.changes;
   const t0 = performance.now();
   if (input.width !== w || input.height !== h) Object.assign(input, { width: w, height: h });
   inCtx.drawImage(el, 0, 0, w, h);
@@ -370,6 +375,7 @@ async function step() {
   postprocess(styled, bgr, rgba, outImage.data, n, strength, $("keep-colors").checked);
   if (out.width !== w || out.height !== h) Object.assign(out, { width: w, height: h });
   outCtx.putImageData(outImage, 0, 0);
+  page.shown = generation;
   const t3 = performance.now();
   Object.assign(page.stats, { grab: t1 - t0, model: t2 - t1, post: t3 - t2 });
   return true;
