@@ -349,3 +349,19 @@ def test_serve_bad_model(tmp_path, capsys):
     (tmp_path / "x.onnx").write_bytes(b"not a model")
     assert cli.main(["serve", "-m", str(tmp_path / "x.onnx")]) == 2
     assert "not a valid ONNX model" in capsys.readouterr().err
+
+
+def test_webgpu_build_from_an_npm_install(tmp_path):
+    from fastnst import UserError
+    from fastnst.play.serve import WEBGPU_FILES
+
+    dist = tmp_path / "node_modules" / "onnxruntime-web" / "dist"
+    dist.mkdir(parents=True)
+    for name in WEBGPU_FILES:
+        (dist / name).write_bytes(b"//")
+    table = site_table(["shipwreck"], tmp_path)
+    assert all(table[f"vendor/{name}"] == dist / name for name in WEBGPU_FILES)
+    assert json.loads(table["site.json"])["webgpu"] is True
+    assert json.loads(site_table(["shipwreck"])["site.json"])["webgpu"] is False
+    with pytest.raises(UserError, match="npm install onnxruntime-web"):
+        site_table(["shipwreck"], tmp_path / "elsewhere")

@@ -282,6 +282,19 @@ function toggleRecord() {
 }
 
 // ------------------------------------------------------------------ sources
+// A video source's frame is stylized once: a model faster than the camera waits for its next frame.
+function watchFrames(src) {
+  if (!src.el.requestVideoFrameCallback) return src;  // no callback: stylize back to back
+  src.fresh = true;
+  const onFrame = () => {
+    if (source !== src) return;
+    src.fresh = true;
+    src.el.requestVideoFrameCallback(onFrame);
+  };
+  src.el.requestVideoFrameCallback(onFrame);
+  return src;
+}
+
 function stopSource() {
   if (source && source.kind === "camera") source.el.srcObject.getTracks().forEach((t) => t.stop());
   if (source && source.url) URL.revokeObjectURL(source.url);
@@ -306,7 +319,7 @@ async function startCamera() {
   video.srcObject = stream;
   await video.play();
   stopSource();
-  source = { kind: "camera", el: video, still: false };
+  source = watchFrames({ kind: "camera", el: video, still: false });
   page.changes++;
   $("source-file").parentElement.classList.remove("wanted");
 }
@@ -330,7 +343,9 @@ async function useFile(file) {
       await el.play();
     }
     stopSource();
-    source = { kind: file.type.startsWith("image/") ? "image" : "video", el, still: file.type.startsWith("image/"), url };
+    const still = file.type.startsWith("image/");
+    source = { kind: still ? "image" : "video", el, still, url };
+    if (!still) watchFrames(source);
     dirty = true;
     page.changes++;
     message("");
@@ -412,9 +427,10 @@ function postprocess(styled, orig, origRgba, dst, n, strength, keepColors) {
 async function loop() {
   let last = performance.now(), count = 0, busy = false;
   const tick = async () => {
-    if (!busy && source && models.length && (!source.still || dirty)) {
+    if (!busy && source && models.length && (source.still ? dirty : source.fresh !== false)) {
       busy = true;
       dirty = false;
+      if (source.fresh) source.fresh = false;
       try {
         if (await step()) {
           page.frames++;

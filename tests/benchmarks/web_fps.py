@@ -5,10 +5,10 @@ with 2 threads, at 640x480 with 1 thread, and ``fastnst bench --threads 2`` at b
     flock /tmp/fastnst-bench.lock python tests/benchmarks/web_fps.py
 
 The fake camera plays a clip made from ../shared/data/videos/vtest.avi (synthetic frames where it is
-absent). The page stylizes frames back to back; its fps is frames over --seconds after a warm-up,
+absent). The page stylizes each camera frame once (60 fps, more than it reaches); its fps is frames over --seconds after a warm-up,
 with its own split of each frame's milliseconds (model, pixel conversion and drawing). Reported:
 the median over --rounds. Options: --model, --rounds, --seconds, --extra "label=query" (more page
-variants, e.g. "fixed=threads=2&width=640&fixdims=1").
+variants, e.g. "4 threads=threads=4&width=640"), --clip VIDEO.
 """
 
 from __future__ import annotations
@@ -34,8 +34,9 @@ from fastnst.play.serve import make_server, server_url, site_table  # noqa: E402
 CLIP = ROOT.parent / "shared" / "data" / "videos" / "vtest.avi"
 
 
-def clip_frames(n: int = 60) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(CLIP))
+def clip_frames(n: int = 60, clip: Path = CLIP) -> list[np.ndarray]:
+    """``n`` frames of ``clip`` at 640x480 (a moving gradient where it is absent)."""
+    cap = cv2.VideoCapture(str(clip))
     frames = []
     while len(frames) < n:
         ok, f = cap.read()
@@ -83,6 +84,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=6.0)
     ap.add_argument("--extra", action="append", default=[], metavar="LABEL=QUERY")
+    ap.add_argument("--clip", type=Path, default=CLIP, help="the fake camera's video (default: %(default)s)")
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -92,7 +94,7 @@ def main() -> None:
     results: dict[str, list[dict]] = {k: [] for k in variants}
     native: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        y4m = write_y4m(Path(tmp) / "cam.y4m", clip_frames())
+        y4m = write_y4m(Path(tmp) / "cam.y4m", clip_frames(60, args.clip), fps=60)  # the camera is not the limit
         server = make_server(site_table([args.model]), port=0)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         with sync_playwright() as p:
