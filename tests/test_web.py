@@ -196,6 +196,20 @@ def test_parity_with_the_python_player(parity, style, blend, strength, keep):
     assert not parity.uncaught()
 
 
+def test_snapshot_and_record(live):
+    with live.page.expect_download() as snap:
+        live.page.click("#snapshot")
+    png = cv2.imdecode(np.frombuffer(Path(snap.value.path()).read_bytes(), np.uint8), cv2.IMREAD_COLOR)
+    assert snap.value.suggested_filename.endswith(".png") and png.shape == (240, WIDTH, 3)
+    live.page.click("#record")
+    still_playing(live)
+    with live.page.expect_download() as rec:
+        live.page.click("#record")
+    data = Path(rec.value.path()).read_bytes()
+    assert rec.value.suggested_filename.endswith(".webm") and data[:4] == b"\x1a\x45\xdf\xa3"  # EBML: WebM
+    assert not live.uncaught()
+
+
 def drop_file(page: Page, name: str, data: bytes, mime: str = "") -> None:
     """Drop a file on the page as a user's drag and drop does."""
     page.page.evaluate("""([name, b64, mime]) => {

@@ -119,6 +119,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 def make_server(table: dict[str, Path | bytes], host: str = "127.0.0.1", port: int = 8000) -> ThreadingHTTPServer:
     """A threaded HTTP server for ``table`` (``site_table``), bound and ready for ``serve_forever``."""
+    if not 0 <= port <= 65535:
+        raise UserError(f"--port must be between 0 and 65535, got {port}")
     handler = type("SiteHandler", (_Handler,), {"table": table})
     try:
         server = ThreadingHTTPServer((host, port), handler)

@@ -356,7 +356,7 @@ async function useFile(file) {
 }
 
 // ------------------------------------------------------------------ the frame loop
-let frameBuf = null, outImage = null;
+let outImage = null;
 
 // (w, h) for a source at the chosen width: even sides, as the Python player's processing_size.
 function processingSize(sw, sh) {
@@ -377,8 +377,7 @@ async function step() {
   inCtx.drawImage(el, 0, 0, w, h);
   const rgba = inCtx.getImageData(0, 0, w, h).data;
   const n = w * h;
-  if (!frameBuf || frameBuf.length !== n * 3) frameBuf = new Uint8Array(n * 3);
-  const bgr = frameBuf;
+  const bgr = new Uint8Array(n * 3);  // a new one each frame: the proxy worker takes the buffer
   for (let i = 0, j = 0; i < n * 4; i += 4, j += 3) {
     bgr[j] = rgba[i + 2]; bgr[j + 1] = rgba[i + 1]; bgr[j + 2] = rgba[i];
   }
@@ -387,7 +386,7 @@ async function step() {
   const styled = strength > 0 ? (await runModel(model, bgr, w, h, styleWeights())).data : bgr;
   const t2 = performance.now();
   if (!outImage || outImage.width !== w || outImage.height !== h) outImage = new ImageData(w, h);
-  postprocess(styled, bgr, rgba, outImage.data, n, strength, $("keep-colors").checked);
+  postprocess(styled, rgba, outImage.data, n, strength, $("keep-colors").checked);
   if (out.width !== w || out.height !== h) Object.assign(out, { width: w, height: h });
   outCtx.putImageData(outImage, 0, 0);
   page.shown = generation;
@@ -400,12 +399,12 @@ async function step() {
 const descale = (x) => (x + 8192) >> 14;
 const clamp = (x) => (x < 0 ? 0 : x > 255 ? 255 : x);
 
-// stylized and original are BGR; dst is RGBA. Strength: cv2.addWeighted; then luminance_transfer.
-function postprocess(styled, orig, origRgba, dst, n, strength, keepColors) {
+// styled is BGR, orig and dst RGBA. Strength: cv2.addWeighted; then luminance_transfer.
+function postprocess(styled, orig, dst, n, strength, keepColors) {
   const s = strength, r = 1 - strength;
   for (let i = 0, j = 0; i < n * 4; i += 4, j += 3) {
     let b = styled[j], g = styled[j + 1], red = styled[j + 2];
-    const ob = orig[j], og = orig[j + 1], or = orig[j + 2];
+    const ob = orig[i + 2], og = orig[i + 1], or = orig[i];
     if (s < 1) {
       b = clamp(Math.round(b * s + ob * r));
       g = clamp(Math.round(g * s + og * r));
@@ -493,6 +492,8 @@ async function main() {
     return message(`cannot load onnxruntime-web (${errorText(e)})`);
   }
   ort.env.wasm.numThreads = threads;
+  // The model runs in onnxruntime's worker: the page stays responsive while a frame is stylized.
+  ort.env.wasm.proxy = provider === "WebAssembly" && params.get("proxy") !== "0";
   ort.env.logLevel = "fatal";
   $("runtime").textContent = site.onnxruntime;
   const wanted = params.getAll("model");

@@ -22,7 +22,6 @@ import threading
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,23 +29,17 @@ sys.path.insert(0, str(ROOT / "tests"))
 from web_browser import chromium_args, write_y4m  # noqa: E402
 
 from fastnst.play.serve import make_server, server_url, site_table  # noqa: E402
+from fastnst.play.video import read_frames  # noqa: E402
 
 CLIP = ROOT.parent / "shared" / "data" / "videos" / "vtest.avi"
 
 
 def clip_frames(n: int = 60, clip: Path = CLIP) -> list[np.ndarray]:
     """``n`` frames of ``clip`` at 640x480 (a moving gradient where it is absent)."""
-    cap = cv2.VideoCapture(str(clip))
-    frames = []
-    while len(frames) < n:
-        ok, f = cap.read()
-        if not ok:
-            break
-        frames.append(cv2.resize(f, (640, 480), interpolation=cv2.INTER_AREA))
-    if not frames:  # no clip here: a moving gradient
-        xs, ys = np.meshgrid(np.linspace(0, 255, 640), np.linspace(0, 255, 480))
-        frames = [np.roll(np.dstack([xs, ys, 255 - xs]).astype(np.uint8), 8 * i, axis=1) for i in range(n)]
-    return frames
+    if clip.is_file():
+        return read_frames(clip, n, (640, 480))
+    xs, ys = np.meshgrid(np.linspace(0, 255, 640), np.linspace(0, 255, 480))
+    return [np.roll(np.dstack([xs, ys, 255 - xs]).astype(np.uint8), 8 * i, axis=1) for i in range(n)]
 
 
 def page_fps(browser, url: str, seconds: float) -> dict:
