@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "benchmarks")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from web_browser import CHROMIUM, chromium_args, write_y4m  # noqa: E402
 from web_fps import CLIP, clip_frames  # noqa: E402
 

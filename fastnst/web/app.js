@@ -203,6 +203,7 @@ function styleWeights() {
 
 function label() {
   const { model, si } = current();
+  if (!model) return "frame";
   const other = $("blend-style").value;
   if (other === "" || !model.hasStyle) return model.styles.length > 1 ? model.styles[si] : model.name;
   const t = Number($("blend").value);

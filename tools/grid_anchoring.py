@@ -11,7 +11,7 @@ texture at a lag of 8 px (across, down and along both diagonals) above the mean 
 7 and 9 px, the largest of the four. A texture with no period of 8 px scores ~0; the input frame
 is scored too, as the baseline.
 
-    python tests/benchmarks/grid_anchoring.py --frame frame.png --model twelve_styles --model shipwreck
+    python tools/grid_anchoring.py --frame frame.png --model twelve_styles --model shipwreck
 """
 
 from __future__ import annotations

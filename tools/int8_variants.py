@@ -2,7 +2,7 @@
 timed side by side (interleaved rounds, one 640x480 frame, 2 intra-op threads), with their
 mean distance from the float model on 8 held-out photos.
 
-    python tests/benchmarks/int8_variants.py models/shipwreck.onnx --photos ../shared/data/content
+    python tools/int8_variants.py models/shipwreck.onnx --photos ../shared/data/content
 
 fastnst.learn.quantize ships "QDQ, Conv only, moving-average ranges".
 """

@@ -5,8 +5,8 @@ One step is what the training loop computes: content targets, the net, the VGG l
 and Adam, under ``fastnst.learn.device.autocast``. Prints img/s per variant (median of the
 rounds) and the ratio to fp32 NCHW.
 
-    python tests/benchmarks/train_precision.py --sizes 128 256 --rounds 3
-    python tests/benchmarks/train_precision.py --device cuda --batch 4 16 --steps 20
+    python tools/train_precision.py --sizes 128 256 --rounds 3
+    python tools/train_precision.py --device cuda --batch 4 16 --steps 20
 """
 
 from __future__ import annotations

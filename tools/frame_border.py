@@ -7,7 +7,7 @@ Printed: the mean absolute difference (0-255) over the outer 6 px of the picture
 6-16 px band inside it, and over the interior (which differs too, a little: instance norm sees
 the whole input).
 
-    python tests/benchmarks/frame_border.py --frame frame.png --model before.onnx --model twelve_styles
+    python tools/frame_border.py --frame frame.png --model before.onnx --model twelve_styles
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ Prints the mean logged ``total`` (or ``--key content``/``style``) over each wind
 window that holds s) and, for two runs, the ratio of the second to the first, the number of
 logged rows that are identical in both (content, style per painting, total) and the last of them.
 
-    python tests/benchmarks/compare_runs.py runs/twelve_styles --windows 0,2500,5000,...,25000
-    python tests/benchmarks/compare_runs.py runs/twelve_styles runs/twelve_styles_repro --windows 7500,8000,9000,9870
+    python tools/compare_runs.py runs/twelve_styles --windows 0,2500,5000,...,25000
+    python tools/compare_runs.py runs/twelve_styles runs/twelve_styles_repro --windows 7500,8000,9000,9870
 """
 
 from __future__ import annotations

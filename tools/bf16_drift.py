@@ -4,7 +4,7 @@ in bf16 for VGG and the net (how `fastnst train` ran until 2026-11-27) and in bf
 (how it runs now). Prints each bf16 variant's loss terms against fp32's and the cosine between
 its gradient and fp32's.
 
-    python tests/benchmarks/bf16_drift.py models/twelve_styles.onnx runs/twelve_styles_h4/checkpoint.pt
+    python tools/bf16_drift.py models/twelve_styles.onnx runs/twelve_styles_h4/checkpoint.pt
 
 Run it from the directory the run was trained from (the recipe's photo and painting paths).
 """

@@ -1,7 +1,7 @@
 """``fastnst optimize`` in fp32 against bf16: seconds per L-BFGS iteration and the final loss,
 one photo at 512 px, in one process.
 
-    python tests/benchmarks/optimize_precision.py --iterations 100 --bf16-iterations 100
+    python tools/optimize_precision.py --iterations 100 --bf16-iterations 100
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ with ``session.run`` on one uint8 frame. The Johnson reference runs in the same 
 interleaved round by round with the candidates, and every figure is also given as a ratio to
 it. Reported: the median over rounds of each round's mean frame time.
 
-    python tests/benchmarks/arch_speed.py
+    python tools/arch_speed.py
 
 Options: --size WxH, --threads N, --rounds N, --only "name;name" (johnson always runs).
 """

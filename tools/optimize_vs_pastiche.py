@@ -19,7 +19,7 @@ Measures:
    images and VGG.
 
 Usage (heavy: about 10 minutes on 2 cores; run nothing else meanwhile):
-    python tests/benchmarks/optimize_vs_pastiche.py --out runs/optimize_vs_pastiche
+    python tools/optimize_vs_pastiche.py --out runs/optimize_vs_pastiche
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from fastnst.learn.data import to_tensor
 from fastnst.learn.optimize import _resize, optimize
 from fastnst.learn.vgg import VGGEncoder
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def run_pastiche(content: Path, style: Path, size: int, steps: int, out: Path) -> dict:

@@ -4,9 +4,9 @@ Random weights (speed does not depend on them), exported with ``export_onnx``, o
 uint8 frame, 2 intra-op threads, ORT_ENABLE_ALL. Prints ms/frame (profiling on) and the
 per-frame kernel time of the top op types.
 
-    python tests/benchmarks/ort_profile.py                         # the fast preset
-    python tests/benchmarks/ort_profile.py '{"padding": "zeros"}'  # with NetConfig changes
-    python tests/benchmarks/ort_profile.py models/twelve_styles.onnx  # an exported model
+    python tools/ort_profile.py                         # the fast preset
+    python tools/ort_profile.py '{"padding": "zeros"}'  # with NetConfig changes
+    python tools/ort_profile.py models/twelve_styles.onnx  # an exported model
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 native player (``fastnst bench``), in one run, rounds interleaved: the page at 640x480 and 320x240
 with 2 threads, at 640x480 with 1 thread, and ``fastnst bench --threads 2`` at both sizes.
 
-    flock /tmp/fastnst-bench.lock python tests/benchmarks/web_fps.py
+    flock /tmp/fastnst-bench.lock python tools/web_fps.py
 
 The fake camera plays a clip made from ../shared/data/videos/vtest.avi (synthetic frames where it is
 absent). The page stylizes each camera frame once (60 fps, more than it reaches); its fps is frames over --seconds after a warm-up,
@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests"))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from web_browser import chromium_args, write_y4m  # noqa: E402
 
 from fastnst.play.serve import make_server, server_url, site_table  # noqa: E402

@@ -7,7 +7,7 @@ metrics.jsonl (log_every=1, so each line times one step, including whatever prev
 checkpoint the step before it wrote). Both run in this one process, alternating, and the
 report gives medians and means (the first step of each run is dropped as warm-up).
 
-    python tests/benchmarks/train_overhead.py --data ../shared/data/content \
+    python tools/train_overhead.py --data ../shared/data/content \
         --style ../shared/data/styles/scream.jpg --image-size 256 --steps 8 --workers 0 1 2
 """
 
