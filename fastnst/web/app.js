@@ -459,8 +459,9 @@ function showStatus() {
   const t = page.stats;
   const why = isolated ? "" : " (no cross-origin isolation headers: single-threaded)";
   const timing = source && !source.still ? ` · ${t.fps.toFixed(1)} fps` : "";
-  const size = `${out.width}x${out.height}`;
-  $("status").textContent = `${provider} · ${threads} thread${threads > 1 ? "s" : ""}${why} · ${size}${timing} · model ${t.model.toFixed(0)} ms, pixels ${(t.grab + t.post).toFixed(0)} ms`;
+  const head = `${provider} · ${threads} thread${threads > 1 ? "s" : ""}${why}`;
+  const frame = page.frames ? ` · ${out.width}x${out.height}${timing} · model ${t.model.toFixed(0)} ms, pixels ${(t.grab + t.post).toFixed(0)} ms` : "";
+  $("status").textContent = head + frame;
 }
 
 // ------------------------------------------------------------------ start
