@@ -326,7 +326,8 @@ async function startCamera() {
 }
 
 function noCamera(why) {
-  message(`No camera: ${why}. Pick a video or image file below (or drop one on the page) to play the styles on it.`);
+  const earlier = $("message").hidden || $("message").className !== "error" ? "" : `${$("message").textContent} `;
+  message(`${earlier}No camera: ${why}. Pick a video or image file below (or drop one on the page) to play the styles on it.`);
   $("source-file").parentElement.classList.add("wanted");
 }
 
