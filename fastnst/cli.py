@@ -729,6 +729,49 @@ def _run_eval_video(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- serve
+def _add_serve(sub) -> None:
+    p = sub.add_parser(
+        "serve", help="the webcam in a browser: a local page that plays the models (onnxruntime-web)",
+        description="Serve a page that plays every style of the models on the browser's camera, on the "
+                    "visitor's own machine (onnxruntime-web: WebGPU where the browser has it and --onnxruntime-web "
+                    "is given, else WebAssembly with threads). Open the printed URL; nothing leaves the browser. "
+                    "The page has a style and blend picker, strength, keep colours, snapshot (PNG), record (WebM), "
+                    "your own .onnx by drag and drop, and a video or image file when there is no camera.")
+    p.add_argument("--model", "-m", action="append",
+                   help="ONNX model file or shipped style name; repeat for several (default: every shipped model)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1; browsers allow the camera on localhost or HTTPS only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free one)")
+    p.add_argument("--export", metavar="DIR",
+                   help="write the page and models to DIR for any static host instead of serving; without the "
+                        "cross-origin isolation headers the page runs on one thread and says so")
+    p.add_argument("--onnxruntime-web", metavar="DIR",
+                   help="an `npm install onnxruntime-web` folder: also serve its WebGPU build (not shipped: 30 MB)")
+    p.set_defaults(func=_run_serve)
+
+
+def _run_serve(args) -> int:
+    from fastnst.play.runtime import shipped_models
+    from fastnst.play.serve import export_site, make_server, server_url, site_table
+
+    names = args.model or list(shipped_models().values())
+    if not names:
+        raise UserError("no shipped models are installed: pass --model M.onnx (train one with `fastnst train`)")
+    table = site_table(names, args.onnxruntime_web, most_styles_first=not args.model)
+    if args.export:
+        out = export_site(table, args.export)
+        print(f"site: {out} (serve it with any static host, e.g. python -m http.server -d {out})")
+        return 0
+    server = make_server(table, args.host, args.port)
+    try:
+        print(f"fastnst page: {server_url(server)} (Ctrl-C stops)", flush=True)
+        server.serve_forever()
+    finally:
+        server.server_close()
+    return 0
+
+
 # ---------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
@@ -738,7 +781,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"fastnst {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in (_add_train, _add_export, _add_optimize, _add_stylize, _add_webcam, _add_models, _add_bench, _add_eval):
+    for add in (_add_train, _add_export, _add_optimize, _add_stylize, _add_webcam, _add_models, _add_bench, _add_eval,
+                _add_serve):
         add(sub)
     parser.set_defaults(commands=sub.choices)
     return parser

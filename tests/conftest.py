@@ -67,6 +67,12 @@ SLOW = {
     "test_shipped_models.py": ("test_shipped_model_reads_back_as_a_base_for_add_style",),
     "test_precision.py": ("test_bf16_training_runs_vgg_in_bf16_and_the_transform_net_in_fp32",),
     "test_eval.py": ("test_gatys_reference_row",),
+    "test_web.py": (  # headless Chromium, or a `serve` subprocess
+        "test_page_plays_the_camera_stylized", "test_style_switch_and_blend", "test_parity_with_the_python_player",
+        "test_snapshot_and_record", "test_dropped_text_file", "test_model_with_another_contract",
+        "test_own_model_by_drop", "test_missing_model_url", "test_camera_refused_offers_a_file",
+        "test_static_export_plays_single_threaded", "test_serve_command_torch_free",
+    ),
 }
 
 
