@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shlex
 import signal
 import sys
 import warnings
@@ -122,7 +123,7 @@ def _parse_style_layers(text: str) -> dict[str, float]:
 def _run_optimize(args) -> int:
     from fastnst.config import LossConfig, OptimizeConfig
     from fastnst.play.files import check_output_path
-    from fastnst.play.images import OUTPUT_IMAGE_SUFFIXES, load_image, save_image
+    from fastnst.play.images import OUTPUT_IMAGE_SUFFIXES, check_image_side, load_image, save_image
 
     out = check_output_path(args.output, OUTPUT_IMAGE_SUFFIXES, (args.content, *args.style, args.init), "image")
     if args.scales:
@@ -133,6 +134,7 @@ def _run_optimize(args) -> int:
         scales = (args.size,) if args.size is not None else OptimizeConfig().scales
     if args.max_size < 16:
         raise UserError(f"--max-size must be >= 16, got {args.max_size}")
+    check_image_side(out, scales[-1])
     loss = LossConfig(
         vgg=args.vgg,
         pool=args.pool,
@@ -212,6 +214,9 @@ def _add_train(sub) -> None:
     p.add_argument("--add-from", metavar="nearest|mean|NAME",
                    help="with --add-style: the new style starts from the base style closest to the painting "
                    "(nearest, the default), the mean of the base styles, or the base style NAME")
+    p.add_argument("--style-image", action="append", metavar="NAME=IMAGE",
+                   help="with --base: the painting of the base's style NAME, where it is not at the path recorded "
+                   "when the base was trained (e.g. for --tune-style NAME on a shipped model); repeat for several")
     p.add_argument("--base", metavar="RUN_DIR|MODEL",
                    help="with --add-style or --tune-style: the trained net to build on (the rest of it stays "
                    "frozen): a run folder, a checkpoint, an ONNX model fastnst exported or a shipped name such "
@@ -246,12 +251,16 @@ def _add_train(sub) -> None:
                    help="distillation: a trained run (e.g. --arch johnson) whose outputs the net also learns")
     p.add_argument("--distill-weight", type=float,
                    help="weight of the content loss against the teacher's output (with --teacher)")
-    p.add_argument("--run-dir", help=f"folder for checkpoint.pt, metrics.jsonl and previews (default {d.run_dir})")
+    p.add_argument("--run-dir", help=f"folder for checkpoint.pt, metrics.jsonl and previews (default {d.run_dir}; "
+                   "with --resume: the resumed folder, or a new folder to continue a copy of the run in)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run a --run-dir folder already holds (without it such a folder is refused)")
     p.add_argument("-o", "--output", help="ONNX file to write (default RUN_DIR/<style>.onnx)")
     p.add_argument("--int8", action="store_true", default=None,
                    help="export an int8-quantized model, calibrated on the training photos: ~1.3x the fps on a CPU, "
                    "the same still-image loss, but more flicker on video")
-    p.add_argument("--resume", metavar="RUN_DIR|CKPT", help="continue a run exactly where it stopped")
+    p.add_argument("--resume", metavar="RUN_DIR|CKPT",
+                   help="continue a run exactly where it stopped, in the folder its checkpoint is in")
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), help="bf16 runs the VGG loss network's convolutions in bfloat16 (the transform net, Gram matrices, losses and optimizer state stay fp32); auto (default) picks bf16 where the device runs it fast (a CPU with AVX512-BF16 or AMX; a CUDA GPU with bf16, except for the small fast net) and fp32 elsewhere, and the log says which and why")
     p.add_argument("--seed", type=int, help=f"seed of the weights, the crops and their order (default {d.seed})")
@@ -314,8 +323,14 @@ def _base_config(args, overrides: dict):
     if overrides.get("styles") or overrides.get("style") or args.resume:
         raise UserError("--add-style and --tune-style take the styles from --base; drop --style/--resume")
     base = config_of(load_trained(base_path))
-    styles = (*base.styles, *add)
-    names = (*base.names, *(Path(s).stem for s in add)) if base.names else ()  # keep renames
+    pairs = [item.partition("=") for item in args.style_image or ()]
+    if bad := [f"{n}{sep}{p}" for n, sep, p in pairs if not sep or not n or not p or n not in base.style_names]:
+        raise UserError(f"--style-image {bad[0]!r}: give NAME=IMAGE for a style of the base "
+                        f"({', '.join(base.style_names)})")
+    paintings = {n: p for n, _, p in pairs}
+    styles = (*(paintings.get(n, p) for n, p in zip(base.style_names, base.styles)), *add)
+    # the names stay the base's whatever the files are called
+    names = (*base.style_names, *(Path(s).stem for s in add)) if base.names or paintings else ()
     # A run folder and model of its own (never the base's): by default <base run>+<new or tuned styles>,
     # under runs/ for a base that is a model file or a shipped name.
     model = model_file(base_path)
@@ -347,7 +362,7 @@ def _run_train(args) -> int:
     import os
 
     from fastnst.config import load_recipe, merge, read_recipe
-    from fastnst.learn.checkpoint import load_checkpoint, resume_config
+    from fastnst.learn.checkpoint import load_checkpoint, resume_config, run_folder
     from fastnst.learn.train import train
 
     if int(os.environ.get("RANK", "0")) > 0:  # under torchrun only rank 0 logs progress
@@ -356,21 +371,21 @@ def _run_train(args) -> int:
     if args.resume and args.recipe:
         raise UserError("--resume takes its config from the checkpoint; drop --recipe")
     recipe = read_recipe(args.recipe) if args.recipe else {}
-    if args.add_style or args.tune_style or args.base or recipe.get("base"):
+    if args.add_style or args.tune_style or args.base or args.style_image or recipe.get("base"):
         cfg = _base_config(args, merge(recipe, overrides))
-    elif args.resume:
-        cfg = resume_config(load_checkpoint(args.resume), overrides)
+    elif args.resume:  # the run lives where its checkpoint is, never at the folder its config recorded
+        cfg = resume_config(load_checkpoint(args.resume, resuming=True), overrides, args.run_dir or run_folder(args.resume))
     else:
         cfg = load_recipe(recipe, overrides)
-    result = train(cfg, resume=args.resume)
+    result = train(cfg, resume=args.resume, overwrite=args.overwrite)
     if result.rank == 0:
         print(f"checkpoint: {result.checkpoint} (step {result.step})")
         if result.skipped:
             print(f"skipped {len(result.skipped)} unreadable or tiny image(s)")
         if result.onnx:
             shown = cfg.style_names[-len(args.add_style)] if args.add_style else cfg.tune[0] if cfg.tune else ""
-            new = f" --style {shown}" if shown else ""
-            print(f"model: {result.onnx} (play it: fastnst webcam --model {result.onnx}{new})")
+            new = f" --style {shlex.quote(shown)}" if shown else ""
+            print(f"model: {result.onnx} (play it: fastnst webcam --model {shlex.quote(str(result.onnx))}{new})")
     return 0
 
 
@@ -381,7 +396,7 @@ def _add_export(sub) -> None:
     p.add_argument("checkpoint", help="a run folder, a checkpoint file, or an ONNX model fastnst exported "
                    "(to cut a model down to some styles, rename them or quantize it)")
     p.add_argument("-o", "--output", help="ONNX file to write (default: <style>.onnx, or for several styles "
-                   "<run folder name>.onnx, in the current folder)")
+                   "<run folder name>.onnx, in the current folder, never replacing one that exists)")
     p.add_argument("--int8", action=argparse.BooleanOptionalAction, default=None,
                    help="int8-quantize the model (~1.3x the fps on a CPU, more flicker on video; default: as the run was trained)")
     p.add_argument("--calibrate", metavar="DATA",
@@ -414,6 +429,8 @@ def _run_export(args) -> int:
                              rename)
     out = check_output_path(args.output or f"{cfg.model_name}.onnx", (".onnx",), inputs=(model_file(args.checkpoint),),
                             what="model")
+    if not args.output and out.exists():  # a name the user did not give is never replaced
+        raise UserError(f"{out} exists; name the output with -o (-o {shlex.quote(str(out))} replaces it)")
     try:
         calibration = calibration_photos(cfg) if cfg.int8 else None
     except UserError as e:  # e.g. a shipped model: its training photos are on another machine
@@ -437,8 +454,10 @@ def _add_stylize(sub) -> None:
                    help="ONNX model file or shipped style name (see `fastnst models`); repeat for several, "
                         "each gives its own output")
     p.add_argument("--output-dir", "-o", help="output folder (default: .); outputs are "
-                   "<input>_<model>.<ext>, videos .mp4. With one input and one model, a file name "
-                   "(out.jpg, out.mp4) also works; with --sheet, the sheet's image file")
+                   "<input>_<model>[_<style>].<ext>, videos .mp4, and existing ones are not replaced (--overwrite). "
+                   "With one input and one model, a file name (out.jpg, out.mp4) also works, and replaces that "
+                   "file; with --sheet, the sheet's image file")
+    p.add_argument("--overwrite", action="store_true", help="replace outputs of the default names that exist")
     p.add_argument("--style", metavar="NAME|NAME:W,NAME:W",
                    help="a style of a multi-style model, or a blend (a:0.7,b:0.3); with several --model, each "
                         "model that has it writes its output (see `fastnst models`)")
@@ -480,7 +499,7 @@ def _run_stylize(args) -> int:
     written = []
     try:
         written = stylize_files(models, args.inputs, args.output_dir or ".", args.size, args.strength, args.preserve_color,
-                                smooth=args.smooth)
+                                smooth=args.smooth, overwrite=args.overwrite)
     except StylizeInterrupted as e:  # the finished outputs, the last video cut short
         written = e.written
         raise
@@ -492,9 +511,11 @@ def _run_stylize(args) -> int:
 
 def _add_webcam(sub) -> None:
     p = sub.add_parser("webcam", help="live stylization of a camera (or video) in an OpenCV window",
-                       description="Keys: n/p or 1-9 style (every style of every model), b blend with the "
+                       description="Keys: n/p or 1-9 style (every style of every model; two digits quickly "
+                                   "for 10 and up), l list the styles, b blend with the "
                                    "model's next style, [ ] move the blend, space original, s split, c colour, "
-                                   "+/- strength, m mirror, f smoothing (flicker), r record, Enter snapshot, q/Esc quit.")
+                                   "+/- strength, m mirror, f smoothing (flicker), r record, Enter snapshot, "
+                                   "h/? key help, q/Esc quit.")
     p.add_argument("--model", "-m", action="append",
                    help="ONNX model file or shipped style name; repeat to switch with n/p/1-9 "
                         "(default: every shipped model, the one with the most styles first; see `fastnst models`)")
@@ -504,6 +525,14 @@ def _add_webcam(sub) -> None:
     p.add_argument("--width", type=int, default=640, help="processing width (default 640; 0: the source's); smaller is faster, with bigger strokes, and the summary names one that should reach 30 fps where frames stylize slower")
     p.add_argument("--no-display", action="store_true", help="headless: no window; print a timing summary")
     p.add_argument("--frames", type=int, help="stop after N frames")
+    p.add_argument("--virtual-camera", nargs="?", const="", metavar="DEVICE",
+                   help="also send the stylized picture (no overlay) to a virtual camera for video calls: "
+                        "OBS Virtual Camera (Windows, macOS) or v4l2loopback (Linux; DEVICE: /dev/videoN, "
+                        "default the first); needs pip install '.[vcam]'")
+    p.add_argument("--loop", action="store_true", help="play a video file over and over")
+    p.add_argument("--no-pace", action="store_true",
+                   help="play a video file as fast as it stylizes (files play at their own frame rate "
+                        "when shown or sent to a virtual camera; --no-display alone never paces)")
     p.add_argument("--output", help="write every frame shown to this .mp4")
     p.add_argument("--record-dir", default=".", help="folder for 'r' recordings and Enter snapshots (default: .)")
     p.add_argument("--strength", type=float, default=1.0, help="initial strength, 0..1 (default 1)")
@@ -525,7 +554,8 @@ def _run_webcam(args) -> int:
     from fastnst.play.files import check_output_path
     from fastnst.play.player import PlayerState, StopReason, check_display, run_player, style_fields
     from fastnst.play.runtime import StyleModel, select_style, shipped_models
-    from fastnst.play.video import OUTPUT_VIDEO_SUFFIXES, open_capture, source_fps
+    from fastnst.play.vcam import open_virtual_camera
+    from fastnst.play.video import OUTPUT_VIDEO_SUFFIXES, open_capture, source_fps, source_size
 
     if not 0.0 <= args.strength <= 1.0:
         raise UserError(f"--strength must be between 0 and 1, got {args.strength}")
@@ -533,6 +563,8 @@ def _run_webcam(args) -> int:
         raise UserError(f"--width must be 0 or at least 16, got {args.width}")
     if args.frames is not None and args.frames < 1:
         raise UserError(f"--frames must be at least 1, got {args.frames}")
+    if args.loop and not Path(args.source).is_file():
+        raise UserError(f"--loop repeats a video file; {args.source} is a camera or stream")
     if not args.no_display:
         check_display()
         check_output_path(Path(args.record_dir) / "snapshot.png")  # for 'r' and Enter, before the window opens
@@ -551,21 +583,31 @@ def _run_webcam(args) -> int:
         model, weights = select_style(models, args.style)
         start = {"model": model, **style_fields(weights)}
     if not args.model:
-        print(f"shipped models: {', '.join(m.path.stem for m in models)} (n/p or 1-9 to switch)")
+        print(f"shipped models: {', '.join(m.path.stem for m in models)} (n/p or 1-9 to switch, l lists the styles)")
     cap = open_capture(args.source)
+    vcam = None
     live = _start_learning(args, models[0]) if args.learn else None
     try:
+        is_file = Path(args.source).is_file()
+        if args.virtual_camera is not None:  # at the source's size and rate, as the camera it stands in for
+            vcam = open_virtual_camera(*source_size(cap), source_fps(cap), args.virtual_camera or None)
+            print(f"virtual camera: {vcam.stats.device} ({vcam.size[0]}x{vcam.size[1]}); pick it in the call's "
+                  f"camera settings")
         summary = run_player(
-            models, cap, keep_latest=not Path(args.source).is_file(), width=args.width or None,
+            models, cap, keep_latest=not is_file, width=args.width or None,
             display=not args.no_display, max_frames=args.frames, output=Path(args.output) if args.output else None,
             record_dir=Path(args.record_dir), fps=source_fps(cap),
             state=PlayerState(strength=args.strength, preserve_color=args.preserve_color, mirror=args.mirror,
-                              smooth=args.smooth, **start), live=live)
+                              smooth=args.smooth, **start),
+            pace=is_file and not args.no_pace and (vcam is not None or not args.no_display),
+            loop=args.loop, vcam=vcam, live=live)
     except BaseException:
         if live is not None:
             live.finish(interrupted=True)
         raise
     finally:
+        if vcam is not None:
+            vcam.close()
         cap.release()
     if live is not None:
         print(summary.format())
@@ -600,6 +642,10 @@ def _start_learning(args, base):
         raise UserError(f"painting not found: {args.learn}")
     name = Path(args.learn).stem
     run = Path("runs") / f"{base.path.stem}+{name}"
+    for n in range(2, 1000):  # a run folder of its own: an earlier one stays as it is
+        if not run.exists():
+            break
+        run = Path("runs") / f"{base.path.stem}+{name}-{n}"
     work = run / "live"
     camera = camera_index(args.source) is not None
     argv = ["train", "--add-style", args.learn, "--base", str(base.path), "--run-dir", str(run),
@@ -760,6 +806,49 @@ def _run_eval_video(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- serve
+def _add_serve(sub) -> None:
+    p = sub.add_parser(
+        "serve", help="the webcam in a browser: a local page that plays the models (onnxruntime-web)",
+        description="Serve a page that plays every style of the models on the browser's camera, on the "
+                    "visitor's own machine (onnxruntime-web: WebGPU where the browser has it and --onnxruntime-web "
+                    "is given, else WebAssembly with threads). Open the printed URL; nothing leaves the browser. "
+                    "The page has a style and blend picker, strength, keep colours, snapshot (PNG), record (WebM), "
+                    "your own .onnx by drag and drop, and a video or image file when there is no camera.")
+    p.add_argument("--model", "-m", action="append",
+                   help="ONNX model file or shipped style name; repeat for several (default: every shipped model)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1; browsers allow the camera on localhost or HTTPS only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free one)")
+    p.add_argument("--export", metavar="DIR",
+                   help="write the page and models to DIR for any static host instead of serving; without the "
+                        "cross-origin isolation headers the page runs on one thread and says so")
+    p.add_argument("--onnxruntime-web", metavar="DIR",
+                   help="an `npm install onnxruntime-web` folder: also serve its WebGPU build (not shipped: 30 MB)")
+    p.set_defaults(func=_run_serve)
+
+
+def _run_serve(args) -> int:
+    from fastnst.play.runtime import shipped_models
+    from fastnst.play.serve import export_site, make_server, server_url, site_table
+
+    names = args.model or list(shipped_models().values())
+    if not names:
+        raise UserError("no shipped models are installed: pass --model M.onnx (train one with `fastnst train`)")
+    table = site_table(names, args.onnxruntime_web, most_styles_first=not args.model)
+    if args.export:
+        out = export_site(table, args.export)
+        print(f"site: {out} (serve it with any static host, e.g. python -m http.server -d {out})")
+        return 0
+    server = make_server(table, args.host, args.port)
+    try:
+        print(f"fastnst page: {server_url(server)} (Ctrl-C stops)", flush=True)
+        server.serve_forever()
+    finally:
+        server.server_close()
+    return 0
+
+
 # ---------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
@@ -769,9 +858,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"fastnst {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in (_add_train, _add_export, _add_optimize, _add_stylize, _add_webcam, _add_models, _add_bench, _add_eval):
+    for add in (_add_train, _add_export, _add_optimize, _add_stylize, _add_webcam, _add_models, _add_bench, _add_eval,
+                _add_serve):
         add(sub)
+    parser.set_defaults(commands=sub.choices)
     return parser
+
+
+def _check_empty(args) -> None:
+    """An empty (or blank) value is an error for every flag and input: code that tests a value's truth
+    would take it for "not given" and do the default, e.g. play every style for --styles ""."""
+    for action in args.commands[args.command]._actions:
+        value = getattr(args, action.dest, None)
+        if value == action.default or (action.nargs == "?" and value == action.const):  # not typed, or a bare flag
+            continue
+        values = value if isinstance(value, list) else [value]
+        if any(isinstance(v, str) and not v.strip() for v in values):
+            name = action.option_strings[-1] if action.option_strings else action.metavar or action.dest
+            raise UserError(f"{name} is empty; give a value or leave the flag out")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -796,6 +900,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:  # not the main thread: leave signals alone
         old = None
     try:
+        _check_empty(args)
         code = args.func(args)  # a command that stops early on a signal returns 130
     except KeyboardInterrupt as e:
         _error(str(e) or "interrupted")

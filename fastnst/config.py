@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,56 @@ if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
+
+# Every number of a config is checked here, on its way in (flags, recipes, checkpoints and
+# models read back, ``dataclasses.replace``), by the dataclasses' ``__post_init__``.
+F32_MAX = 3.4028234663852886e38  # the losses and style weights are float32: larger is inf there
+INT_MAX = 2**31 - 1
+
+
+def check_number(name: str, value: Any, low: float, high: float = F32_MAX, above: bool = False,
+                 integer: bool = False) -> None:
+    """UserError unless ``value`` is a finite number (an integer if ``integer``) with ``low <= value``
+    (``low < value`` if ``above``) and ``value <= high``. Comparisons written so that NaN fails."""
+    kind = int if integer else (int, float)
+    number = isinstance(value, kind) and not isinstance(value, bool)
+    if number and (value > low if above else value >= low) and value <= high and math.isfinite(value):
+        return
+    bound = f"{'above' if above else 'at least'} {low:g}"
+    if not (number and value <= high):  # too large, inf, NaN or not a number: say the whole range
+        bound += f" and at most {high:g}"
+    what = "" if number else "an integer " if integer else "a number "
+    raise UserError(f"{name.replace('_', '-')} must be {what}{bound}, got {value!r}")
+
+
+def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise UserError(f"{name.replace('_', '-')} must be one of {', '.join(choices)}, got {value!r}")
+
+
+def check_weights(name: str, weights: Any) -> None:
+    """Blend weights (``name`` says whose): finite, >= 0 and at most float32's largest, not all 0,
+    and each one's share of the sum representable in float32 (a share that rounds to 0 there
+    silently drops that style; one that is inf there paints black)."""
+    for w in weights:
+        if not (isinstance(w, (int, float)) and 0 <= w <= F32_MAX):  # NaN fails too
+            raise UserError(f"{name}: weights must be numbers from 0 to {F32_MAX:.4g}, got {w!r}")
+    total = math.fsum(weights)
+    if not total > 0:
+        raise UserError(f"{name}: the weights are all 0")
+    if tiny := [w for w in weights if 0 < w / total < 1.2e-38]:
+        raise UserError(f"{name}: weight {tiny[0]:g} is too small next to the others (its share would be 0 in float32)")
+
+
+def check_style_name(name: Any, where: str = "style name") -> None:
+    """A style name must be one that a ``--style NAME`` or ``NAME:W,...`` spec can select."""
+    if not isinstance(name, str) or not name.strip() or name != name.strip() \
+            or any(c in STYLE_NAME_RESERVED or not c.isprintable() for c in name):
+        raise UserError(f"{where} {name!r} cannot be selected with --style: use a non-empty name without "
+                        f"{' '.join(repr(c) for c in STYLE_NAME_RESERVED)}, control characters or spaces at its ends")
+
+
+STYLE_NAME_RESERVED = ",:="  # the separators of --style A:W,B:W and --rename OLD=NEW
 
 
 @dataclass(frozen=True)
@@ -42,6 +93,15 @@ class NetConfig:
     # Conditional instance norm (Dumoulin et al. 2017): every norm holds one scale/shift pair per
     # style and all other weights are shared; 1 is the single-style net.
     styles: int = 1
+
+    def __post_init__(self):
+        if not isinstance(self.channels, tuple):  # how many: TransformNet's own check
+            raise UserError(f"[net] channels must be a list of integers, got {self.channels!r}")
+        for c in self.channels:
+            check_number("[net] channels", c, 1, INT_MAX, integer=True)
+        check_number("[net] res_blocks", self.res_blocks, 0, INT_MAX, integer=True)
+        check_number("[net] end_kernel", self.end_kernel, 1, INT_MAX, integer=True)
+        check_number("[net] styles", self.styles, 1, INT_MAX, integer=True)
 
 
 NET_PRESETS: dict[str, NetConfig] = {
@@ -86,6 +146,17 @@ class LossConfig:
     # Distillation: content loss (same layers) against a trained teacher net's output as well as
     # against the photo; needs TrainConfig.teacher.
     distill_weight: float = 0.0
+
+    def __post_init__(self):
+        for name in ("content_weight", "style_weight", "tv_weight", "stability_weight", "distill_weight"):
+            check_number(name, getattr(self, name), 0)
+        if not isinstance(self.content_layers, tuple) or not self.content_layers \
+                or not all(isinstance(n, str) for n in self.content_layers):
+            raise UserError(f"content-layers must be a list of one or more layer names, got {self.content_layers!r}")
+        if not isinstance(self.style_layers, dict) or not all(isinstance(n, str) for n in self.style_layers):
+            raise UserError(f"style-layers must be a table of layer = weight, got {self.style_layers!r}")
+        for w in self.style_layers.values():
+            check_number("style layer weight", w, 0)
 
 
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -143,6 +214,25 @@ class TrainConfig:
     net: NetConfig = field(default_factory=NetConfig)
     loss: LossConfig = field(default_factory=LossConfig)
 
+    def __post_init__(self):
+        # image_size 16: VGG's deepest default layer and the fast net's H/8 stage need 16 px
+        for name, low in (("image_size", 16), ("style_size", 16), ("batch_size", 1), ("checkpoint_every", 1),
+                          ("log_every", 1), ("preview_every", 0), ("workers", 0), ("holdout", 0), ("steps", 0)):
+            check_number(name, getattr(self, name), low, INT_MAX, integer=True)
+        check_number("seed", self.seed, 0, 2**63 - 1, integer=True)
+        check_number("lr", self.lr, 0, above=True)
+        check_number("epochs", self.epochs, 0, 1e6)
+        if self.steps == 0 and self.epochs == 0:
+            raise UserError("give a positive number of --steps or --epochs")
+        check_choice("precision", self.precision, PRECISIONS)
+        check_choice("lr-schedule", self.lr_schedule, LR_SCHEDULES)
+        for name in ("styles", "extra_data", "tune", "names"):
+            value = getattr(self, name)
+            if not isinstance(value, tuple) or not all(isinstance(v, str) and v for v in value):
+                raise UserError(f"{name.replace('_', '-')} must be a list of non-empty strings, got {value!r}")
+        for i, name in enumerate(self.style_names):  # where a name enters: a painting's file name, a rename
+            check_style_name(name, "style name" if self.names else f"style name (from {self.styles[i]})")
+
     @property
     def style_names(self) -> tuple[str, ...]:
         """One name per style: ``names``, else the file stems."""
@@ -169,6 +259,10 @@ def _coerce(tp: Any, value: Any, where: str, default: Any = None) -> Any:
         elif len(value) != len(args):  # e.g. channels = [16, 32]
             raise UserError(f"config: {where} must have {len(args)} items, got {list(value)!r}")
         return tuple(_coerce(t, v, f"{where}[{i}]") for i, (t, v) in enumerate(zip(args, value)))
+    if origin is dict:  # style_layers: a table of name = number
+        if not isinstance(value, dict):
+            raise UserError(f"config: {where} must be a table (layer = weight), got {value!r}")
+        return {k: _coerce(tp.__args__[1], v, f"{where}.{k}") for k, v in value.items()}
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if tp in _SCALARS and type(value) is not tp:  # e.g. image_size = "big"
@@ -295,3 +389,19 @@ class OptimizeConfig:
     # the Gram matrices and the L-BFGS state stay fp32. The default is fp32, not "auto", until bf16
     # measures within 2% of fp32's final loss (docs/optimize.md).
     precision: str = "fp32"
+
+    def __post_init__(self):
+        if not self.scales or not self.iterations:
+            raise UserError("give at least one scale and one iteration count")
+        for s in self.scales:
+            check_number("scales (image long sides)", s, 16, INT_MAX, integer=True)
+        for n in self.iterations:
+            check_number("iterations", n, 1, INT_MAX, integer=True)
+        if self.lr is not None:
+            check_number("lr", self.lr, 0, above=True)
+        check_number("lr-decay", self.lr_decay, 0, 1, above=True)
+        check_number("style-scale", self.style_scale, 0, 1e3, above=True)
+        check_number("save-every", self.save_every, 0, INT_MAX, integer=True)
+        check_number("seed", self.seed, 0, 2**63 - 1, integer=True)
+        if self.style_blend is not None:
+            check_weights("style-blend", self.style_blend)

@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import read_video, synthetic_frames, write_video
+from conftest import read_video, synthetic_frames, wait_for, write_video
 
 from fastnst.cli import main
 
@@ -355,15 +355,6 @@ def test_stale_checkpoint_temp_is_removed_by_the_next_run(photos, tmp_path):
 
 
 # ---------------------------------------------------------------- D11: signals
-def _wait_for(predicate, seconds=60.0):
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
-
-
 @pytest.mark.parametrize("command", ["stylize", "webcam"])
 def test_d11_sigterm_finishes_the_video_and_leaves_no_temp(tiny_onnx, tmp_path, command):
     clip = write_video(tmp_path / "long.mp4", 400, (320, 240))  # ~3 s of work
@@ -376,7 +367,7 @@ def test_d11_sigterm_finishes_the_video_and_leaves_no_temp(tiny_onnx, tmp_path, 
     proc = subprocess.Popen([sys.executable, "-m", "fastnst", *argv], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:  # the muxer holds the frames until the end: give it time to stylize some once the file is open
-        assert _wait_for(lambda: _temps(out_dir) or proc.poll() is not None)
+        assert wait_for(lambda: _temps(out_dir) or proc.poll() is not None)
         time.sleep(1.0)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)

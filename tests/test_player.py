@@ -5,14 +5,15 @@ from __future__ import annotations
 import threading
 import time
 
+import cv2
 import numpy as np
 import pytest
-from conftest import read_video, synthetic_frames
+from conftest import read_video, synthetic_frames, write_video
 
 from fastnst import UserError
 from fastnst.cli import main
-from fastnst.play.player import (CaptureThread, PlayerState, PlayerSummary, StopReason, handle_key, run_player,
-                                 style_fields)
+from fastnst.play.player import (KEYS, CaptureThread, PlayerState, PlayerSummary, StopReason, draw_overlay, handle_key,
+                                 run_player, style_fields, style_names, window_picture)
 from fastnst.play.runtime import StyleModel
 
 
@@ -66,6 +67,22 @@ def test_start_state_plays_a_style_a_blend_or_any_weights():
     assert _keys(three, "n").weights is None and _keys(three, "n").style == 2  # from the heaviest style
 
 
+def test_every_style_is_reachable_with_one_or_two_digits():
+    s = PlayerState(styles=(12, 1, 10))  # 23 styles
+    for number in range(1, 24):
+        typed = _keys(s, str(number))
+        assert typed.entries.index((typed.model, typed.style)) == number - 1
+    assert _keys(s, "2").digits == "2" and _keys(s, "3").digits == ""  # 20-23 may follow a 2; nothing a 3
+    assert (_keys(s, "24").model, _keys(s, "24").style) == (0, 3)  # no 24th: the 4 starts over
+    assert _keys(s, "1n").digits == "" and _keys(s, "0") == s
+
+
+def test_help_and_style_list_keys():
+    s = PlayerState(styles=(3,))
+    assert _keys(s, "h").help and _keys(s, "?").help and not _keys(s, "hh").help
+    assert _keys(s, "l").style_list and not _keys(s, "lh").style_list  # one panel at a time
+
+
 @pytest.mark.parametrize("key, attr", [(" ", "show_original"), ("s", "split"), ("c", "preserve_color"),
                                        ("m", "mirror"), ("f", "smooth"), ("r", "recording")])
 def test_handle_key_toggles(key, attr):
@@ -90,6 +107,35 @@ def test_handle_key_snapshot_and_quit():
     assert handle_key(s, 13).snapshot and handle_key(s, 10).snapshot
     assert handle_key(s, ord("q")).quit and handle_key(s, 27).quit
     assert handle_key(s, ord("x")) == s
+
+
+def test_key_help_and_style_list_are_drawn(trio_onnx):
+    names = style_names([StyleModel(trio_onnx)])
+    assert names == ["trio/a", "trio/b", "trio/c"]
+    blank = np.full((240, 320, 3), 128, np.uint8)
+    views = {}
+    for panel in ("none", "help", "style_list"):
+        views[panel] = blank.copy()
+        state = PlayerState(styles=(3,), help=panel == "help", style_list=panel == "style_list")
+        draw_overlay(views[panel], state, "trio/a", 30.0, 20.0, style_names=names)
+    body = slice(60, None)  # below the two status lines
+    assert (views["none"][body] == 128).all()
+    for panel in ("help", "style_list"):
+        assert (views[panel][body] != 128).mean() > 0.02
+    help_rows = (views["help"][body] != 128).any(axis=(1, 2)).sum()
+    assert help_rows > (views["style_list"][body] != 128).any(axis=(1, 2)).sum()  # 15 keys, 3 styles
+    assert len(KEYS) == 15
+
+
+def test_the_window_text_is_drawn_at_the_window_size():
+    view = np.zeros((480, 640, 3), np.uint8)
+    shown, scale = window_picture(view, (320, 300))  # a small window: the picture fits its width
+    assert shown.shape == (240, 320, 3) and scale == pytest.approx(0.6) and shown is not view
+    shown, scale = window_picture(np.zeros((480, 1280, 3), np.uint8), (640, 480))  # split view
+    assert shown.shape == (240, 640, 3)
+    shown, scale = window_picture(view, (1440, 1080))  # a big window: bigger text
+    assert shown.shape == (1080, 1440, 3) and scale == pytest.approx(1.2)
+    assert window_picture(view, (-1, -1))[0].shape == view.shape  # size unknown: the view's own
 
 
 # ---------------------------------------------------------------- capture thread
@@ -162,6 +208,44 @@ def test_headless_webcam_writes_n_frames(tiny_onnx, synthetic_video, tmp_path, c
     frames, fps = read_video(out)
     assert len(frames) == 7 and frames[0].shape == (24, 32, 3)
     assert fps == pytest.approx(10.0)
+
+
+def test_a_15_fps_clip_plays_at_15_fps_when_paced(tiny_onnx, tmp_path):
+    clip = write_video(tmp_path / "clip15.mp4", 30, fps=15.0)
+    for pace in (True, False):
+        cap = cv2.VideoCapture(str(clip))
+        summary = run_player([StyleModel(tiny_onnx)], cap, keep_latest=False, width=None, display=False,
+                             fps=15.0, pace=pace)
+        cap.release()
+        assert summary.stop_reason is StopReason.END_OF_VIDEO
+        if pace:
+            assert summary.fps == pytest.approx(15.0, abs=1.0)
+        else:
+            assert summary.frames == 30 and summary.fps > 20  # a fast model, unpaced: faster than the clip
+
+
+def test_loop_plays_a_file_again(tiny_onnx, synthetic_video, tmp_path, capsys):
+    out = tmp_path / "twice.mp4"
+    assert main(["webcam", "-m", str(tiny_onnx), "--source", str(synthetic_video), "--no-display", "--loop",
+                 "--frames", "24", "--output", str(out)]) == 0
+    assert "24 frames" in capsys.readouterr().out
+    frames, _ = read_video(out)
+    assert len(frames) == 24  # the 12-frame clip, twice
+    for first, again in zip(frames[:12], frames[12:]):
+        assert np.abs(first.astype(int) - again.astype(int)).mean() < 3  # the same frames (mp4v is lossy)
+    assert np.abs(frames[0].astype(int) - frames[11].astype(int)).mean() > 3  # and they do differ along the clip
+    assert main(["webcam", "-m", str(tiny_onnx), "--source", "0", "--loop", "--no-display"]) == 2
+    assert "--loop repeats a video file" in capsys.readouterr().err
+
+
+def test_frames_shown_unstylized_stay_out_of_the_stylizing_figures(tiny_onnx):
+    pressed = iter([-1, -1, ord(" ")])
+    summary = run_player([StyleModel(tiny_onnx)], ListCapture(synthetic_frames(10)), keep_latest=False, width=None,
+                         display=False, read_key=lambda: next(pressed, -1))
+    assert summary.frames == 10 and summary.stylized == 3  # space after the third frame
+    assert [len(summary.stages[s]) for s in ("pre-process", "inference", "post-process")] == [3, 3, 3]
+    assert len(summary.stages["capture"]) == 10 and min(summary.stages["inference"]) > 0
+    assert "3 of the 10 frames stylized" in summary.format()
 
 
 def test_headless_webcam_end_of_video_is_clean(tiny_onnx, synthetic_video, tmp_path, capsys):

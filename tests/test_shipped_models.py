@@ -50,27 +50,30 @@ RECIPE_FIELDS = ("net", "loss", "lr", "lr_schedule", "image_size", "style_size",
 
 @pytest.mark.parametrize("name", list(_SHIPPED) or [_NONE_YET])
 def test_recipe_matches_the_shipped_model(name):
-    """``train/<name>.toml`` is the recipe of ``models/<name>.onnx``: the same config as its metadata.
-    A recipe that builds on a ``base`` run is read on top of the recipe in train/ that writes that run."""
+    """``train/<name>.toml``, or the last stage in ``train/<name>/``, is the recipe of ``models/<name>.onnx``:
+    the same config as its metadata. A stage that builds on a ``base`` run is read on top of the stage
+    beside it that writes that run."""
     import json
     from dataclasses import asdict
     from pathlib import Path
 
     from fastnst.config import TrainConfig, from_dict, load_recipe, merge, read_recipe
 
-    recipe = Path(__file__).resolve().parents[1] / "train" / f"{name}.toml"
-    assert recipe.is_file(), f"shipped model {name} has no recipe {recipe}"
+    train = Path(__file__).resolve().parents[1] / "train"
+    stages = sorted((train / name).glob("*.toml"))
+    recipe = stages[-1] if stages else train / f"{name}.toml"
+    assert recipe.is_file(), f"shipped model {name} has no recipe {recipe} (nor stages in {train / name})"
     data = read_recipe(recipe)
     if "base" in data:
         stages = [read_recipe(p) for p in recipe.parent.glob("*.toml")]
         first = [d for d in stages if d.get("run_dir") == data["base"]]
-        assert len(first) == 1, f"no one recipe in train/ writes {name}'s base run {data['base']}"
+        assert len(first) == 1, f"no one recipe beside {recipe.name} writes {name}'s base run {data['base']}"
         data = merge(first[0], {k: v for k, v in data.items() if k not in ("base", "run_dir")})
     want = asdict(load_recipe(data))
     meta = StyleModel(name, provider="cpu", threads=1).metadata["fastnst.config"]
     got = asdict(from_dict(TrainConfig, json.loads(meta)))
     diff = {k: (want[k], got[k]) for k in RECIPE_FIELDS if want[k] != got[k]}
-    assert not diff, f"train/{name}.toml differs from models/{name}.onnx (recipe, model): {diff}"
+    assert not diff, f"{recipe} differs from models/{name}.onnx (recipe, model): {diff}"
     assert [Path(s).stem for s in want["styles"]] == [Path(s).stem for s in got["styles"]]
 
 

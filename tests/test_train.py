@@ -91,7 +91,7 @@ def test_resume_is_exact(setup, stability):
     with open(tmp / "b" / "metrics.jsonl", "a") as f:
         f.write('{"time": 1795675342.5, "st')  # a line cut short by kill -9
     ckpt = load_checkpoint(tmp / "b")
-    resumed = train(resume_config(ckpt, {"steps": 6, "device": "cpu"}), resume=tmp / "b", export=False)
+    resumed = train(resume_config(ckpt, {"steps": 6, "device": "cpu"}, tmp / "b"), resume=tmp / "b", export=False)
     assert resumed.step == 6
     for (k, a), b in zip(straight.net.state_dict().items(), resumed.net.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=k)
@@ -105,11 +105,11 @@ def test_resume_refuses_to_change_the_run_but_not_the_machine(setup):
     train(replace(cfg, steps=1, device="cpu", workers=0), export=False)
     ckpt = load_checkpoint(cfg.run_dir)
     with pytest.raises(UserError, match="lr"):
-        resume_config(ckpt, {"steps": 4, "lr": 0.5})
+        resume_config(ckpt, {"steps": 4, "lr": 0.5}, cfg.run_dir)
     # device and workers were this machine's: elsewhere the run starts from the defaults again
-    moved = resume_config(ckpt, {"steps": 4})
+    moved = resume_config(ckpt, {"steps": 4}, cfg.run_dir)
     assert (moved.device, moved.workers) == (TrainConfig().device, TrainConfig().workers) != ("cpu", 0)
-    assert resume_config(ckpt, {"device": "cpu", "workers": 0}) == replace(config_of(ckpt), device="cpu", workers=0)
+    assert resume_config(ckpt, {"device": "cpu", "workers": 0}, cfg.run_dir) == replace(config_of(ckpt), device="cpu", workers=0)
 
 
 def test_cosine_schedule_decays_the_lr_to_zero_and_the_optimizer_follows_it(setup):
@@ -121,12 +121,12 @@ def test_cosine_schedule_decays_the_lr_to_zero_and_the_optimizer_follows_it(setu
     last = load_checkpoint(cfg.run_dir)["optimizer"]["param_groups"][0]["lr"]
     assert last == pytest.approx(lr_at(cfg, 3, 4)) and 0 < last < 2e-3
     with pytest.raises(UserError, match="lr-schedule"):
-        train(replace(cfg, lr_schedule="linear"))
+        replace(cfg, lr_schedule="linear")
 
 
 def test_interrupted_checkpoint_write_keeps_the_good_one(tmp_path):
     path = tmp_path / CHECKPOINT_NAME
-    save_checkpoint(path, {"format": "fastnst-checkpoint-v1", "step": 3})
+    save_checkpoint(path, {"format": "fastnst-checkpoint-v1", "step": 3, "model": {}, "config": {}})
     with pytest.raises(Exception):  # torch.save dies half-way: a lambda cannot be pickled
         save_checkpoint(path, {"format": "fastnst-checkpoint-v1", "step": 4, "w": torch.zeros(1000), "bad": lambda: 0})
     assert load_checkpoint(path)["step"] == 3
@@ -136,9 +136,8 @@ def test_interrupted_checkpoint_write_keeps_the_good_one(tmp_path):
 def test_nan_loss_stops_with_a_clear_error_and_keeps_the_checkpoint(setup):
     cfg, tmp = setup
     train(replace(cfg, steps=2), export=False)
-    bad = replace(cfg, loss=replace(cfg.loss, style_weight=float("nan")))
-    with pytest.raises(TrainingDiverged, match="nan at step 1"):
-        train(bad, export=False)
+    with pytest.raises(TrainingDiverged, match="nan at step .; stopped. This run saved no checkpoint yet"):
+        train(replace(cfg, lr=1e30), export=False, overwrite=True)  # Adam steps of 1e30 blow the weights up
     assert load_checkpoint(cfg.run_dir)["step"] == 2
 
 

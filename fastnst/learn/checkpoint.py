@@ -2,11 +2,14 @@
 
 A checkpoint (``<run_dir>/checkpoint.pt``) is a dict holding everything needed to continue a
 run exactly: model and optimizer state, step, data position, RNG states, the full config, the
-VGG source and the precision the run trained in. It is written to a temp file, then renamed.
+VGG source and the precision the run trained in, and the SHA-256 of all that (``digest``), which
+loading checks. It is written to a temp file, then renamed.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import logging
 import os
 from dataclasses import replace
@@ -32,14 +35,45 @@ RESUMABLE_FIELDS = {"steps", "epochs", "device", "precision", "workers", "checkp
 MACHINE_FIELDS = ("device", "workers")
 
 
+def digest(obj: Any, h: Any = None) -> str:
+    """SHA-256 of a checkpoint's contents (nested dicts, lists, tensors, numbers, strings): the same
+    for the state saved and the state loaded back, whatever the file's zip layout."""
+    h = h or hashlib.sha256()
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach().cpu().contiguous()
+        h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    elif isinstance(obj, dict):
+        h.update(f"D{len(obj)}".encode())
+        for k in sorted(obj, key=repr):
+            digest(k, h)
+            digest(obj[k], h)
+    elif isinstance(obj, (list, tuple)):
+        h.update(f"{type(obj).__name__}{len(obj)}".encode())
+        for v in obj:
+            digest(v, h)
+    else:
+        h.update(f"{type(obj).__name__}:{obj!r};".encode())
+    return h.hexdigest()
+
+
 def save_checkpoint(path: Path, state: dict[str, Any]) -> Path:
-    """torch.save to a temp file, then os.replace: a crash never leaves a half-written file."""
-    with atomic_path(path) as tmp:
-        try:
-            torch.save(state, tmp)
-        except RuntimeError as e:  # torch reports a failed write (a full disk) as a RuntimeError
-            raise OSError(f"cannot write checkpoint {path}: {str(e).splitlines()[0]}") from None
+    """``state`` and its ``digest``, serialised in memory, written to a temp file, then os.replace'd:
+    a crash never leaves a half-written file, and a full disk is an OSError like any other write's
+    (torch.save straight to the file reports it as a zip writer's RuntimeError)."""
+    buf = io.BytesIO()
+    torch.save({**state, "digest": digest(state)}, buf)
+    try:
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(buf.getbuffer())
+    except OSError as e:
+        raise OSError(e.errno, e.strerror or str(e), str(path)) from None
     return path
+
+
+# What a checkpoint's entries must be: to read its net (export, --base, --teacher), and to continue it.
+_ENTRIES = {"model": dict, "config": dict}
+_RESUME_ENTRIES = {"step": int, "data_position": int, "optimizer": dict, "rng": dict, "skipped": list}
 
 
 def run_folder(path: str | os.PathLike) -> Path:
@@ -48,8 +82,9 @@ def run_folder(path: str | os.PathLike) -> Path:
     return path if path.is_dir() else path.parent
 
 
-def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """A run folder or checkpoint file -> the checkpoint dict, or a UserError."""
+def load_checkpoint(path: str | os.PathLike, resuming: bool = False) -> dict[str, Any]:
+    """A run folder or checkpoint file -> the checkpoint dict, checked whole (its digest) and for the
+    entries a net needs, or with ``resuming`` a run; else a UserError that names the file."""
     path = Path(path)
     if path.is_dir():
         path = path / CHECKPOINT_NAME
@@ -61,6 +96,12 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         raise UserError(f"{path} is not a fastnst checkpoint ({type(e).__name__})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise UserError(f"{path} is not a fastnst checkpoint")
+    entries = {**_ENTRIES, **(_RESUME_ENTRIES if resuming else {})}
+    if bad := [k for k, kind in entries.items() if not isinstance(ckpt.get(k), kind)]:
+        raise UserError(f"checkpoint {path} is damaged: its {', '.join(bad)} entry is missing or wrong")
+    saved = ckpt.pop("digest", None)  # absent in checkpoints from before the digest
+    if saved is not None and saved != digest(ckpt):
+        raise UserError(f"checkpoint {path} is damaged: its contents do not match their checksum")
     return ckpt
 
 
@@ -100,15 +141,18 @@ def net_of(ckpt: dict[str, Any]) -> TransformNet:
     return net.eval()
 
 
-def resume_config(ckpt: dict[str, Any], overrides: dict[str, Any]) -> TrainConfig:
-    """The checkpoint's config with ``overrides`` (flat CLI-style keys; None = not given) applied.
-    Only RESUMABLE_FIELDS may change: the rest must match, or the run would not be a continuation."""
+def resume_config(ckpt: dict[str, Any], overrides: dict[str, Any], run_dir: str | os.PathLike) -> TrainConfig:
+    """The checkpoint's config with ``overrides`` (flat CLI-style keys; None = not given) applied,
+    continuing in ``run_dir`` (the folder the checkpoint was found in, or a new one for a copy): the
+    paths the checkpoint recorded (its run folder, its model file) are not written to, since the
+    run may have been copied or moved since. Only RESUMABLE_FIELDS may change: the rest must
+    match, or the run would not be a continuation."""
     cfg = config_of(ckpt)
     saved = to_dict(cfg)
-    cfg = replace(cfg, **{k: getattr(TrainConfig(), k) for k in MACHINE_FIELDS})
+    cfg = replace(cfg, **{k: getattr(TrainConfig(), k) for k in (*MACHINE_FIELDS, "output")}, run_dir=str(run_dir))
     changed = []
     for k, v in overrides.items():
-        if v is None or k in RESUMABLE_FIELDS:
+        if v is None or k in RESUMABLE_FIELDS or k == "run_dir":
             continue
         if isinstance(v, dict):  # a [net] or [loss] table
             changed += [f"{k}.{kk}" for kk, vv in v.items() if vv is not None and saved[k].get(kk) != vv]

@@ -103,7 +103,7 @@ class Blur(nn.Module):
     """A fixed 3x3 binomial low-pass ([1, 2, 1] x [1, 2, 1] / 16) per channel, reflection padded,
     for anti-aliased downsampling before a stride-2 conv (Zhang 2019). No parameters. Against the
     lattice it halved the texture's tie to the 4-px grid but cost loss, flicker and 17% of the fps
-    (docs/results/architecture-levers.md), so no preset uses it."""
+    (docs/results/lessons.md), so no preset uses it."""
 
     def __init__(self, channels: int):
         super().__init__()

@@ -7,7 +7,7 @@ calibration frames (one frame's extremes would stretch a range and cost precisio
 preset this runs ~1.3x faster on a 2-core x86 CPU and moves the output by 1-4 levels of 255
 on average, for the same held-out perceptual loss; but the warping error on video rises by
 64-85% (quantization noise defeats the stability training), so it is an option, not the default
-(docs/results/architecture-levers.md, "int8")."""
+(docs/results/lessons.md, "int8")."""
 
 from __future__ import annotations
 

@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import os
+import shlex
 import signal
 import sys
 import time
@@ -32,14 +33,15 @@ import torch.distributed as dist
 
 import fastnst
 from fastnst import UserError
-from fastnst.config import LR_SCHEDULES, TrainConfig, to_dict
+from fastnst.config import TrainConfig, to_dict
 from fastnst.learn.checkpoint import (CHECKPOINT_FORMAT, CHECKPOINT_NAME, config_of, load_checkpoint, load_trained,
                                       net_of, run_folder, save_checkpoint)
 from fastnst.learn.data import CropDataset, decode_image, make_loader, open_dataset, to_tensor
 from fastnst.learn.device import autocast, pick_device, pick_precision
 from fastnst.learn.losses import PerceptualLoss, stability_loss
 from fastnst.learn.nets import TransformNet
-from fastnst.play.files import atomic_path, check_output_path, remove_stale_temps
+from fastnst.learn.rundir import RunLock, holds_run
+from fastnst.play.files import atomic_path, check_output_path
 from fastnst.play.images import load_image, resize_long_side, save_image
 
 log = logging.getLogger(__name__)
@@ -72,17 +74,7 @@ def lr_at(cfg: TrainConfig, step: int, total_steps: int) -> float:
 
 
 def check_config(cfg: TrainConfig) -> None:
-    # image_size: VGG's deepest default layer and the fast net's H/8 stage need 16 px
-    for name, low in (("image_size", 16), ("style_size", 16), ("batch_size", 1), ("checkpoint_every", 1),
-                      ("log_every", 1), ("preview_every", 0), ("workers", 0), ("holdout", 0)):
-        if getattr(cfg, name) < low:
-            raise UserError(f"{name.replace('_', '-')} must be at least {low}, got {getattr(cfg, name)}")
-    if cfg.lr <= 0:
-        raise UserError(f"lr must be positive, got {cfg.lr}")
-    if cfg.lr_schedule not in LR_SCHEDULES:
-        raise UserError(f"lr-schedule must be one of {', '.join(LR_SCHEDULES)}, got {cfg.lr_schedule!r}")
-    if cfg.steps < 0 or cfg.epochs < 0 or (cfg.steps == 0 and cfg.epochs == 0):
-        raise UserError("give a positive number of --steps or --epochs")
+    """The checks across fields (each number is checked by the config itself)."""
     if not cfg.styles:
         raise UserError("no style image: give --style PAINTING.jpg")
     if cfg.names and len(cfg.names) != len(cfg.styles):
@@ -145,10 +137,13 @@ class _StopFlag:
 
 # ---------------------------------------------------------------- the loop
 def train(cfg: TrainConfig, resume: str | os.PathLike | None = None, export: bool = True,
+          overwrite: bool = False,
           on_step: Callable[[int, int, TransformNet, float | None], None] | None = None) -> TrainResult:
     """Train a TransformNet for ``cfg`` (or continue the run at ``resume``: a run folder or a
     checkpoint, whose config wins except for RESUMABLE_FIELDS, which the caller applies with
-    ``checkpoint.resume_config``). All input checks happen before the first step.
+    ``checkpoint.resume_config``). The run is written to ``cfg.run_dir``, which is locked for the run,
+    and which must not hold another run unless ``overwrite``. All input checks happen before the
+    run folder is made.
 
     ``on_step(step, total_steps, net, loss)``, if given, runs on rank 0 before the first step
     (loss None) and after each one (e.g. to publish the net as it learns).
@@ -156,12 +151,13 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None, export: boo
     Raises UserError for bad input, TrainingDiverged on a NaN/inf loss (the last checkpoint is
     kept) and KeyboardInterrupt after saving a checkpoint when interrupted (Ctrl-C, SIGTERM).
     """
-    ckpt = load_checkpoint(resume) if resume is not None else None
+    ckpt = load_checkpoint(resume, resuming=True) if resume is not None else None
     check_config(cfg)
     started = world_size() > 1 and not dist.is_initialized()
     rank, world, device = _dist_setup(cfg.device)
     try:
-        return _train(cfg, ckpt, rank, world, device, resume, export, on_step)
+        with contextlib.ExitStack() as stack:  # the run folder's lock, once taken
+            return _train(cfg, ckpt, rank, world, device, resume, export, overwrite, stack, on_step)
     finally:
         if started and dist.is_initialized():
             dist.destroy_process_group()
@@ -176,7 +172,7 @@ def _base_net(cfg: TrainConfig, base: dict[str, Any]) -> TransformNet:
     styles, each new style's norm parameters starting from the mean of the base styles'."""
     bcfg = config_of(base)
     n_old = bcfg.net.styles
-    if bcfg.styles != cfg.styles[:n_old] or {**to_dict(bcfg.net), "styles": cfg.net.styles} != to_dict(cfg.net):
+    if bcfg.style_names != cfg.style_names[:n_old] or {**to_dict(bcfg.net), "styles": cfg.net.styles} != to_dict(cfg.net):
         raise UserError(f"{cfg.base}: the new run must keep the base's net and its styles first "
                         f"({', '.join(bcfg.style_names)})")
     old = net_of(base)
@@ -227,7 +223,7 @@ def trainable_parameters(net: TransformNet, styles: list[int] | None = None) -> 
 
 
 def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, rank: int, world: int, device: torch.device,
-           resume: str | os.PathLike | None, export: bool,
+           resume: str | os.PathLike | None, export: bool, overwrite: bool, stack: contextlib.ExitStack,
            on_step: Callable[[int, int, TransformNet, float | None], None] | None = None) -> TrainResult:
     run_dir = Path(cfg.run_dir)
     if export and cfg.output and Path(cfg.output).parent != run_dir:  # one in the run folder is checked below
@@ -237,20 +233,12 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, rank: int, world: int,
     base = load_trained(cfg.base) if cfg.base else None
     n_base = config_of(base).net.styles if base else 0
     trained = [i for i, name in enumerate(cfg.style_names) if i >= n_base or name in cfg.tune]
-    styles = [to_tensor(load_image(cfg.styles[i], cfg.style_size, "style image"))[None] for i in trained]  # (1, 3, H, W) each
+    styles = [to_tensor(_load_style(cfg, i, i < n_base))[None] for i in trained]  # (1, 3, H, W) each
     source, held = open_dataset(cfg.data, cfg.data_split, holdout=max(cfg.holdout, 0 if cfg.preview_image else 1),
                                 extra=cfg.extra_data)
     if hasattr(source, "__len__"):
         CropDataset(source, cfg.image_size, cfg.seed)[0]  # a UserError here, not inside a DataLoader worker
     preview = _load_preview(cfg, held, max(256, 2 * cfg.image_size))
-    try:  # only once the inputs are valid
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UserError(f"cannot create run folder {run_dir}: {e.strerror}") from None
-    ckpt_path = check_output_path(run_dir / CHECKPOINT_NAME)
-    remove_stale_temps(ckpt_path)  # left by a kill -9 during a save
-    onnx_path = check_output_path(cfg.output or run_dir / f"{cfg.model_name}.onnx", (".onnx",), what="model") \
-        if export else None
     n_images = len(source) if hasattr(source, "__len__") else None
     per_step = cfg.batch_size * world
     if cfg.steps:
@@ -273,16 +261,25 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, rank: int, world: int,
     opt = torch.optim.Adam(trainable_parameters(net, trained if base else None), lr=cfg.lr)
     step, data_position, skipped = 0, 0, set()
     if ckpt is not None:
-        net.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
+        try:
+            net.load_state_dict(ckpt["model"])
+            opt.load_state_dict(ckpt["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as e:
+            raise UserError(f"{resume}: the checkpoint's weights do not fit its own config ({type(e).__name__})") from None
         step, data_position, skipped = ckpt["step"], ckpt["data_position"], set(ckpt["skipped"])
-        if rank == 0:
-            log.info("resuming %s at step %d of %d", resume, step, total_steps)
-            if ckpt.get("precision", "fp32") != precision:
-                log.warning("the checkpoint trained in %s and this run continues in %s: not bit-exact with an "
-                            "uninterrupted run", ckpt.get("precision", "fp32"), precision)
-    elif rank == 0 and ckpt_path.is_file():
-        log.warning("%s holds an earlier run's checkpoint; this run will replace it (--resume continues it)", run_dir)
+    # Every check is done: only now the run folder is made (or claimed), and locked for the run.
+    ckpt_path = run_dir / CHECKPOINT_NAME
+    if rank == 0:
+        _claim_run_folder(run_dir, resume, overwrite, stack)
+        for tmp in run_dir.glob(f".{ckpt_path.stem}.*.tmp{ckpt_path.suffix}"):  # a kill -9 during a save; ours now
+            tmp.unlink(missing_ok=True)
+    onnx_path = check_output_path(cfg.output or run_dir / f"{cfg.model_name}.onnx", (".onnx",), what="model") \
+        if export and rank == 0 else None
+    if ckpt is not None and rank == 0:
+        log.info("resuming %s at step %d of %d, in %s", resume, step, total_steps, run_dir)
+        if ckpt.get("precision", "fp32") != precision:
+            log.warning("the checkpoint trained in %s and this run continues in %s: not bit-exact with an "
+                        "uninterrupted run", ckpt.get("precision", "fp32"), precision)
     if rank == 0:  # lines logged after the checkpoint (or by an earlier run) would be logged twice
         _truncate_metrics(run_dir / "metrics.jsonl", step)
     # channels_last: the layout oneDNN's and cuDNN's fast bf16 convolutions want (in fp32 it
@@ -306,6 +303,8 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, rank: int, world: int,
             "config": to_dict(cfg), "vgg": cfg.loss.vgg, "skipped": sorted(skipped),
         }
 
+    # What a divergence message names: a checkpoint of finite weights with a finite output, that resumes.
+    good = _last_good(Path(resume), step, run_dir) if ckpt is not None else _last_good(None, step, run_dir)
     names = cfg.style_names
     if rank == 0:
         log.info("training %s: %d steps of %d x %dpx on %s in %s (%s%s), %s images%s, run folder %s",
@@ -319,6 +318,7 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, rank: int, world: int,
     # Redrawn ten times a second on a terminal, once a minute into a log file (nohup, a cluster job).
     bar = tqdm(total=total_steps, initial=step, unit="step", dynamic_ncols=True, disable=rank != 0,
                mininterval=0.1 if sys.stderr.isatty() else 60)
+    stack.callback(bar.close)  # before an error's message is printed, not after it
     # Sums since the last metrics row, in the layout of the step's all_reduce vector below, except
     # that slot 4 counts the steps (the vector's slot 4 is the stop request).
     sums, t_log, last = torch.zeros(5 + 2 * n_styles, dtype=torch.float64), time.perf_counter(), {}
@@ -365,9 +365,7 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, rank: int, world: int,
             vec = vec.cpu().double()
             if not torch.isfinite(vec[:4]).all():
                 bar.close()
-                raise TrainingDiverged(
-                    f"loss became {vec[3].item()} at step {step + 1}; stopped. Last good checkpoint: "
-                    f"{ckpt_path if ckpt_path.is_file() else 'none yet'} (try a lower --lr or style weight)")
+                raise TrainingDiverged(f"loss became {vec[3].item()} at step {step + 1}; stopped. {good}")
             opt.zero_grad(set_to_none=True)
             losses["total"].backward()
             for group in opt.param_groups:
@@ -388,8 +386,14 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, rank: int, world: int,
             if rank == 0 and preview is not None and cfg.preview_every and step % cfg.preview_every == 0:
                 _save_preview(net, preview, run_dir / f"preview_{step:06d}.png", device, trained[0])
             stopping = vec[4].item() > 0
-            if rank == 0 and (step % cfg.checkpoint_every == 0 or step == total_steps or stopping):
-                save_checkpoint(ckpt_path, state())
+            if step % cfg.checkpoint_every == 0 or step == total_steps or stopping:
+                if not _finite(net, batch, style, world):  # the next step's loss would be NaN: keep the last good one
+                    bar.close()
+                    raise TrainingDiverged(f"the weights diverged at step {step} (the net's output is no longer "
+                                           f"finite); stopped. {good}")
+                if rank == 0:
+                    save_checkpoint(ckpt_path, state())
+                good = _last_good(ckpt_path, step, run_dir)
             if stopping:
                 bar.close()
                 if rank == 0:
@@ -444,6 +448,59 @@ def _log_row(run_dir: Path, step: int, sums: torch.Tensor, names: tuple[str, ...
 
 
 # ---------------------------------------------------------------- run-folder files
+def _claim_run_folder(run_dir: Path, resume: str | os.PathLike | None, overwrite: bool,
+                      stack: contextlib.ExitStack) -> None:
+    """Make ``run_dir`` and hold its lock for the run (``stack``); refuse a folder that holds another
+    run unless ``overwrite`` (a run resumed in its own folder continues there)."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create run folder {run_dir}: {e.strerror}") from None
+    if not os.access(run_dir, os.W_OK):
+        raise UserError(f"run folder is not writable: {run_dir}")
+    stack.enter_context(RunLock(run_dir))
+    own = resume is not None and run_folder(resume).resolve() == run_dir.resolve()
+    found = holds_run(run_dir)
+    if found and not own and overwrite:
+        log.warning("%s holds an earlier run; this run replaces it (--overwrite)", run_dir)
+    elif found and not own:
+        hint = f"--resume {shlex.quote(str(run_dir))} continues it" if found == CHECKPOINT_NAME else "it has no checkpoint"
+        raise UserError(f"run folder {run_dir} holds another run ({found}; {hint}); give another --run-dir, "
+                        "or --overwrite to replace it")
+
+
+def _last_good(checkpoint: Path | None, step: int, run_dir: Path) -> str:
+    if checkpoint is None:
+        return "This run saved no checkpoint yet (try a lower --lr or style weight)."
+    return (f"Last good checkpoint: {checkpoint} (step {step}; continue with --resume {shlex.quote(str(checkpoint))}, "
+            "or start again with a lower --lr or style weight).")
+
+
+@torch.no_grad()
+def _finite(net: TransformNet, batch: torch.Tensor, style: torch.Tensor, world: int) -> bool:
+    """Whether the weights and the net's output on ``batch`` are finite, on every rank."""
+    ok = all(torch.isfinite(p).all() for p in net.parameters()) and torch.isfinite(net(batch, style)).all()
+    flag = torch.tensor([float(ok)], device=batch.device)
+    if world > 1:
+        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+    return flag.item() > 0
+
+
+def _load_style(cfg: TrainConfig, i: int, recorded: bool) -> np.ndarray:
+    """Painting ``i`` at long side ``style_size``; a UserError if VGG cannot take it (too thin).
+    ``recorded``: a base's style, whose path was recorded where the base was trained."""
+    if recorded and not Path(cfg.styles[i]).is_file():
+        name = cfg.style_names[i]
+        raise UserError(f"the painting of style {name} is not at {cfg.styles[i]}: give it with "
+                        f"--style-image {shlex.quote(name)}=PATH")
+    img = load_image(cfg.styles[i], cfg.style_size, "style image")
+    h, w = img.shape[:2]
+    if min(h, w) < 16:  # VGG's deepest default layer: as optimize refuses it
+        raise UserError(f"style image {cfg.styles[i]} is too thin: {w}x{h} at --style-size {cfg.style_size}, "
+                        "VGG needs a short side of 16 px (use a larger --style-size or crop it)")
+    return img
+
+
 def _load_preview(cfg: TrainConfig, held: list[Any], max_size: int) -> torch.Tensor | None:
     """The preview image as (1, 3, H, W): ``cfg.preview_image``, else the held-out data item."""
     if cfg.preview_image:

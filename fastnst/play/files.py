@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,11 +33,40 @@ def check_output_path(path: str | os.PathLike, suffixes: tuple[str, ...] = (),
     return path
 
 
-def remove_stale_temps(dest: str | os.PathLike) -> None:
-    """Delete the temp files that ``atomic_path(dest)`` leaves when killed (``kill -9``, power loss)."""
-    dest = Path(dest)
-    for tmp in dest.parent.glob(f".{dest.stem}.*.tmp{dest.suffix}"):
-        tmp.unlink(missing_ok=True)
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine (True where that cannot be told: never delete in doubt)."""
+    if os.name != "posix":  # os.kill(pid, 0) would terminate the process on Windows
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: it runs, as another user
+        return True
+    return True
+
+
+# atomic_path's temp names: ".<dest stem>.<pid>.<random>.tmp<dest suffix>", nested once for a
+# temp of a temp (an export that writes a model, then checks it before the rename).
+_TEMP = re.compile(r"\.+(?P<stem>.*?)(?P<tags>(\.\d+\.[a-z0-9_]+\.tmp)+)(\.[^.]*)?")
+
+
+_swept: set[str] = set()
+
+
+def remove_stale_temps(folder: str | os.PathLike) -> None:
+    """Delete the temp files that ``atomic_path`` left in ``folder`` when its process was killed
+    (``kill -9``, power loss): those whose writers' PIDs no longer run."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    for entry in entries:
+        m = _TEMP.fullmatch(entry.name)
+        if m and entry.is_file(follow_symlinks=False) \
+                and not any(pid_alive(int(pid)) for pid in re.findall(r"\.(\d+)\.[a-z0-9_]+\.tmp", m["tags"])):
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
 
 
 def _umask() -> int:
@@ -54,7 +84,11 @@ def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
     either the old ``dest`` or the new one, never a half-written file.
     """
     dest = check_output_path(dest)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=f".tmp{dest.suffix}", dir=dest.parent or ".")
+    folder = dest.parent or Path(".")
+    if (key := os.path.abspath(folder)) not in _swept:  # once per folder and process: a folder may hold many outputs
+        _swept.add(key)
+        remove_stale_temps(folder)  # a killed earlier write's; nothing else removes them
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.stem}.{os.getpid()}.", suffix=f".tmp{dest.suffix}", dir=folder)
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
     tmp = Path(tmp)

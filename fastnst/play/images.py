@@ -16,6 +16,25 @@ log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 OUTPUT_IMAGE_SUFFIXES = IMAGE_SUFFIXES + (".tif", ".tiff")
+# The longest side each format can store (WebP's 14-bit sizes; libjpeg's JPEG_MAX_DIMENSION).
+MAX_SIDE = {".webp": 16383, ".jpg": 65500, ".jpeg": 65500}
+
+
+def check_image_side(path: str | os.PathLike, long_side: int) -> None:
+    """UserError if an image with long side ``long_side`` cannot be stored in ``path``'s format."""
+    suffix = Path(path).suffix.lower()
+    if long_side > MAX_SIDE.get(suffix, long_side):
+        raise UserError(f"output {path}: {suffix[1:].upper()} images are at most {MAX_SIDE[suffix]} px a side, this "
+                        f"one would be {long_side} px; use .png or a smaller size")
+
+
+def image_side(path: str | os.PathLike) -> int | None:
+    """An image file's long side from its header (None if unreadable: loading it says why)."""
+    try:
+        with Image.open(path) as img:
+            return max(img.size)
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
@@ -65,6 +84,7 @@ def resize_long_side(img: Image.Image, size: int) -> Image.Image:
 def save_image(rgb: np.ndarray, path: str | os.PathLike) -> Path:
     """Write a (H, W, 3) uint8 RGB array atomically; the format follows the extension."""
     path = check_output_path(path, OUTPUT_IMAGE_SUFFIXES, what="image")
+    check_image_side(path, max(rgb.shape[:2]))
     with atomic_path(path) as tmp:
         Image.fromarray(rgb).save(tmp, format=Image.registered_extensions()[path.suffix.lower()])
     return path

@@ -4,6 +4,7 @@
 frame)``); each frame goes through ``runtime.FramePipeline.stylize``, the same per-frame path
 as ``fastnst stylize``. ``handle_key`` is the whole keyboard logic as a pure function;
 ``PlayerSummary`` holds the per-stage timings that headless mode prints and why the loop stopped.
+A ``vcam.VirtualCamera`` given to ``run_player`` gets every frame shown, without the overlay.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +27,7 @@ import numpy as np
 from fastnst import UserError
 from fastnst.play.images import save_image
 from fastnst.play.runtime import FramePipeline, StyleModel, processing_size
+from fastnst.play.vcam import VirtualCamera, VirtualCameraStats
 from fastnst.play.video import VideoSink
 
 log = logging.getLogger(__name__)
@@ -34,6 +37,25 @@ STRENGTH_STEP = 0.1
 MIX_STEP = 0.1  # of the blended style's weight, keys [ and ]
 KEY_ENTER, KEY_ESC = (10, 13), 27
 WINDOW = "fastnst"
+HELP_SECONDS = 6.0  # the key help shows this long at the start, unless h or ? toggles it first
+DIGIT_SECONDS = 1.0  # a second digit within this time makes a two-digit style number
+KEYS = (  # the window's key help and the summary's key line
+    ("n / p", "next / previous style"),
+    ("1-9", "style N; two digits quickly for 10 and up"),
+    ("l", "list the styles with their numbers"),
+    ("b", "blend with the model's next style"),
+    ("[ / ]", "move the blend"),
+    ("space", "original / stylized"),
+    ("s", "split view"),
+    ("c", "keep the colours"),
+    ("+ / -", "strength"),
+    ("m", "mirror"),
+    ("f", "smoothing (less flicker)"),
+    ("r", "record"),
+    ("Enter", "snapshot"),
+    ("h / ?", "this help"),
+    ("q / Esc", "quit"),
+)
 
 
 # ---------------------------------------------------------------- keys -> state
@@ -41,9 +63,11 @@ WINDOW = "fastnst"
 class PlayerState:
     """Everything the keys control. ``snapshot`` is a one-shot request the loop clears.
 
-    n/p and 1-9 step through every style of every model: ``styles`` holds each model's style
-    count (``run_player`` fills it in). ``blend`` (a style of the same model) is mixed in with
-    weight ``mix``; ``weights`` plays other weights (a blend of 3+ styles) until a style key.
+    n/p and the digits step through every style of every model: ``styles`` holds each model's
+    style count (``run_player`` fills it in); ``digits`` is the style number being typed (the
+    loop clears it after ``DIGIT_SECONDS``), so 1 then 3 plays the 13th. ``blend`` (a style of
+    the same model) is mixed in with weight ``mix``; ``weights`` plays other weights (a blend of
+    3+ styles) until a style key.
     """
 
     model: int = 0
@@ -59,12 +83,15 @@ class PlayerState:
     mirror: bool = False
     smooth: bool = False  # flow-guided temporal smoothing (fewer flickering strokes)
     recording: bool = False
+    help: bool = False  # the key help overlay
+    style_list: bool = False  # the overlay listing every style with its number
+    digits: str = ""
     snapshot: bool = False
     quit: bool = False
 
     @property
     def entries(self) -> list[tuple[int, int]]:
-        """Every (model, style), in the order n/p and 1-9 step through them."""
+        """Every (model, style), in the order n/p and the digits step through them."""
         return [(m, s) for m, n in enumerate(self.styles) for s in range(n)]
 
     @property
@@ -105,10 +132,17 @@ def handle_key(state: PlayerState, key: int) -> PlayerState:
     if ch in "qQ" or key == KEY_ESC:
         return r(state, quit=True)
     entries = state.entries
-    if ch in "np" or (ch in "123456789" and int(ch) <= len(entries)):
-        i = int(ch) - 1 if ch.isdigit() else entries.index((state.model, state.style)) + (1 if ch == "n" else -1)
+    if ch.isdigit():
+        return _style_number(state, ch)
+    state = r(state, digits="") if state.digits else state
+    if ch in "np":
+        i = entries.index((state.model, state.style)) + (1 if ch == "n" else -1)
         model, style = entries[i % len(entries)]
         return r(state, model=model, style=style, blend=None, weights=None)
+    if ch in "h?":
+        return r(state, help=not state.help, style_list=False)
+    if ch == "l":
+        return r(state, style_list=not state.style_list, help=False)
     if ch == "b":  # blend the current style with the model's next one, or stop blending
         n = state.styles[state.model]
         if n < 2:
@@ -139,18 +173,37 @@ def handle_key(state: PlayerState, key: int) -> PlayerState:
     return state
 
 
+def _style_number(state: PlayerState, ch: str) -> PlayerState:
+    """A digit key: the style it completes (``state.digits`` + ``ch``, else ``ch`` alone), if there is one."""
+    count = len(state.entries)
+    for typed in (state.digits + ch, ch) if state.digits else (ch,):
+        number = int(typed)
+        if typed[0] != "0" and 1 <= number <= count:
+            model, style = state.entries[number - 1]
+            more = number * 10 <= count  # another digit could still follow
+            return dataclasses.replace(state, model=model, style=style, blend=None, weights=None,
+                                       digits=typed if more else "")
+    return dataclasses.replace(state, digits="") if state.digits else state
+
+
 # ---------------------------------------------------------------- capture
 class CaptureThread:
     """Reads frames from ``cap`` in a thread.
 
     ``keep_latest=True`` (cameras, streams): only the newest frame is kept, so latency never
     grows when inference is slower than the camera. ``keep_latest=False`` (video files): every
-    frame is delivered in order, reading one frame ahead.
+    frame is delivered in order, reading one frame ahead; with ``pace`` (frames/s), a file is
+    read at that rate instead and only its newest frame kept, as from a camera. ``loop``: a
+    file starts over at its end (``cap.set``), for good.
     """
 
-    def __init__(self, cap, keep_latest: bool, max_failures: int = 50):
+    def __init__(self, cap, keep_latest: bool, max_failures: int = 50, pace: float | None = None,
+                 loop: bool = False):
         self._cap = cap
-        self._keep_latest = keep_latest
+        self._live = keep_latest
+        self._keep_latest = keep_latest or bool(pace)
+        self._period = 1.0 / pace if pace else 0.0
+        self._loop = loop and not keep_latest
         self._max_failures = max_failures if keep_latest else 1  # a file's first failed read is its end
         self._frames: collections.deque = collections.deque()
         self._cond = threading.Condition()
@@ -164,19 +217,32 @@ class CaptureThread:
         self._thread.start()
         return self
 
+    @property
+    def wall_clock(self) -> bool:
+        """Whether frames come at the source's own pace (a camera, a paced file), not as fast as they are read."""
+        return self._keep_latest
+
     def _run(self) -> None:
-        failures = 0
+        failures, read, rewound, t_first = 0, 0, False, 0.0
         try:
             while not self._stop.is_set():
                 ok, frame = self._cap.read()
                 if not ok or frame is None:
+                    if self._loop and read and not rewound:  # a read right after a rewind failing: nothing to loop
+                        self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                        rewound = True
+                        continue
                     failures += 1
                     if failures >= self._max_failures:
-                        self.failed = self._keep_latest
+                        self.failed = self._live
                         break
                     time.sleep(0.02)
                     continue
-                failures = 0
+                failures, rewound = 0, False
+                if self._period:  # frame N is due N periods after the first
+                    t_first = t_first or time.perf_counter()
+                    self._stop.wait(t_first + read * self._period - time.perf_counter())
+                read += 1
                 item = (frame, time.perf_counter())
                 with self._cond:
                     while self._frames and not self._stop.is_set():  # one frame held at a time
@@ -227,12 +293,18 @@ class StopReason(enum.Enum):
 
 @dataclass
 class PlayerSummary:
+    """The run's figures. The pre-process, inference and post-process times (and ``stylize_fps``)
+    are those of the ``stylized`` frames only: a frame shown as it came (space) is not stylizing."""
+
     frames: int = 0
+    stylized: int = 0
     seconds: float = 0.0
     stop_reason: StopReason | None = None
     stages: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES})  # ms per frame
     latency: list[float] = field(default_factory=list)  # ms, frame read -> shown/written
     outputs: list[Path] = field(default_factory=list)
+    virtual_camera: VirtualCameraStats | None = None
+    window: bool = False  # a window was shown: the summary lists its keys
 
     @property
     def interrupted(self) -> bool:
@@ -266,26 +338,114 @@ class PlayerSummary:
         for name, ms in [*self.stages.items(), ("end-to-end", self.latency)]:
             if ms:
                 lines.append(f"  {name:<15}{np.median(ms):>10.2f}{np.percentile(ms, 95):>10.2f}")
+        if self.stylized < self.frames:
+            lines.append(f"  {self.stylized} of the {self.frames} frames stylized (the pre-process, inference and "
+                         f"post-process times are theirs); {self.frames - self.stylized} shown as they came")
+        if self.virtual_camera:
+            lines.append(self.virtual_camera.format())
         lines += [f"  wrote {p}" for p in self.outputs]
+        if self.window:
+            lines.append("keys: " + ", ".join(f"{k} {action}" for k, action in KEYS))
         return "\n".join(lines)
 
 
 # ---------------------------------------------------------------- the loop
-def draw_label(img: np.ndarray, text: str, org: tuple[int, int], scale: float = 0.6) -> None:
+def _after_key(state: PlayerState, key: int, help_until: float | None, t_key: float):
+    """``state`` after ``key``, with the timed parts: the start's key help goes after
+    ``HELP_SECONDS`` unless a key toggled it, a typed style number after ``DIGIT_SECONDS``."""
+    now = time.perf_counter()
+    new = handle_key(state, key)
+    if key >= 0:
+        t_key = now
+        if (new.help, new.style_list) != (state.help, state.style_list):
+            help_until = None
+    if help_until is not None and now > help_until:
+        new, help_until = dataclasses.replace(new, help=False), None
+    if new.digits and now - t_key > DIGIT_SECONDS:
+        new = dataclasses.replace(new, digits="")
+    return new, help_until, t_key
+
+
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+FONT_SCALE = 0.6  # about 13 px tall: the text's size in a window up to 540 px tall
+MIN_FONT_SCALE = 0.4  # the smallest a panel shrinks to, to fit a small window
+
+
+def _thickness(scale: float) -> int:
+    return max(1, round(scale / FONT_SCALE))
+
+
+def draw_label(img: np.ndarray, text: str, org: tuple[int, int], scale: float = FONT_SCALE) -> None:
     """White text with a black outline at ``org`` (its baseline's left end), in place. The
-    outline is the same text shifted, not drawn thicker: OpenCV spaces thicker text wider."""
+    outline is the same text shifted, not drawn thicker: OpenCV spaces thicker text wider.
+    Large text is drawn with thicker strokes, and its outline shifted as far."""
     x, y = org
-    for dx, dy in ((-1, -1), (1, -1), (-1, 1), (1, 1)):
-        cv2.putText(img, text, (x + dx, y + dy), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA)
-    cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+    t = _thickness(scale)
+    for dx, dy in ((-t, -t), (t, -t), (-t, t), (t, t)):
+        cv2.putText(img, text, (x + dx, y + dy), FONT, scale, (0, 0, 0), t, cv2.LINE_AA)
+    cv2.putText(img, text, org, FONT, scale, (255, 255, 255), t, cv2.LINE_AA)
 
 
-def _overlay(view: np.ndarray, state: PlayerState, name: str, fps: float, latency_ms: float) -> None:
+def window_picture(view: np.ndarray, window_size: tuple[int, int]) -> tuple[np.ndarray, float]:
+    """``view`` at the size the window shows it (its aspect kept), as a new image to draw the
+    text on at screen resolution, and the font scale for that window: the text is as legible in
+    a small window as in a large one, where it grows."""
+    (ww, wh), (vh, vw) = window_size, view.shape[:2]
+    if ww <= 0 or wh <= 0:  # a backend that does not tell: the view's own size
+        ww, wh = vw, vh
+    fit = min(ww / vw, wh / vh)
+    size = (max(1, round(vw * fit)), max(1, round(vh * fit)))
+    shown = view.copy() if size == (vw, vh) else cv2.resize(
+        view, size, interpolation=cv2.INTER_AREA if fit < 1 else cv2.INTER_LINEAR)
+    return shown, FONT_SCALE * min(2.0, max(1.0, size[1] / 540))
+
+
+def _panel(img: np.ndarray, rows: list[tuple[str, str]], top: int, scale: float) -> None:
+    """(key, text) ``rows`` in two aligned fields on a darkened box from ``top`` down, in as many
+    columns as the height needs, the text made smaller (down to ``MIN_FONT_SCALE``) where they
+    would not fit across."""
+    for _ in range(3):
+        step, pad = round(22 * scale / FONT_SCALE), round(6 * scale / FONT_SCALE)
+        per_column = max(1, (img.shape[0] - top - pad) // step)
+        columns = []
+        for first in range(0, len(rows), per_column):
+            column = rows[first:first + per_column]
+            widths = [[cv2.getTextSize(t, FONT, scale, _thickness(scale))[0][0] for t in row] for row in column]
+            key_width = max(w[0] for w in widths) + 2 * pad
+            columns.append((column, key_width, key_width + max(w[1] for w in widths) + 2 * pad))
+        needed = pad + sum(width + pad for *_, width in columns)
+        if needed <= img.shape[1] or scale <= MIN_FONT_SCALE:
+            break
+        scale = max(MIN_FONT_SCALE, scale * img.shape[1] / needed)
+    x = pad
+    for column, key_width, width in columns:
+        box = img[top:top + len(column) * step + pad, x:x + width]
+        box >>= 2  # in place: a dark box keeps the text legible on any picture
+        for i, (key, text) in enumerate(column):
+            y = top + (i + 1) * step - pad // 2
+            draw_label(img, key, (x + pad, y), scale)
+            draw_label(img, text, (x + key_width, y), scale)
+        x += width + pad
+
+
+def draw_overlay(view: np.ndarray, state: PlayerState, name: str, fps: float, latency_ms: float,
+                 scale: float = FONT_SCALE, style_names: list[str] = ()) -> None:
+    """The window's text on ``view``, in place: what plays, fps, the toggles that are on, and
+    the key help (``state.help``) or the numbered style list (``state.style_list``)."""
     toggles = {"original": state.show_original, "split": state.split, "colour": state.preserve_color,
                "mirror": state.mirror, "smooth": state.smooth, "REC": state.recording}
     flags = [f"strength {state.strength:.1f}"] + [name for name, on in toggles.items() if on]
+    if state.digits:
+        flags.append(f"style {state.digits}_")
+    step = round(22 * scale / FONT_SCALE)
     for i, text in enumerate((f"{name}  {fps:.1f} fps  {latency_ms:.0f} ms", "  ".join(flags))):
-        draw_label(view, text, (8, 22 + 22 * i))
+        draw_label(view, text, (round(8 * scale / FONT_SCALE), step * (i + 1)), scale)
+    if state.help:
+        _panel(view, list(KEYS), 2 * step + step // 2, scale)
+    elif state.style_list:
+        current = state.entries.index((state.model, state.style))
+        _panel(view, [(f"{'>' if i == current else ''}{i + 1}", n) for i, n in enumerate(style_names)],
+               2 * step + step // 2, scale)
 
 
 def check_display() -> None:
@@ -298,34 +458,47 @@ def _timestamped(folder: Path, prefix: str, suffix: str) -> Path:
     return folder / f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}-{time.time_ns() // 1_000_000 % 1000:03d}{suffix}"
 
 
+def style_names(models: list[StyleModel]) -> list[str]:
+    """Every style of every model, in the order of ``PlayerState.entries``: the numbers the digits type."""
+    return [m.name if len(m.styles) == 1 else f"{m.name}/{style}" for m in models for style in m.styles]
+
+
 def run_player(models: list[StyleModel], cap, *, keep_latest: bool, width: int | None = 640,
                display: bool = True, max_frames: int | None = None, output: Path | None = None,
                record_dir: Path = Path("."), fps: float = 30.0, state: PlayerState | None = None,
-               live=None) -> PlayerSummary:
+               pace: bool = False, loop: bool = False, vcam: VirtualCamera | None = None,
+               read_key: Callable[[], int] | None = None, live=None) -> PlayerSummary:
     """Stylize frames from ``cap`` until the source ends, ``max_frames``, 'q' or Ctrl-C.
 
     ``keep_latest``: see ``CaptureThread`` (True for cameras). ``width``: the processing width
     (None: the source's). ``output``: write every shown frame to this video (``fps`` frames/s;
     from a camera, each frame repeated or dropped so that the file plays at the speed it was seen).
-    With ``display=False`` nothing is shown and no keys are read. The caller owns ``cap``.
+    ``pace``: read a video file at ``fps``, as a camera would deliver it; ``loop``: play it over
+    and over. ``vcam``: send it every frame shown, without the overlay; it is closed at the end.
+    With ``display=False`` nothing is shown and no keys are read but ``read_key()``'s (called
+    once a frame; -1: none). The caller owns ``cap``.
     ``live``: a model learning beside the player (``fastnst.play.live.LiveStyle``), called with each
     frame; a model it returns replaces the current one, and its ``status`` is an overlay line.
     """
     state = dataclasses.replace(state or PlayerState(), styles=tuple(len(m.styles) for m in models))
+    names = style_names(models)
     played, label = None, ""  # the state whose style weights the model has, and its overlay name
-    summary = PlayerSummary()
+    summary = PlayerSummary(window=display)
     pipeline = FramePipeline()
     sink = VideoSink(output, fps) if output else None  # checks the output path before anything starts
     recorder: VideoSink | None = None
     capture: CaptureThread | None = None
-    shown_fps, stop, window_seen = 0.0, None, False
+    shown_fps, stop, window_seen, window_shape = 0.0, None, False, None
     mirrored = state.mirror  # of the previous frame: a flip breaks the smoothing history
-    t_start = time.perf_counter()
+    t_start = t_key = time.perf_counter()
+    help_until = None  # when the key help shown at the start goes (None: the keys decide)
     try:
         if display:
-            cv2.namedWindow(WINDOW, cv2.WINDOW_NORMAL)  # the frame is scaled to the window
-        capture = CaptureThread(cap, keep_latest).start()
-        t_start = time.perf_counter()
+            cv2.namedWindow(WINDOW, cv2.WINDOW_NORMAL | cv2.WINDOW_GUI_NORMAL)  # any size; no Qt toolbar
+        capture = CaptureThread(cap, keep_latest, pace=fps if pace else None, loop=loop).start()
+        t_start = t_key = time.perf_counter()
+        if display and not state.help:
+            state, help_until = dataclasses.replace(state, help=True), t_start + HELP_SECONDS
         while not (max_frames and summary.frames >= max_frames):
             t0 = time.perf_counter()
             item = capture.get()
@@ -353,11 +526,12 @@ def run_player(models: list[StyleModel], cap, *, keep_latest: bool, width: int |
             styled = small if state.show_original else pipeline.stylize(
                 model, small, strength=state.strength, preserve_color=state.preserve_color,
                 smooth=state.smooth)
+            stylized = styled is not small  # not the original, nor strength 0
             view = cv2.hconcat([small, styled]) if state.split else styled
             t4 = time.perf_counter()
-            t3 = t2 + (0.0 if styled is small else pipeline.inference_ms / 1000)  # then post-process, split view
+            t3 = t2 + (pipeline.inference_ms / 1000 if stylized else 0.0)  # then post-process, split view
 
-            at = t_read if keep_latest else None  # a camera's files follow the wall clock, a video's its frames
+            at = t_read if capture.wall_clock else None  # a camera's files follow the wall clock, a video's its frames
             if sink:
                 sink.write(view, at)
             if state.recording and recorder is None:
@@ -373,25 +547,39 @@ def run_player(models: list[StyleModel], cap, *, keep_latest: bool, width: int |
                 summary.outputs.append(save_image(cv2.cvtColor(view, cv2.COLOR_BGR2RGB),
                                                   _timestamped(record_dir, "fastnst", ".png")))
                 state = dataclasses.replace(state, snapshot=False)
+            if vcam:
+                vcam.send(view)
+            key = -1
             if display:
-                if view is small:
-                    view = view.copy()  # don't draw on the captured frame
-                _overlay(view, state, label, shown_fps,
-                         summary.latency[-1] if summary.latency else 0.0)
+                _, _, ww, wh = cv2.getWindowImageRect(WINDOW)
+                if view.shape != window_shape:  # the first frame at the frame's size; split: as wide, less tall
+                    ww = ww if window_shape and ww > 0 else round(view.shape[1] * frame.shape[0] / view.shape[0])
+                    wh = round(ww * view.shape[0] / view.shape[1])
+                    cv2.resizeWindow(WINDOW, ww, wh)
+                    window_shape = view.shape
+                shown, scale = window_picture(view, (ww, wh))
+                draw_overlay(shown, state, label, shown_fps, summary.latency[-1] if summary.latency else 0.0,
+                             scale, names)
                 if live is not None:
-                    draw_label(view, live.status, (8, 66))
-                cv2.imshow(WINDOW, view)
-                state = handle_key(state, cv2.waitKey(1))
+                    draw_label(shown, live.status, (round(8 * scale / FONT_SCALE), round(66 * scale / FONT_SCALE)), scale)
+                cv2.imshow(WINDOW, shown)
+                key = cv2.waitKey(1)
                 visible = cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) >= 1
                 if window_seen and not visible:  # closed with the mouse (some backends map it late)
                     state = dataclasses.replace(state, quit=True)
                 window_seen |= visible
+            if key < 0 and read_key is not None:
+                key = read_key()
+            state, help_until, t_key = _after_key(state, key, help_until, t_key)
             t5 = time.perf_counter()
 
-            for name, (a, b) in zip(STAGES, ((t0, t1), (t1, t2), (t2, t3), (t3, t4), (t4, t5))):
-                summary.stages[name].append((b - a) * 1000)
+            stages = zip(STAGES, ((t0, t1), (t1, t2), (t2, t3), (t3, t4), (t4, t5)))
+            for name, (a, b) in stages:
+                if stylized or name not in ("pre-process", "inference", "post-process"):
+                    summary.stages[name].append((b - a) * 1000)
             summary.latency.append((t5 - t_read) * 1000)
             summary.frames += 1
+            summary.stylized += stylized
             rate = 1.0 / max(t5 - t0, 1e-6)
             shown_fps = rate if summary.frames == 1 else 0.9 * shown_fps + 0.1 * rate  # smoothed for the overlay
             if state.quit:
@@ -411,6 +599,8 @@ def run_player(models: list[StyleModel], cap, *, keep_latest: bool, width: int |
         summary.seconds = time.perf_counter() - t_start
         if capture is not None:
             capture.stop()
+        if vcam is not None:
+            summary.virtual_camera = vcam.close()
         failed = []
         for s in (sink, recorder):  # finalized even on Ctrl-C or a lost camera: the file stays playable
             try:

@@ -26,6 +26,7 @@ import numpy as np
 import onnxruntime as ort
 
 from fastnst import UserError
+from fastnst.config import check_weights
 from fastnst.play import contract
 from fastnst.play.color import luminance_transfer
 from fastnst.play.temporal import TemporalSmoother
@@ -165,6 +166,8 @@ class StyleModel:
             names = None
         if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
             raise UserError(f"model {self.path}: unreadable fastnst.styles metadata")
+        if not self._has_style_input and len(names) != 1:  # the graph cannot tell them apart
+            raise UserError(f"model {self.path} names {len(names)} styles but has no style input")
         if self._has_style_input:
             size = self.session.get_inputs()[1].shape
             if len(size) != 1 or size[0] != len(names):
@@ -174,11 +177,12 @@ class StyleModel:
     def set_style(self, weights: np.ndarray) -> None:
         """Play a style or a blend: one non-negative weight per style (``self.styles``), normalised
         to sum to 1. A model without a style input has one style."""
-        w = np.asarray(weights, np.float32).reshape(-1)
-        if w.shape != (len(self.styles),) or (w < 0).any() or w.sum() <= 0:
-            raise UserError(f"{self.name}: need {len(self.styles)} non-negative style weights, not all 0")
+        w = np.asarray(weights, np.float64).reshape(-1)
+        if w.shape != (len(self.styles),):
+            raise UserError(f"{self.name}: need {len(self.styles)} style weights, got {w.size}")
+        check_weights(f"{self.name} style weights", w.tolist())
         if self.style_weights is not None:
-            self.style_weights = w / w.sum()
+            self.style_weights = (w / w.sum()).astype(np.float32)
 
     def label(self) -> str:
         """What it plays: its name (one style), ``name/style``, or a blend ``a 70% + b 30%``."""
@@ -245,8 +249,10 @@ def _style_items(spec: str, valid: list[str], flag: str) -> dict[str, float]:
         if weight < 0:
             raise UserError(f"{flag} {spec!r}: negative weight for {name} ({hint})")
         items[name] = weight
-    if sum(items.values()) <= 0:
-        raise UserError(f"{flag} {spec!r}: the weights are all 0 ({hint})")
+    try:
+        check_weights(f"{flag} {spec!r}", list(items.values()))
+    except UserError as e:
+        raise UserError(f"{e} ({hint})") from None
     return items
 
 
@@ -256,10 +262,10 @@ def parse_style_spec(spec: str, names: list[str], flag: str = "--style") -> np.n
     items = _style_items(spec, names, flag)
     if unknown := [n for n in items if n not in names]:
         raise UserError(f"{flag} {spec!r}: unknown style {unknown[0]} (styles: {', '.join(names)})")
-    weights = np.zeros(len(names), np.float32)
+    weights = np.zeros(len(names), np.float64)  # normalised before the cast: 1e-50 alone is a weight of 1
     for name, weight in items.items():
         weights[names.index(name)] = weight
-    return weights / weights.sum()
+    return (weights / weights.sum()).astype(np.float32)
 
 
 def models_with_style(models: list[StyleModel], spec: str, flag: str = "--style") -> list[tuple[int, np.ndarray]]:

@@ -1,9 +1,11 @@
 """``fastnst stylize``: image and video files through one or more ONNX style models (no torch).
 
-Each input gives one output per model, named ``<input stem>_<model stem><suffix>`` in the
-output folder; videos become ``.mp4`` (mp4v) with the input's fps and size. With one input
-and one model the output may instead be a file name (``-o out.jpg``). Outputs are written
-atomically: a failed run leaves no partial file. Ctrl-C (or SIGTERM) finishes the video being
+Each input gives one output per model, named ``<input stem>_<model stem>[_<style>]<suffix>`` in
+the output folder (the style, or blend, that a multi-style model played); videos become ``.mp4``
+(mp4v) with the input's fps and size. With one input and one model the output may instead be a
+file name (``-o out.jpg``). A file of such a default name that exists already is not replaced
+(unless ``overwrite``); a named one is. Outputs are written atomically: a failed run leaves no
+partial file. Ctrl-C (or SIGTERM) finishes the video being
 written with the frames so far (``StylizeInterrupted`` lists what was written).
 """
 
@@ -13,6 +15,7 @@ import collections
 import logging
 import math
 import os
+import re
 from pathlib import Path
 
 import cv2
@@ -20,7 +23,8 @@ import numpy as np
 from tqdm import tqdm
 
 from fastnst import UserError
-from fastnst.play.images import IMAGE_SUFFIXES, OUTPUT_IMAGE_SUFFIXES, list_images, load_image, save_image
+from fastnst.play.images import (IMAGE_SUFFIXES, OUTPUT_IMAGE_SUFFIXES, check_image_side, image_side, list_images,
+                                 load_image, save_image)
 from fastnst.play.files import check_output_path
 from fastnst.play.player import draw_label
 from fastnst.play.runtime import FramePipeline, StyleModel, long_side_size, parse_style_spec, select_style
@@ -71,7 +75,17 @@ def output_path(src: Path, model: StyleModel, out_dir: Path) -> Path:
     if is_file_target(out_dir):
         return out_dir
     suffix = ".mp4" if is_video_path(src) else src.suffix
-    return out_dir / f"{src.stem}_{model.path.stem}{suffix}"
+    return out_dir / f"{src.stem}_{model.path.stem}{style_tag(model)}{suffix}"
+
+
+def style_tag(model: StyleModel) -> str:
+    """What a multi-style model plays, for a file name: "_wave", or a blend's "_a70+b30" ("" for one style)."""
+    w = model.style_weights
+    if w is None or len(model.styles) == 1:
+        return ""
+    on = np.flatnonzero(w)
+    tag = model.styles[on[0]] if len(on) == 1 else "+".join(f"{model.styles[i]}{round(100 * w[i])}" for i in on)
+    return "_" + re.sub(r"[^\w.+-]", "_", tag)  # no path separators or spaces in a file name
 
 
 def stylize_image(models: list[StyleModel], src: Path, out_dir: Path, size: int | None = None,
@@ -144,8 +158,9 @@ def stylize_video(models: list[StyleModel], src: Path, out_dir: Path, size: int 
 
 def stylize_files(models: list[StyleModel], inputs: list[str | os.PathLike], out_dir: str | os.PathLike,
                   size: int | None = None, strength: float = 1.0, preserve_color: bool = False,
-                  smooth: bool = False) -> list[Path]:
-    """Every input through every model; returns the written files. ``smooth`` applies to videos only."""
+                  smooth: bool = False, overwrite: bool = False) -> list[Path]:
+    """Every input through every model; returns the written files. ``smooth`` applies to videos only.
+    Files of default names (``out_dir`` a folder) that exist are refused unless ``overwrite``."""
     if not 0.0 <= strength <= 1.0:
         raise UserError(f"--strength must be between 0 and 1, got {strength}")
     if size is not None and size < 16:
@@ -169,6 +184,12 @@ def stylize_files(models: list[StyleModel], inputs: list[str | os.PathLike], out
     for target, n in targets.items():
         if n > 1 or target in sources:
             raise UserError(f"two files would be written to {target}; stylize those inputs into separate folders")
+        if target.exists() and not overwrite and not is_file_target(out_dir):  # a name the user did not give
+            raise UserError(f"{target} exists; stylize into another folder, or give --overwrite to replace it")
+    for src in paths:  # an output keeps its input's size: one its format cannot store fails now, not after the work
+        if not is_video_path(src) and (side := image_side(src)):
+            for m in models:
+                check_image_side(output_path(src, m, out_dir), side)
     written: list[Path] = []
     try:
         for src in tqdm(paths, unit="file", disable=None if len(paths) > 1 else True):
@@ -205,6 +226,7 @@ def style_sheet(models: list[StyleModel], photo: str | os.PathLike, out: str | o
     w, h = long_side_size(bgr.shape[1], bgr.shape[0], size or min(max(bgr.shape[:2]), SHEET_MAX_CELL))
     bgr = cv2.resize(bgr, (w, h), interpolation=cv2.INTER_AREA)
     cols = min(len(cells), SHEET_COLUMNS)
+    check_image_side(out, max(w * cols, h * math.ceil(len(cells) / cols)))
     sheet = np.zeros((h * math.ceil(len(cells) / cols), w * cols, 3), np.uint8)  # (rows * h, cols * w, 3)
     pipeline = FramePipeline()
     for k, (model, weights) in enumerate(cells):

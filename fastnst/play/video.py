@@ -72,6 +72,12 @@ def source_fps(cap: cv2.VideoCapture, default: float = 30.0) -> float:
     return fps if 0 < fps < 1000 else default
 
 
+def source_size(cap: cv2.VideoCapture, default: tuple[int, int] = (640, 480)) -> tuple[int, int]:
+    """The (width, height) of ``cap``'s frames, as it reports them (``default`` where it does not)."""
+    w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    return (w, h) if w > 0 and h > 0 else default
+
+
 class VideoSink:
     """An mp4v video file written atomically: it appears at ``path`` only when ``close()`` is called,
     and only once it reads back with every frame written (a full disk leaves an unplayable file).
