@@ -211,6 +211,9 @@ def _add_train(sub) -> None:
     p.add_argument("--tune-style", action="append", metavar="NAME",
                    help="a style of the --base run to retrain, from where it is, e.g. steadier with a higher "
                    "--stability-weight or bolder with a higher --style-weight (repeat for several)")
+    p.add_argument("--add-from", metavar="nearest|mean|NAME",
+                   help="with --add-style: the new style starts from the base style closest to the painting "
+                   "(nearest, the default), the mean of the base styles, or the base style NAME")
     p.add_argument("--style-image", action="append", metavar="NAME=IMAGE",
                    help="with --base: the painting of the base's style NAME, where it is not at the path recorded "
                    "when the base was trained (e.g. for --tune-style NAME on a shipped model); repeat for several")
@@ -218,7 +221,9 @@ def _add_train(sub) -> None:
                    help="with --add-style or --tune-style: the trained net to build on (the rest of it stays "
                    "frozen): a run folder, a checkpoint, an ONNX model fastnst exported or a shipped name such "
                    "as twelve_styles")
-    p.add_argument("--data", help="folder of photos (searched recursively) or a Hugging Face dataset id user/name")
+    p.add_argument("--data", help="folder of photos (searched recursively), a video file (frames sampled evenly), "
+                   "a camera index or a Hugging Face dataset id user/name (with --base MODEL, default: the photos "
+                   "built into fastnst)")
     p.add_argument("--extra-data", action="append", metavar="DIR", help="another folder of photos to train on too")
     p.add_argument("--holdout", type=int, metavar="N",
                    help="keep the last N photos of --data out of training, for `fastnst eval --holdout N`")
@@ -276,7 +281,7 @@ def _train_overrides(args) -> dict:
 
     flat = ("data", "data_split", "image_size", "style_size", "batch_size", "lr", "lr_schedule", "steps", "device", "precision",
             "seed", "workers", "checkpoint_every", "preview_every", "log_every", "run_dir", "output", "teacher",
-            "int8", "base", "holdout")
+            "int8", "base", "holdout", "add_from")
     out = {k: getattr(args, k) for k in flat}
     out["styles"] = args.style
     out["tune"] = args.tune_style
@@ -293,9 +298,11 @@ def _train_overrides(args) -> dict:
     return out
 
 
-# --add-style's defaults: 270 steps at 1e-2 added a painting to a five-style run in 4 minutes on 2
-# CPU cores, at 0.98x the held-out loss of a single-style net trained for 16.5 minutes (docs/training.md).
-ADD_STYLE_STEPS, ADD_STYLE_LR = 270, 1e-2
+# --add-style's defaults: a short run from the nearest style, batch 2 at a high lr decaying to 0, sized
+# to add a painting in about a minute on 2 CPU cores (docs/training.md).
+ADD_STYLE_STEPS, ADD_STYLE_LR, ADD_STYLE_BATCH = 60, 6e-2, 2
+# --tune-style alone (a trained style, not a new one): 270 steps at 1e-2 made the Scream steadier in 2 minutes.
+TUNE_STYLE_STEPS, TUNE_STYLE_LR = 270, 1e-2
 
 
 def _base_config(args, overrides: dict):
@@ -327,16 +334,23 @@ def _base_config(args, overrides: dict):
     # A run folder and model of its own (never the base's): by default <base run>+<new or tuned styles>,
     # under runs/ for a base that is a model file or a shipped name.
     model = model_file(base_path)
-    if model and not overrides.get("data"):
-        raise UserError("--base MODEL needs --data PHOTOS: a model file does not bring its training photos")
+    if model and not overrides.get("data"):  # a model file does not bring its training photos
+        from fastnst.learn.data import BUILTIN_PHOTOS
+
+        log.info("no --data: training on the %d built-in photos (%s)", len(list(BUILTIN_PHOTOS.glob("*.jpg"))),
+                 BUILTIN_PHOTOS)
+        overrides = {**overrides, "data": str(BUILTIN_PHOTOS)}
     run = Path("runs") / model.stem if model else run_folder(base_path)
     run_dir = overrides.get("run_dir") or f"{run}+{'+'.join((*(Path(s).stem for s in add), *tune))}"
-    # Not the base's: its machine settings, its length and learning rate (ADD_STYLE_*) and, with
+    # Not the base's: its machine settings, its length and learning rate (ADD_STYLE_*, TUNE_STYLE_*) and, with
     # other photos, its extra folders, held-out count and split. Values given win.
     fresh = {k: getattr(TrainConfig(), k) for k in ("device", "workers", "precision")
              + (("extra_data", "holdout", "data_split") if overrides.get("data") else ())}
-    fresh.update(steps=0 if overrides.get("epochs") else ADD_STYLE_STEPS, epochs=0)  # where neither is given
-    fresh["lr"] = ADD_STYLE_LR
+    if add:
+        fresh.update(steps=ADD_STYLE_STEPS, lr=ADD_STYLE_LR, lr_schedule="cosine", batch_size=ADD_STYLE_BATCH)
+    else:
+        fresh.update(steps=TUNE_STYLE_STEPS, lr=TUNE_STYLE_LR)
+    fresh.update(steps=0 if overrides.get("epochs") else fresh["steps"], epochs=0)  # where neither is given
     overrides = {**overrides, "run_dir": run_dir, "output": overrides.get("output") or ""}
     overrides.update({k: v for k, v in fresh.items() if overrides.get(k) is None})
     cfg = from_dict(type(base), merge(to_dict(base), overrides))
@@ -526,6 +540,10 @@ def _add_webcam(sub) -> None:
     p.add_argument("--mirror", action="store_true", help="start mirrored")
     p.add_argument("--smooth", action="store_true",
                    help="start with flow-guided temporal smoothing on (less flicker; key f toggles it)")
+    p.add_argument("--learn", metavar="PAINTING",
+                   help="learn this painting as a new style while playing (needs the train extra): it starts in "
+                   "the nearest style of the model and swaps in the new one every few seconds as it trains on the "
+                   "source's frames in a background process; Ctrl-C keeps a resumable run")
     _add_runtime_args(p)
     p.set_defaults(func=_run_webcam)
 
@@ -555,6 +573,8 @@ def _run_webcam(args) -> int:
     names = args.model or list(shipped_models().values())
     if not names:
         raise UserError("no shipped models are installed: pass --model M.onnx (train one with `fastnst train`)")
+    if args.learn and args.threads is None:  # the cores split between the player and the learner
+        args.threads = max(1, (os.cpu_count() or 2) // 2)
     models = [StyleModel(m, args.provider, args.threads) for m in names]
     if not args.model:  # the shipped model with the most styles plays first
         models.sort(key=lambda m: -len(m.styles))
@@ -566,6 +586,7 @@ def _run_webcam(args) -> int:
         print(f"shipped models: {', '.join(m.path.stem for m in models)} (n/p or 1-9 to switch, l lists the styles)")
     cap = open_capture(args.source)
     vcam = None
+    live = _start_learning(args, models[0]) if args.learn else None
     try:
         is_file = Path(args.source).is_file()
         if args.virtual_camera is not None:  # at the source's size and rate, as the camera it stands in for
@@ -579,11 +600,18 @@ def _run_webcam(args) -> int:
             state=PlayerState(strength=args.strength, preserve_color=args.preserve_color, mirror=args.mirror,
                               smooth=args.smooth, **start),
             pace=is_file and not args.no_pace and (vcam is not None or not args.no_display),
-            loop=args.loop, vcam=vcam)
+            loop=args.loop, vcam=vcam, live=live)
+    except BaseException:
+        if live is not None:
+            live.finish(interrupted=True)
+        raise
     finally:
         if vcam is not None:
             vcam.close()
         cap.release()
+    if live is not None:
+        print(summary.format())
+        return _finish_learning(live, summary.stop_reason is StopReason.INTERRUPTED)
     if summary.frames == 0 and summary.stop_reason is StopReason.END_OF_VIDEO:
         raise UserError(f"cannot read any frame from {args.source}")
     print(summary.format())
@@ -596,6 +624,55 @@ def _run_webcam(args) -> int:
         _error(f"{args.source} stopped delivering frames (camera unplugged?)")
         return 1
     return 0
+
+
+def _start_learning(args, base):
+    """webcam --learn: the learner process, adding the painting to ``base`` (a StyleModel) on the
+    source's frames, and the player's hook to it (``fastnst.play.live``)."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    from fastnst.play.live import FRAMES, LiveStyle
+    from fastnst.play.video import camera_index
+
+    if importlib.util.find_spec("torch") is None:
+        raise UserError("`fastnst webcam --learn` needs the train extra: pip install 'fastnst[train]'")
+    if not Path(args.learn).is_file():
+        raise UserError(f"painting not found: {args.learn}")
+    name = Path(args.learn).stem
+    run = Path("runs") / f"{base.path.stem}+{name}"
+    for n in range(2, 1000):  # a run folder of its own: an earlier one stays as it is
+        if not run.exists():
+            break
+        run = Path("runs") / f"{base.path.stem}+{name}-{n}"
+    work = run / "live"
+    camera = camera_index(args.source) is not None
+    argv = ["train", "--add-style", args.learn, "--base", str(base.path), "--run-dir", str(run),
+            "--data", str(work / FRAMES) if camera else args.source]
+    print(f"learning {name} in the background (run folder {run}); playing the nearest style of {base.path.stem} "
+          f"once it is found")
+    return LiveStyle(work, json.dumps({"train_argv": argv}), name, save_frames=camera, wait_first=not camera,
+                     provider=args.provider, threads=args.threads,
+                     learner_threads=max(1, (os.cpu_count() or 2) - args.threads))
+
+
+def _finish_learning(live, interrupted: bool) -> int:
+    """Wait for the learner (Ctrl-C: stop it, keeping a resumable run) and say where its model is."""
+    if not interrupted and live.proc.poll() is None and live.read_status().get("state") != "done":
+        print(f"{live.status}: finishing the run (Ctrl-C stops it and keeps a resumable checkpoint)")
+    try:
+        status = live.finish(interrupted)
+    except KeyboardInterrupt:
+        status, interrupted = live.finish(True), True
+    if status.get("state") == "done":
+        print(f"model: {status['model']} (play it: fastnst webcam --model {status['model']} --style {live.name})")
+        return 130 if interrupted else 0
+    if status.get("state") == "interrupted":
+        print(f"stopped at step {live.last.get('step', 0)}; resume with: fastnst train --resume {status['message']}")
+        return 130
+    _error(f"learning {live.name} failed: {status.get('message', 'the learner exited')}")
+    return 1
 
 
 # ---------------------------------------------------------------- models

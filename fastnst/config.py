@@ -205,6 +205,10 @@ class TrainConfig:
     # With ``base``: also retrain these of its styles (by name), from their trained norm parameters,
     # e.g. with a higher stability or style weight. The other styles stay bit-identical.
     tune: tuple[str, ...] = ()
+    # With ``base``: where a new style's norm parameters start: "nearest" (the base style whose
+    # outputs score the lowest loss against the new painting), "mean" (of the base styles') or
+    # the name of a base style.
+    add_from: str = "nearest"
     # The styles' names, in order; empty: the file stems. `fastnst export --rename` sets them.
     names: tuple[str, ...] = ()
     net: NetConfig = field(default_factory=NetConfig)

@@ -64,6 +64,10 @@ SLOW = {
         "test_onnx_with_folded_io_matches_the_plain_net[johnson-changes3]",
     ),
     "test_player.py": ("test_unplugged_camera_stops_with_summary_and_a_recording_at_the_speed_seen",),
+    "test_add_style.py": (
+        "test_add_style_to_a_model_without_data_trains_on_the_built_in_photos",
+        "test_webcam_learn_plays_the_nearest_style_then_swaps_in_the_new_one_headless",  # a learner process
+    ),
     "test_shipped_models.py": ("test_shipped_model_reads_back_as_a_base_for_add_style",),
     "test_precision.py": ("test_bf16_training_runs_vgg_in_bf16_and_the_transform_net_in_fp32",),
     "test_eval.py": ("test_gatys_reference_row",),

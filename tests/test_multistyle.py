@@ -112,7 +112,7 @@ def test_add_style_trains_only_the_new_style(data, tmp_path):
     base = _two_style_base(folder, red, blue, tmp_path)
     train(base, export=False)
     assert cli.main(["train", "--add-style", green, "--base", base.run_dir, "--steps", "3", "--preview-every", "1",
-                     "--run-dir", str(tmp_path / "more"), "-o", str(tmp_path / "more.onnx")]) == 0
+                     "--add-from", "mean", "--run-dir", str(tmp_path / "more"), "-o", str(tmp_path / "more.onnx")]) == 0
     before, after = (load_checkpoint(tmp_path / d) for d in ("base", "more"))
     assert config_of(after).style_names == ("red", "blue", "green") and config_of(after).net.styles == 3
     old, new = net_of(before), net_of(after)
@@ -181,17 +181,16 @@ def test_add_style_to_an_exported_model_without_its_paintings(data, tmp_path):
                      "--run-dir", str(tmp_path / "more"), "-o", str(out)]) == 0
     cfg = config_of(load_checkpoint(tmp_path / "more"))
     assert cfg.style_names == ("red", "blue", "green") and cfg.base == str(model)
-    assert (cfg.data, cfg.holdout, cfg.extra_data, cfg.lr) == (str(photos), 0, (), 1e-2)  # not the base's
+    assert (cfg.data, cfg.holdout, cfg.extra_data, cfg.lr) == (str(photos), 0, (), cli.ADD_STYLE_LR)  # not the base's
     frame = np.random.default_rng(0).integers(0, 256, (1, 40, 48, 3), dtype=np.uint8)
     run = lambda path, w: ort.InferenceSession(str(path)).run(None, {"frames": frame, "style": np.float32(w)})[0]
     for i in range(2):  # the base styles are bit-identical to the base model's
         assert np.array_equal(run(out, np.eye(3)[i]), run(model, np.eye(2)[i]))
     assert not np.array_equal(run(out, np.eye(3)[2]), run(model, [0.5, 0.5]))  # the new style trained
     assert cli.main(["train", "--add-style", green, "--base", str(tmp_path / "none.onnx"), "--data", str(photos)]) == 2
-    assert cli.main(["train", "--add-style", green, "--base", str(model)]) == 2  # a model brings no photos
     args = cli.build_parser().parse_args(["train", "--add-style", green, "--base", str(model), "--data", str(folder)])
     short = cli._base_config(args, cli._train_overrides(args))  # no --steps: a short run, not the base's
-    assert (short.steps, short.epochs, short.lr, short.holdout) == (270, 0, 1e-2, 0)
+    assert (short.steps, short.epochs, short.lr, short.holdout) == (cli.ADD_STYLE_STEPS, 0, cli.ADD_STYLE_LR, 0)
     assert short.run_dir == str(Path("runs") / f"{Path(model).stem}+green")
 
 

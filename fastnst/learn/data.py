@@ -1,4 +1,5 @@
-"""Training data: a folder of photos or a Hugging Face dataset, through the `datasets` library.
+"""Training data: a folder of photos, a video file, a camera or a Hugging Face dataset, through the
+`datasets` library. ``BUILTIN_PHOTOS`` is the small photo set shipped with the package.
 
 Both sources become a torch Dataset of (3, S, S) float RGB crops in [0, 1] (random resized
 crop + horizontal flip). Unreadable, corrupt, truncated or tiny images are skipped (the next
@@ -34,6 +35,10 @@ log = logging.getLogger(__name__)
 CROP_SCALE = (0.25, 1.0)  # fraction of the image area a random crop keeps
 CROP_RATIO = (3 / 4, 4 / 3)
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")  # user/name
+# Permissively licensed photos shipped with the package (their sources: SOURCES.md beside them).
+BUILTIN_PHOTOS = Path(__file__).resolve().parent / "photos"
+VIDEO_FRAMES = 200  # frames sampled evenly from a video: neighbours differ little, more adds little
+CAMERA_FRAMES, CAMERA_EVERY = 60, 4  # a camera: every 4th frame, two seconds at 30 fps per 15 kept
 
 
 def open_dataset(data: str, split: str = "train", holdout: int = 0,
@@ -42,9 +47,10 @@ def open_dataset(data: str, split: str = "train", holdout: int = 0,
     (the preview image); every image of the ``extra`` folders is trained on as well.
 
     A local folder (searched recursively) gives a ``datasets.Dataset`` with one column "image"
-    of file paths. A Hugging Face id (``user/name``, when no such folder exists) gives a
-    streamed ``datasets.IterableDataset`` (nothing is downloaded beyond the images used) with
-    its first image column as "image", undecoded ({"bytes", "path"}).
+    of file paths. A video file or a camera index ("0") gives frames sampled evenly through it
+    (``video_frames``), held out from its end. A Hugging Face id (``user/name``, when no such
+    folder exists) gives a streamed ``datasets.IterableDataset`` (nothing is downloaded beyond
+    the images used) with its first image column as "image", undecoded ({"bytes", "path"}).
     """
     import datasets
 
@@ -55,9 +61,12 @@ def open_dataset(data: str, split: str = "train", holdout: int = 0,
             raise UserError("extra data folders go with a data folder, not a Hugging Face dataset")
         held = list(stream.take(holdout))
         return stream.skip(holdout), [x["image"] for x in held]
-    if not folder.is_dir():
+    if folder.is_file() or (not folder.exists() and data.isdigit()):
+        files = video_frames(data)
+    elif not folder.is_dir():
         raise UserError(f"data folder not found: {data}")
-    files = [str(p) for p in list_images(folder)]
+    else:
+        files = [str(p) for p in list_images(folder)]
     if not files:
         raise UserError(f"data folder has no images (jpg, jpeg, png, webp, bmp): {data}")
     holdout = min(holdout, len(files) - 1)
@@ -67,7 +76,45 @@ def open_dataset(data: str, split: str = "train", holdout: int = 0,
         if not more:
             raise UserError(f"extra data folder not found or without images: {folder}")
         train_files += [str(p) for p in more]
+    if any(isinstance(f, dict) for f in train_files):  # one column type: frames are {"bytes", "path"}
+        train_files = [f if isinstance(f, dict) else {"bytes": None, "path": f} for f in train_files]
     return datasets.Dataset.from_dict({"image": train_files}), files[len(files) - holdout:]
+
+
+def video_frames(source: str, frames: int | None = None) -> list[dict[str, Any]]:
+    """``frames`` frames of a video file, evenly spaced from its first to its last (default
+    VIDEO_FRAMES), or of a camera index, every CAMERA_EVERY-th (default CAMERA_FRAMES), as
+    in-memory JPEGs {"bytes", "path": "SOURCE#frame"} in time order."""
+    import cv2
+
+    from fastnst.play.video import camera_index, frame_count, is_video_path, open_capture
+
+    camera = camera_index(source)
+    if camera is None and not is_video_path(source):
+        raise UserError(f"--data {source}: not a folder of photos, a video file or a camera index")
+    cap = open_capture(source)
+    try:
+        if camera is None:
+            total = frame_count(source)
+            wanted = set(np.linspace(0, max(total - 1, 0), frames or VIDEO_FRAMES).round().astype(int).tolist())
+        else:
+            total = (frames or CAMERA_FRAMES) * CAMERA_EVERY
+            wanted = set(range(0, total, CAMERA_EVERY))
+        out = []
+        for i in range(total):  # read in order: seeking is slow or inexact in many codecs
+            if not cap.grab():
+                break
+            if i in wanted:
+                ok, frame = cap.retrieve()
+                ok = ok and (jpeg := cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 95]))[0]
+                if ok:
+                    out.append({"bytes": jpeg[1].tobytes(), "path": f"{source}#{i}"})
+    finally:
+        cap.release()
+    if not out:
+        raise UserError(f"cannot read any frame from {source}")
+    log.info("%d frames of %s", len(out), source)
+    return out
 
 
 def _open_hub(name: str, split: str) -> Any:

@@ -25,7 +25,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -137,12 +137,16 @@ class _StopFlag:
 
 # ---------------------------------------------------------------- the loop
 def train(cfg: TrainConfig, resume: str | os.PathLike | None = None, export: bool = True,
-          overwrite: bool = False) -> TrainResult:
+          overwrite: bool = False,
+          on_step: Callable[[int, int, TransformNet, float | None], None] | None = None) -> TrainResult:
     """Train a TransformNet for ``cfg`` (or continue the run at ``resume``: a run folder or a
     checkpoint, whose config wins except for RESUMABLE_FIELDS, which the caller applies with
     ``checkpoint.resume_config``). The run is written to ``cfg.run_dir``, which is locked for the run,
     and which must not hold another run unless ``overwrite``. All input checks happen before the
     run folder is made.
+
+    ``on_step(step, total_steps, net, loss)``, if given, runs on rank 0 before the first step
+    (loss None) and after each one (e.g. to publish the net as it learns).
 
     Raises UserError for bad input, TrainingDiverged on a NaN/inf loss (the last checkpoint is
     kept) and KeyboardInterrupt after saving a checkpoint when interrupted (Ctrl-C, SIGTERM).
@@ -153,7 +157,7 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None, export: boo
     rank, world, device = _dist_setup(cfg.device)
     try:
         with contextlib.ExitStack() as stack:  # the run folder's lock, once taken
-            return _train(cfg, ckpt, rank, world, device, resume, export, overwrite, stack)
+            return _train(cfg, ckpt, rank, world, device, resume, export, overwrite, stack, on_step)
     finally:
         if started and dist.is_initialized():
             dist.destroy_process_group()
@@ -181,6 +185,26 @@ def _base_net(cfg: TrainConfig, base: dict[str, Any]) -> TransformNet:
     return net
 
 
+def _start_new_styles(cfg: TrainConfig, net: TransformNet, ploss: PerceptualLoss, source: Any, n_base: int,
+                      trained: list[int], device: torch.device, precision: str) -> None:
+    """New styles' norm parameters from the base style ``cfg.add_from`` names, judged on the run's
+    first crops (``fastnst.learn.addstyle``)."""
+    from fastnst.learn.addstyle import ADD_FROM, start_new_styles
+
+    if cfg.add_from not in ADD_FROM and cfg.add_from not in cfg.style_names[:n_base]:
+        raise UserError(f"add-from must be {', '.join(ADD_FROM)} or a style of the base "
+                        f"({', '.join(cfg.style_names[:n_base])}), got {cfg.add_from!r}")
+    if cfg.add_from == "nearest" and not hasattr(source, "__len__"):
+        log.info("a streamed dataset: new styles start from the mean of the base styles")
+        return
+    if not any(i >= n_base for i in trained) or cfg.add_from == "mean":
+        return
+    data = CropDataset(source, cfg.image_size, cfg.seed)
+    crops = torch.stack([data[k][0] for k in range(cfg.batch_size)]).to(device)  # the first batch's crops
+    with autocast(device, precision):
+        start_new_styles(net, ploss, crops, n_base, trained, cfg.add_from, cfg.style_names)
+
+
 def trainable_parameters(net: TransformNet, styles: list[int] | None = None) -> list[torch.nn.Parameter]:
     """All parameters; with ``styles``, only those styles' norm rows (the rest get no gradient,
     so Adam leaves them bit-identical)."""
@@ -199,7 +223,8 @@ def trainable_parameters(net: TransformNet, styles: list[int] | None = None) -> 
 
 
 def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, rank: int, world: int, device: torch.device,
-           resume: str | os.PathLike | None, export: bool, overwrite: bool, stack: contextlib.ExitStack) -> TrainResult:
+           resume: str | os.PathLike | None, export: bool, overwrite: bool, stack: contextlib.ExitStack,
+           on_step: Callable[[int, int, TransformNet, float | None], None] | None = None) -> TrainResult:
     run_dir = Path(cfg.run_dir)
     if export and cfg.output and Path(cfg.output).parent != run_dir:  # one in the run folder is checked below
         check_output_path(cfg.output, (".onnx",), what="model")
@@ -228,6 +253,8 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, rank: int, world: int,
     net = (_base_net(cfg, base) if base else TransformNet(cfg.net)).to(device)
     trained_styles = torch.tensor(trained)  # the styles samples are drawn for
     ploss = PerceptualLoss.from_config(cfg.loss, styles).to(device)
+    if base and ckpt is None:
+        _start_new_styles(cfg, net, ploss, source, n_base, trained, device, precision)
     teacher = net_of(load_trained(cfg.teacher)).requires_grad_(False).to(device) if cfg.teacher else None
     if teacher is not None and teacher.cfg.styles != cfg.net.styles:
         raise UserError(f"the teacher has {teacher.cfg.styles} style(s), this run {cfg.net.styles}")
@@ -295,6 +322,8 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, rank: int, world: int,
     # Sums since the last metrics row, in the layout of the step's all_reduce vector below, except
     # that slot 4 counts the steps (the vector's slot 4 is the stop request).
     sums, t_log, last = torch.zeros(5 + 2 * n_styles, dtype=torch.float64), time.perf_counter(), {}
+    if on_step is not None and rank == 0:
+        on_step(step, total_steps, net, None)
     with _StopFlag() as stop:
         batches = iter(loader)  # it draws a seed from torch's RNG, so the saved state goes back after it
         if ckpt is not None:
@@ -348,6 +377,8 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, rank: int, world: int,
             sums[4] += 1
             sums[5:] += vec[5:]
             bar.update(1)
+            if on_step is not None and rank == 0:
+                on_step(step, total_steps, net, vec[3].item())
             if rank == 0 and (step % cfg.log_every == 0 or step == total_steps):
                 last = _log_row(run_dir, step, sums, names, per_step, time.perf_counter() - t_log, bar)
                 sums.zero_()

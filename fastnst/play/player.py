@@ -467,7 +467,7 @@ def run_player(models: list[StyleModel], cap, *, keep_latest: bool, width: int |
                display: bool = True, max_frames: int | None = None, output: Path | None = None,
                record_dir: Path = Path("."), fps: float = 30.0, state: PlayerState | None = None,
                pace: bool = False, loop: bool = False, vcam: VirtualCamera | None = None,
-               read_key: Callable[[], int] | None = None) -> PlayerSummary:
+               read_key: Callable[[], int] | None = None, live=None) -> PlayerSummary:
     """Stylize frames from ``cap`` until the source ends, ``max_frames``, 'q' or Ctrl-C.
 
     ``keep_latest``: see ``CaptureThread`` (True for cameras). ``width``: the processing width
@@ -477,6 +477,8 @@ def run_player(models: list[StyleModel], cap, *, keep_latest: bool, width: int |
     and over. ``vcam``: send it every frame shown, without the overlay; it is closed at the end.
     With ``display=False`` nothing is shown and no keys are read but ``read_key()``'s (called
     once a frame; -1: none). The caller owns ``cap``.
+    ``live``: a model learning beside the player (``fastnst.play.live.LiveStyle``), called with each
+    frame; a model it returns replaces the current one, and its ``status`` is an overlay line.
     """
     state = dataclasses.replace(state or PlayerState(), styles=tuple(len(m.styles) for m in models))
     names = style_names(models)
@@ -511,6 +513,11 @@ def run_player(models: list[StyleModel], cap, *, keep_latest: bool, width: int |
             if state.show_original or state.mirror != mirrored:  # a gap in the stylized stream, or a flip
                 pipeline.reset_smoothing()
             mirrored = state.mirror
+            if live is not None and (fresh := live(frame)) is not None:
+                models[state.model] = fresh
+                state = dataclasses.replace(state, styles=tuple(len(m.styles) for m in models), style=0, blend=None,
+                                            weights=None)
+                played = None
             model = models[state.model]
             if state.played != played:  # a new style or blend: set once, not per frame
                 model.set_style(state.style_weights())
@@ -553,6 +560,8 @@ def run_player(models: list[StyleModel], cap, *, keep_latest: bool, width: int |
                 shown, scale = window_picture(view, (ww, wh))
                 draw_overlay(shown, state, label, shown_fps, summary.latency[-1] if summary.latency else 0.0,
                              scale, names)
+                if live is not None:
+                    draw_label(shown, live.status, (round(8 * scale / FONT_SCALE), round(66 * scale / FONT_SCALE)), scale)
                 cv2.imshow(WINDOW, shown)
                 key = cv2.waitKey(1)
                 visible = cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) >= 1

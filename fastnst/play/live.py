@@ -1,0 +1,98 @@
+"""The player's side of `fastnst webcam --learn PAINTING` (torch-free): it starts the learner
+process (``fastnst.learn.live``), hands it camera frames and swaps in the models it publishes.
+
+``LiveStyle`` is the player's per-frame hook: ``live(frame)`` saves every ``SAVE_EVERY``-th frame
+for the learner (camera sources) and returns a new ``StyleModel`` when the learner has published
+one since the last call (else None); ``live.status`` is the overlay's line (step and loss).
+Everything goes through files in the work folder, whose layout ``fastnst.learn.live`` documents.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from fastnst.play.files import atomic_path
+from fastnst.play.runtime import StyleModel
+
+log = logging.getLogger(__name__)
+
+SAVE_EVERY, MAX_FRAMES = 5, 64  # camera frames for the learner: every 5th, up to 64
+CONFIG, STATUS, FRAMES = "config.json", "status.json", "frames"  # as fastnst.learn.live names them
+
+
+class LiveStyle:
+    """A learner process and what it publishes. ``wait_first``: block the first call until the
+    learner's first model (its starting point) is there, so a video file plays from its first
+    frame in the nearest style (a camera does not wait)."""
+
+    def __init__(self, work: Path, config_json: str, name: str, save_frames: bool, wait_first: bool,
+                 provider: str | None = None, threads: int | None = None, learner_threads: int = 1,
+                 every: float = 3.0):
+        self.work, self.name, self.save_frames, self.wait_first = work, name, save_frames, wait_first
+        self.provider, self.threads = provider, threads
+        (work / FRAMES).mkdir(parents=True, exist_ok=True)
+        with atomic_path(work / CONFIG) as tmp:
+            tmp.write_text(config_json)
+        env = {**os.environ, "OMP_NUM_THREADS": str(learner_threads), "MKL_NUM_THREADS": str(learner_threads)}
+        # Its own session: Ctrl-C reaches the player only, and ``finish`` passes one SIGINT on (a second
+        # one would abort the learner without its checkpoint).
+        self.proc = subprocess.Popen([sys.executable, "-m", "fastnst.learn.live", str(work), "--every", str(every)],
+                                     env=env, start_new_session=True)
+        self.frames = self.saved = 0
+        self.model_path: str | None = None
+        self.last: dict = {}
+
+    def read_status(self) -> dict:
+        try:
+            self.last = json.loads((self.work / STATUS).read_text())
+        except (OSError, ValueError):  # not written yet
+            pass
+        return self.last
+
+    @property
+    def status(self) -> str:
+        s = self.last
+        state = s.get("state", "starting")
+        if state in ("training", "done") and s.get("step") is not None:
+            loss = f"  loss {s['loss']:.4g}" if s.get("loss") is not None else ""
+            return f"learning {self.name}: step {s['step']} of {s['steps']}{loss}" + ("  (done)" if state == "done" else "")
+        return f"learning {self.name}: {state}"
+
+    def __call__(self, frame: np.ndarray) -> StyleModel | None:
+        if self.save_frames and self.saved < MAX_FRAMES and self.frames % SAVE_EVERY == 0:
+            cv2.imwrite(str(self.work / FRAMES / f"{self.saved:04d}.jpg"), frame)
+            self.saved += 1
+        self.frames += 1
+        status = self.read_status()
+        while self.wait_first and self.model_path is None and not status.get("model") and self.proc.poll() is None:
+            time.sleep(0.1)
+            status = self.read_status()
+        self.wait_first = False
+        path = status.get("model") if status.get("state") != "done" else None  # the run's own model has every style
+        if not path or path == self.model_path or not Path(path).is_file():
+            return None
+        self.model_path = path
+        model = StyleModel(path, self.provider, self.threads)
+        log.debug("playing %s", path)
+        return model
+
+    def finish(self, interrupted: bool, timeout: float | None = None) -> dict:
+        """Wait for the learner (after Ctrl-C: for it to save its checkpoint) and return its last status."""
+        if interrupted and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)  # it saves a resumable checkpoint, then exits
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.send_signal(signal.SIGINT)
+            self.proc.wait()
+        return self.read_status()
