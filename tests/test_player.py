@@ -127,6 +127,16 @@ def test_key_help_and_style_list_are_drawn(trio_onnx):
     assert len(KEYS) == 15
 
 
+def test_a_status_line_pushes_the_key_help_down():
+    def first_panel_row(status):
+        view = np.full((240, 320, 3), 128, np.uint8)
+        draw_overlay(view, PlayerState(styles=(3,), help=True), "trio/a", 30.0, 20.0, status=status)
+        dark = (view[:, 200:] < 100).all(axis=2).any(axis=1)  # the panel's shade, right of the status text
+        return int(np.argmax(dark))
+
+    assert first_panel_row("learning: step 12/60") > first_panel_row(None) + 10
+
+
 def test_the_window_text_is_drawn_at_the_window_size():
     view = np.zeros((480, 640, 3), np.uint8)
     shown, scale = window_picture(view, (320, 300))  # a small window: the picture fits its width

@@ -429,23 +429,25 @@ def _panel(img: np.ndarray, rows: list[tuple[str, str]], top: int, scale: float)
 
 
 def draw_overlay(view: np.ndarray, state: PlayerState, name: str, fps: float, latency_ms: float,
-                 scale: float = FONT_SCALE, style_names: list[str] = ()) -> None:
-    """The window's text on ``view``, in place: what plays, fps, the toggles that are on, and
-    the key help (``state.help``) or the numbered style list (``state.style_list``)."""
+                 scale: float = FONT_SCALE, style_names: list[str] = (), status: str | None = None) -> None:
+    """The window's text on ``view``, in place: what plays, fps, the toggles that are on, a
+    ``status`` line (a style learning beside the player), and the key help (``state.help``) or the
+    numbered style list (``state.style_list``) below them."""
     toggles = {"original": state.show_original, "split": state.split, "colour": state.preserve_color,
                "mirror": state.mirror, "smooth": state.smooth, "REC": state.recording}
     flags = [f"strength {state.strength:.1f}"] + [name for name, on in toggles.items() if on]
     if state.digits:
         flags.append(f"style {state.digits}_")
     step = round(22 * scale / FONT_SCALE)
-    for i, text in enumerate((f"{name}  {fps:.1f} fps  {latency_ms:.0f} ms", "  ".join(flags))):
+    lines = [f"{name}  {fps:.1f} fps  {latency_ms:.0f} ms", "  ".join(flags)] + ([status] if status else [])
+    for i, text in enumerate(lines):
         draw_label(view, text, (round(8 * scale / FONT_SCALE), step * (i + 1)), scale)
+    top = len(lines) * step + step // 2
     if state.help:
-        _panel(view, list(KEYS), 2 * step + step // 2, scale)
+        _panel(view, list(KEYS), top, scale)
     elif state.style_list:
         current = state.entries.index((state.model, state.style))
-        _panel(view, [(f"{'>' if i == current else ''}{i + 1}", n) for i, n in enumerate(style_names)],
-               2 * step + step // 2, scale)
+        _panel(view, [(f"{'>' if i == current else ''}{i + 1}", n) for i, n in enumerate(style_names)], top, scale)
 
 
 def check_display() -> None:
@@ -559,9 +561,7 @@ def run_player(models: list[StyleModel], cap, *, keep_latest: bool, width: int |
                     window_shape = view.shape
                 shown, scale = window_picture(view, (ww, wh))
                 draw_overlay(shown, state, label, shown_fps, summary.latency[-1] if summary.latency else 0.0,
-                             scale, names)
-                if live is not None:
-                    draw_label(shown, live.status, (round(8 * scale / FONT_SCALE), round(66 * scale / FONT_SCALE)), scale)
+                             scale, names, live.status if live is not None else None)
                 cv2.imshow(WINDOW, shown)
                 key = cv2.waitKey(1)
                 visible = cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) >= 1
