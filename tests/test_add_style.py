@@ -50,6 +50,7 @@ def base_model(tmp_path):
     return model, _painting(tmp_path / "green.png", (20, 240, 30))
 
 
+@pytest.mark.slow
 def test_add_style_to_a_model_without_data_trains_on_the_built_in_photos(base_model, tmp_path, monkeypatch):
     model, green = base_model
     for cwd, base in ((model.parent, model.name), (tmp_path / "elsewhere", str(model))):  # beside the base, or not
@@ -125,6 +126,7 @@ def test_a_new_style_starts_from_the_base_style_that_paints_closest_to_it():
     assert all(torch.equal(norm.bias[3], norm.bias[2]) for norm in net.norms())
 
 
+@pytest.mark.slow
 def test_webcam_learn_plays_the_nearest_style_then_swaps_in_the_new_one_headless(base_model, tmp_path, monkeypatch,
                                                                                 capsys):
     ort = pytest.importorskip("onnxruntime")

@@ -106,6 +106,7 @@ def test_identity_model_has_zero_content_loss_and_tiny_model_does_not(models, ph
     assert ident.losses["tv"] > 0
 
 
+@pytest.mark.slow
 def test_gatys_reference_row(models, photos, style):
     torch.manual_seed(0)
     rows = evaluate(models[1], photos, [style], size=32, limit=1, gatys=5)

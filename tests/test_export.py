@@ -43,6 +43,7 @@ def test_uint8_export_contract_metadata_and_parity(tmp_path):
     assert not list(tmp_path.glob(".*tmp*"))  # the atomic write left no temp file
 
 
+@pytest.mark.slow
 def test_float_export_matches_eager_within_1e4(tmp_path):
     net = tiny_net()
     path = export_onnx(net, tmp_path / "f.onnx", float_io=True)
@@ -63,6 +64,7 @@ def test_parity_check_fails_loudly_on_a_different_model(tmp_path):
         check_parity(tiny_net(1), path, SIZES)
 
 
+@pytest.mark.slow
 def test_export_calibrate_takes_the_int8_calibration_photos_from_the_given_folder(tmp_path, capsys):
     """A one-step run whose training photos are gone: `export --int8` stops looking for them;
     `export --int8 --calibrate FOLDER` calibrates on FOLDER and gets to the quantization check.
@@ -103,6 +105,7 @@ def test_export_calibrate_takes_the_int8_calibration_photos_from_the_given_folde
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_multi_style_onnx_matches_torch_for_one_hot_and_blended_weights(tmp_path):
     torch.manual_seed(0)
     net = TransformNet(dataclasses.replace(TINY, styles=3)).eval()

@@ -237,6 +237,7 @@ def test_d5_full_disk_video_is_an_error_and_leaves_nothing(tiny_onnx, tmp_path, 
     assert list(out.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_d5_real_full_disk(tiny_onnx, tmp_path, capsys):
     """A 32 KB tmpfs (needs root to mount)."""
     if os.geteuid() != 0:
@@ -278,6 +279,7 @@ for argv in (["optimize", "--content", img, "--style", img, "-o", out],
 """
 
 
+@pytest.mark.slow
 def test_d6_torch_commands_on_the_base_install_say_what_to_install(tmp_path):
     img = _image(tmp_path / "c.png")
     proc = subprocess.run([sys.executable, "-c", textwrap.dedent(_NO_TORCH), str(img), str(tmp_path / "o.png")],
@@ -339,6 +341,7 @@ def test_d13_stylize_makes_no_folder_for_a_failed_run(tiny_onnx, tmp_path, capsy
     assert not (tmp_path / "new").exists()
 
 
+@pytest.mark.slow
 def test_stale_checkpoint_temp_is_removed_by_the_next_run(photos, tmp_path):
     pytest.importorskip("torch")
     run = tmp_path / "run"
@@ -355,6 +358,7 @@ def test_stale_checkpoint_temp_is_removed_by_the_next_run(photos, tmp_path):
 
 
 # ---------------------------------------------------------------- D11: signals
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["stylize", "webcam"])
 def test_d11_sigterm_finishes_the_video_and_leaves_no_temp(tiny_onnx, tmp_path, command):
     clip = write_video(tmp_path / "long.mp4", 400, (320, 240))  # ~3 s of work
@@ -391,6 +395,7 @@ assert main(["stylize", "-m", model, clip, "-o", out + "/x.webm"]) == 2
 """
 
 
+@pytest.mark.slow
 def test_d14_ffmpeg_and_opencv_messages_do_not_leak(tiny_onnx, tmp_path):
     clip = write_video(tmp_path / "clip.mp4", 3)
     trunc = tmp_path / "trunc.mp4"

@@ -86,6 +86,7 @@ def data(tmp_path):
     return folder, paths
 
 
+@pytest.mark.slow
 def test_two_styles_train_balanced_and_log_each(data, tmp_path):
     folder, (red, blue, _) = data
     cfg = TrainConfig(styles=(red, blue), data=str(folder), image_size=32, style_size=40, batch_size=2, steps=3,
@@ -107,6 +108,7 @@ def _two_style_base(folder, red, blue, tmp_path):
                        loss=TINY_LOSS)
 
 
+@pytest.mark.slow
 def test_add_style_trains_only_the_new_style(data, tmp_path):
     folder, (red, blue, green) = data
     base = _two_style_base(folder, red, blue, tmp_path)
@@ -134,6 +136,7 @@ def test_add_style_trains_only_the_new_style(data, tmp_path):
                      "--run-dir", base.run_dir]) == 2
 
 
+@pytest.mark.slow
 def test_tune_style_retrains_one_style_from_where_it_was(data, tmp_path):
     folder, (red, blue, green) = data
     base = _two_style_base(folder, red, blue, tmp_path)
@@ -165,6 +168,7 @@ def test_tune_style_retrains_one_style_from_where_it_was(data, tmp_path):
         assert cli.main(["train", *bad, "--steps", "1", "--run-dir", str(tmp_path / "bad")]) == 2
 
 
+@pytest.mark.slow
 def test_add_style_to_an_exported_model_without_its_paintings(data, tmp_path):
     ort = pytest.importorskip("onnxruntime")
     folder, (red, blue, green) = data
@@ -194,6 +198,7 @@ def test_add_style_to_an_exported_model_without_its_paintings(data, tmp_path):
     assert short.run_dir == str(Path("runs") / f"{Path(model).stem}+green")
 
 
+@pytest.mark.slow
 def test_export_keeps_renames_and_reorders_styles_bit_identically(data, tmp_path, monkeypatch):
     ort = pytest.importorskip("onnxruntime")
     folder, paths = data

@@ -103,9 +103,10 @@ def _reference(net: TransformNet, frames: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("name, changes", [("fast", {}), ("fast", {"padding": "zeros"}),
-                                           ("fast", {"end_kernel": 8}), ("johnson", {}),
+                                           ("fast", {"end_kernel": 8}),
+                                           pytest.param("johnson", {}, marks=pytest.mark.slow),
                                            ("fast", {"upsample": "bilinear", "antialias": True}),
-                                           ("fast", {"channels": (16, 32)})])
+                                           pytest.param("fast", {"channels": (16, 32)}, marks=pytest.mark.slow)])
 def test_onnx_with_folded_io_matches_the_plain_net(tmp_path, name, changes):
     ort = pytest.importorskip("onnxruntime")
     net = tiny(dataclasses.replace(NET_PRESETS[name], **changes))

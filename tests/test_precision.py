@@ -126,6 +126,7 @@ def test_bf16_losses_match_fp32_within_3_percent():
         assert out["bf16"][k].item() == pytest.approx(out["fp32"][k].item(), rel=0.03), k
 
 
+@pytest.mark.slow
 def test_bf16_training_runs_vgg_in_bf16_and_the_transform_net_in_fp32(tmp_path):
     """In bf16 a trained H/4 net's gradient drifted from its fp32 one (docs/training.md), so only
     the loss network's convolutions take bf16: every pass of the net, in training and in the

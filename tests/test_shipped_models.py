@@ -77,6 +77,7 @@ def test_recipe_matches_the_shipped_model(name):
     assert [Path(s).stem for s in want["styles"]] == [Path(s).stem for s in got["styles"]]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(_SHIPPED) or [_NONE_YET])
 def test_shipped_model_reads_back_as_a_base_for_add_style(name):
     """``--base NAME`` and ``fastnst export NAME``: the weights read back from the file give the

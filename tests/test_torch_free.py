@@ -42,17 +42,20 @@ def files(tiny_onnx, tmp_path):
     return {"model": str(tiny_onnx), "img": img, "video": write_video(tmp_path / "clip.mp4", 12), "tmp": tmp_path}
 
 
+@pytest.mark.slow
 def test_block_works():
     proc = _run("train", "--style", "x.jpg", "--data", "d")  # needs torch: must fail on the block
     assert proc.returncode != 0 and "blocked in this test" in proc.stdout + proc.stderr
 
 
+@pytest.mark.slow
 def test_stylize(files):
     proc = _run("stylize", "-m", files["model"], str(files["img"]), str(files["video"]), "-o", str(files["tmp"] / "out"))
     assert proc.returncode == 0, proc.stderr
     assert (files["tmp"] / "out" / "in_tiny.png").is_file() and (files["tmp"] / "out" / "clip_tiny.mp4").is_file()
 
 
+@pytest.mark.slow
 def test_stylize_style_and_sheet(files, trio_onnx):
     out, sheet = files["tmp"] / "b.png", files["tmp"] / "sheet.png"
     proc = _run("stylize", "-m", files["model"], "-m", str(trio_onnx), "--style", "a:0.3,b:0.7", str(files["img"]),
@@ -63,6 +66,7 @@ def test_stylize_style_and_sheet(files, trio_onnx):
     assert cv2.imread(str(out)).shape == (30, 40, 3) and cv2.imread(str(sheet)).shape == (30, 5 * 40, 3)
 
 
+@pytest.mark.slow
 def test_webcam_headless(files):
     out = files["tmp"] / "live.mp4"
     proc = _run("webcam", "-m", files["model"], "--source", str(files["video"]), "--no-display", "--frames", "5",
@@ -71,18 +75,21 @@ def test_webcam_headless(files):
     assert "5 frames" in proc.stdout and out.is_file()
 
 
+@pytest.mark.slow
 def test_bench(files):
     proc = _run("bench", "-m", files["model"], "--size", "32x24", "--repeats", "1", "--seconds", "0.05", "--threads", "1")
     assert proc.returncode == 0, proc.stderr
     assert "32x24" in proc.stdout
 
 
+@pytest.mark.slow
 def test_models():
     proc = _run("models")
     assert proc.returncode == 0, proc.stderr
     assert "model files and cards" in proc.stdout
 
 
+@pytest.mark.slow
 def test_eval_video(files):
     proc = _run("eval", "--model", files["model"], "--video", str(files["video"]), "--size", "32x24", "--frames", "4",
                 "--smooth")

@@ -63,6 +63,7 @@ def fixed_loss(cfg, net):
         return ploss(net(x), ploss.content_targets(x))["total"].item()
 
 
+@pytest.mark.slow
 def test_training_lowers_the_loss_and_writes_the_run_folder(setup):
     cfg, tmp = setup
     cfg = replace(cfg, steps=15)
@@ -82,6 +83,7 @@ def test_training_lowers_the_loss_and_writes_the_run_folder(setup):
     assert ckpt["config"]["net"]["channels"] == (4, 8, 8) and "optimizer" in ckpt and "rng" in ckpt
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stability", [0.0, 1.0])  # the stability term draws shifts and noise from torch's RNG
 def test_resume_is_exact(setup, stability):
     cfg, tmp = setup  # exact on the CPU; on an H200 the two runs differed beyond these tolerances
@@ -100,6 +102,7 @@ def test_resume_is_exact(setup, stability):
     np.testing.assert_allclose(metrics[0], metrics[1], rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_resume_refuses_to_change_the_run_but_not_the_machine(setup):
     cfg, tmp = setup
     train(replace(cfg, steps=1, device="cpu", workers=0), export=False)
@@ -133,6 +136,7 @@ def test_interrupted_checkpoint_write_keeps_the_good_one(tmp_path):
     assert list(tmp_path.iterdir()) == [path]  # no temp file left behind
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_with_a_clear_error_and_keeps_the_checkpoint(setup):
     cfg, tmp = setup
     train(replace(cfg, steps=2), export=False)
@@ -141,6 +145,7 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_checkpoint(setup):
     assert load_checkpoint(cfg.run_dir)["step"] == 2
 
 
+@pytest.mark.slow
 def test_distillation_pulls_the_net_towards_the_teacher(setup):
     cfg, tmp = setup
     cfg = replace(cfg, steps=12, preview_every=0, device="cpu")  # seeded on the CPU; a GPU computes other numbers
@@ -194,6 +199,7 @@ def test_bad_input_fails_before_training(setup, capsys, case, message):
     assert not (Path(cfg.run_dir) / CHECKPOINT_NAME).exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_ctrl_c_or_sigterm_saves_a_checkpoint_and_exits_128_plus_the_signal(setup, capsys, signum, code):
     cfg, tmp = setup
@@ -215,6 +221,7 @@ def test_ctrl_c_or_sigterm_saves_a_checkpoint_and_exits_128_plus_the_signal(setu
     assert "model:" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_export_cli_round_trips_a_checkpoint(setup, capsys):
     onnx = pytest.importorskip("onnx")
     cfg, tmp = setup
@@ -243,6 +250,7 @@ def _ddp_rank(rank, world, port, cfg, out):
     torch.save({"state": result.net.state_dict(), "step": result.step}, f"{out}/rank{rank}.pt")
 
 
+@pytest.mark.slow
 def test_two_process_gloo_ddp_ends_with_identical_weights(setup):
     cfg, tmp = setup
     with socket.socket() as s:

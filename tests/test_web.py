@@ -131,6 +131,7 @@ def mad(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())
 
 
+@pytest.mark.slow
 def test_page_plays_the_camera_stylized(live, site):
     out = live.canvas()
     cam = cv2.resize(camera_frame(), (WIDTH, 240), interpolation=cv2.INTER_AREA)
@@ -144,6 +145,7 @@ def test_page_plays_the_camera_stylized(live, site):
     assert not live.uncaught()
 
 
+@pytest.mark.slow
 def test_style_switch_and_blend(live):
     live.set("#style", "0/0")
     a = live.canvas()
@@ -170,6 +172,7 @@ def parity(browser, site, tmp_path_factory):
     page.page.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("style, blend, strength, keep", [
     ("0/0", None, 100, False), ("0/5", None, 100, False), ("0/11", None, 100, False),  # three styles
     ("0/2", ("7", 50), 100, False),  # a 50/50 blend
@@ -196,6 +199,7 @@ def test_parity_with_the_python_player(parity, style, blend, strength, keep):
     assert not parity.uncaught()
 
 
+@pytest.mark.slow
 def test_snapshot_and_record(live):
     with live.page.expect_download() as snap:
         live.page.click("#snapshot")
@@ -225,6 +229,7 @@ def still_playing(page: Page) -> None:
     page.page.wait_for_function(f"window.fastnst.frames > {frames + 1}", timeout=TIMEOUT)
 
 
+@pytest.mark.slow
 def test_dropped_text_file(live):
     before = live.page.input_value("#style")
     drop_file(live, "notes.txt", b"these are my notes, not a model\n", "text/plain")
@@ -248,6 +253,7 @@ def other_contract_onnx() -> bytes:
     return model.SerializeToString()
 
 
+@pytest.mark.slow
 def test_model_with_another_contract(live, tmp_path):
     path = tmp_path / "other.onnx"
     path.write_bytes(other_contract_onnx())
@@ -259,6 +265,7 @@ def test_model_with_another_contract(live, tmp_path):
     assert not live.uncaught()
 
 
+@pytest.mark.slow
 def test_own_model_by_drop(live):
     drop_file(live, "mine.onnx", StyleModel("shipwreck", "cpu", threads=1).path.read_bytes())
     live.page.wait_for_function("document.getElementById('message').textContent.includes('added mine')")
@@ -267,6 +274,7 @@ def test_own_model_by_drop(live):
     assert not live.uncaught()
 
 
+@pytest.mark.slow
 def test_missing_model_url(browser, site):
     page = Page(browser, f"{site}?model=models/missing.onnx")
     try:
@@ -278,6 +286,7 @@ def test_missing_model_url(browser, site):
         page.page.close()
 
 
+@pytest.mark.slow
 def test_camera_refused_offers_a_file(playwright, camera, site, tmp_path):
     b = playwright.chromium.launch(executable_path=CHROMIUM, args=chromium_args(camera, allow_camera=False))
     try:
@@ -295,6 +304,7 @@ def test_camera_refused_offers_a_file(playwright, camera, site, tmp_path):
         b.close()
 
 
+@pytest.mark.slow
 def test_static_export_plays_single_threaded(browser, tmp_path, capsys):
     site = tmp_path / "site"
     assert cli.main(["serve", "--export", str(site), "-m", "twelve_styles"]) == 0
@@ -330,6 +340,7 @@ def test_export_refuses_a_folder_in_use(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
 
 
+@pytest.mark.slow
 def test_serve_command_torch_free(tmp_path):
     """``fastnst serve`` in a fresh interpreter with torch blocked: prints the URL, sends the isolation
     headers and the files, 404 elsewhere, and stops on SIGTERM."""
