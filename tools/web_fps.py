@@ -45,7 +45,7 @@ def clip_frames(n: int = 60, clip: Path = CLIP) -> list[np.ndarray]:
 
 
 def page_fps(playwright, y4m: Path, url: str, seconds: float) -> dict:
-    # A fresh browser each time: in a shared one, a page runs slower after others have run.
+    # A fresh browser each time: no page inherits an earlier one's workers or memory.
     browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=chromium_args(y4m))
     try:
         page = browser.new_page()
