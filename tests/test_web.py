@@ -287,6 +287,16 @@ def test_missing_model_url(browser, site):
 
 
 @pytest.mark.slow
+def test_session_options_from_the_query(browser, site):
+    page = Page(browser, f"{site}?model=models/shipwreck.onnx&session=" + '{"executionMode":"bogus"}')
+    try:
+        page.page.wait_for_function("document.getElementById('message').textContent.length > 0", timeout=TIMEOUT)
+        assert "unsupported execution mode: bogus" in page.message(), page.message()
+    finally:
+        page.page.close()
+
+
+@pytest.mark.slow
 def test_camera_refused_offers_a_file(playwright, camera, site, tmp_path):
     b = playwright.chromium.launch(executable_path=CHROMIUM, args=chromium_args(camera, allow_camera=False))
     try:

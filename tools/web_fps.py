@@ -8,7 +8,9 @@ The fake camera plays a clip made from ../shared/data/videos/vtest.avi (syntheti
 absent). The page stylizes each camera frame once (60 fps, more than it reaches); its fps is frames over --seconds after a warm-up,
 with its own split of each frame's milliseconds (model, pixel conversion and drawing). Reported:
 the median over --rounds. Options: --model, --rounds, --seconds, --extra "label=query" (more page
-variants, e.g. "4 threads=threads=4&width=640"), --clip VIDEO.
+variants, e.g. "4 threads=threads=4&width=640"; the page takes threads=, width=, proxy=0 and
+session={JSON} for more onnxruntime session options), --clip VIDEO. Each measurement gets a
+fresh browser.
 """
 
 from __future__ import annotations
@@ -42,9 +44,11 @@ def clip_frames(n: int = 60, clip: Path = CLIP) -> list[np.ndarray]:
     return [np.roll(np.dstack([xs, ys, 255 - xs]).astype(np.uint8), 8 * i, axis=1) for i in range(n)]
 
 
-def page_fps(browser, url: str, seconds: float) -> dict:
-    page = browser.new_page()
+def page_fps(playwright, y4m: Path, url: str, seconds: float) -> dict:
+    # A fresh browser each time: no page inherits an earlier one's workers or memory.
+    browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=chromium_args(y4m))
     try:
+        page = browser.new_page()
         page.goto(url)
         page.wait_for_function("window.fastnst && window.fastnst.frames >= 3", timeout=120_000)
         time.sleep(1.0)
@@ -57,7 +61,7 @@ def page_fps(browser, url: str, seconds: float) -> dict:
         med = {k: statistics.median(s[k] for s in samples) for k in ("grab", "model", "post")}
         return {"fps": fps, **med, "status": page.text_content("#status")}
     finally:
-        page.close()
+        browser.close()
 
 
 def native_fps(model: str, threads: int) -> dict[str, float]:
@@ -91,14 +95,12 @@ def main() -> None:
         server = make_server(site_table([args.model]), port=0)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=chromium_args(y4m))
             for r in range(args.rounds):
                 for name, query in variants.items():
-                    results[name].append(page_fps(browser, f"{server_url(server)}?{query}", args.seconds))
+                    results[name].append(page_fps(p, y4m, f"{server_url(server)}?{query}", args.seconds))
                     print(f"round {r + 1} {name}: {results[name][-1]['fps']:.1f} fps", flush=True)
                 native.append(native_fps(args.model, 2))
                 print(f"round {r + 1} native: {native[-1]}", flush=True)
-            browser.close()
         server.shutdown()
     print(f"\n{args.model}, medians of {args.rounds} rounds; load: {Path('/proc/loadavg').read_text().split()[:3]}")
     for size in ("640x480", "320x240"):

@@ -97,7 +97,9 @@ function checkContract(session) {
 async function createSession(bytes) {
   const eps = provider === "WebGPU" ? ["webgpu", "wasm"] : ["wasm"];
   // Severity 4: onnxruntime's own errors reach the page as exceptions, not as console noise.
-  return ort.InferenceSession.create(bytes, { executionProviders: eps, graphOptimizationLevel: "all", logSeverityLevel: 4 });
+  // ?session={...}: more session options (JSON), for benchmarks.
+  const extra = params.get("session") ? JSON.parse(params.get("session")) : {};
+  return ort.InferenceSession.create(bytes, { executionProviders: eps, graphOptimizationLevel: "all", logSeverityLevel: 4, ...extra });
 }
 
 async function loadModel(bytes, name) {
