@@ -118,8 +118,7 @@ class StyleModel:
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL  # one frame: parallelism is within ops
         opts.intra_op_num_threads = threads or default_threads()
-        # No busy-waiting between ops: on a 2-core laptop the spinning threads starve the capture
-        # thread. webcam on vtest.avi, 5 alternating runs each: median 30.0 fps vs 25.2 spinning.
+        # No busy-waiting between ops: on a 2-core laptop the spinning threads starve the capture thread.
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3  # onnxruntime's own warnings (e.g. provider fallbacks) off stderr
@@ -340,8 +339,8 @@ class FramePipeline:
         w, h = size
         small = frame
         if frame.shape[:2] != (h, w):
-            # Area averaging only where it matters: it costs ~6x bilinear (2.8 vs 0.5 ms at 768x576 -> 640x480)
-            # and bilinear only aliases below half size.
+            # Area averaging only where it matters: it costs several times bilinear, which aliases
+            # only below half size.
             interp = cv2.INTER_AREA if 2 * w < frame.shape[1] else cv2.INTER_LINEAR
             small = cv2.resize(frame, (w, h), dst=self._buffer("small", (h, w, 3)), interpolation=interp)
         if mirror:
