@@ -12,6 +12,25 @@ import numpy as np
 import pytest
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+PAINTING_COLOURS = {"red": (250, 30, 10), "blue": (10, 30, 250), "green": (20, 240, 30)}
+
+
+def photos_and_paintings(folder: Path, n_photos: int) -> tuple[Path, list[str]]:
+    """``n_photos`` noise photos in ``folder/data`` and three striped paintings (red, blue, green)
+    in ``folder``: the training data of the tiny multi-style runs."""
+    from PIL import Image
+
+    photos = folder / "data"
+    photos.mkdir()
+    for i in range(n_photos):
+        Image.effect_noise((48, 40), 20 + 8 * i).convert("RGB").save(photos / f"p{i}.png")
+    paintings = []
+    for name, colour in PAINTING_COLOURS.items():
+        img = np.zeros((40, 40, 3), np.uint8)
+        img[::4] = colour
+        Image.fromarray(img).save(folder / f"{name}.png")
+        paintings.append(str(folder / f"{name}.png"))
+    return photos, paintings
 
 
 @pytest.fixture(scope="session")

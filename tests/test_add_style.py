@@ -12,6 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import photos_and_paintings
 from fastnst import cli
 from fastnst.config import LossConfig, NetConfig, TrainConfig
 from fastnst.learn import data as data_mod
@@ -28,26 +29,15 @@ TINY_LOSS = LossConfig(vgg="random", content_layers=("relu2_1",), style_layers={
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _painting(path: Path, colour) -> str:
-    img = np.zeros((40, 40, 3), np.uint8)
-    img[::4] = colour
-    Image.fromarray(img).save(path)
-    return str(path)
-
-
 @pytest.fixture
 def base_model(tmp_path):
     """A tiny two-style model exported by a 2-step run, and a third painting to add."""
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for i in range(4):
-        Image.effect_noise((48, 40), 20 + 8 * i).convert("RGB").save(photos / f"p{i}.png")
-    red, blue = _painting(tmp_path / "red.png", (250, 30, 10)), _painting(tmp_path / "blue.png", (10, 30, 250))
+    photos, (red, blue, green) = photos_and_paintings(tmp_path, 4)
     cfg = TrainConfig(styles=(red, blue), data=str(photos), image_size=32, style_size=40, batch_size=2, steps=2,
                       workers=0, preview_every=0, holdout=1, device="cpu", run_dir=str(tmp_path / "base"),
                       net=replace(TINY, styles=2), loss=TINY_LOSS)
     model = train(cfg).onnx
-    return model, _painting(tmp_path / "green.png", (20, 240, 30))
+    return model, green
 
 
 @pytest.mark.slow
@@ -99,8 +89,9 @@ def test_data_from_a_video_samples_frames_evenly_and_holds_out_the_end(tmp_path,
     assert max(np.diff(index)) - min(np.diff(index)) <= 1
     grey = [np.asarray(data_mod.decode_image(f, 8))[40, 60].mean() for f in frames]
     assert np.allclose(grey, 4 * np.array(index), atol=6)  # each item is the frame it names
+    Image.new("RGB", (40, 40), (1, 2, 3)).save(tmp_path / "still.png")
     with pytest.raises(Exception, match="not a folder of photos"):
-        open_dataset(str(_painting(tmp_path / "still.png", (1, 2, 3))))
+        open_dataset(str(tmp_path / "still.png"))
 
 
 def test_a_new_style_starts_from_the_base_style_that_paints_closest_to_it():

@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import photos_and_paintings
 from fastnst import cli
 from fastnst.config import LossConfig, NetConfig, TrainConfig
 from fastnst.learn.checkpoint import config_of, load_checkpoint, net_of
@@ -73,17 +74,7 @@ def test_one_hot_weights_give_each_style_its_own_output():
 
 @pytest.fixture
 def data(tmp_path):
-    folder = tmp_path / "data"
-    folder.mkdir()
-    for i in range(6):
-        Image.effect_noise((48, 40), 20 + 8 * i).convert("RGB").save(folder / f"p{i}.png")
-    paths = []
-    for name, colour in (("red", (250, 30, 10)), ("blue", (10, 30, 250)), ("green", (20, 240, 30))):
-        img = np.zeros((40, 40, 3), np.uint8)
-        img[::4] = colour
-        Image.fromarray(img).save(tmp_path / f"{name}.png")
-        paths.append(str(tmp_path / f"{name}.png"))
-    return folder, paths
+    return photos_and_paintings(tmp_path, 6)
 
 
 @pytest.mark.slow

@@ -38,7 +38,7 @@ HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")  # user/name
 # Permissively licensed photos shipped with the package (their sources: SOURCES.md beside them).
 BUILTIN_PHOTOS = Path(__file__).resolve().parent / "photos"
 VIDEO_FRAMES = 200  # frames sampled evenly from a video: neighbours differ little, more adds little
-CAMERA_FRAMES, CAMERA_EVERY = 60, 4  # a camera: every 4th frame, two seconds at 30 fps per 15 kept
+CAMERA_FRAMES, CAMERA_EVERY = 60, 4  # a camera: every 4th frame, so neighbours differ
 
 
 def open_dataset(data: str, split: str = "train", holdout: int = 0,
