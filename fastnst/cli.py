@@ -283,7 +283,7 @@ def _train_overrides(args) -> dict:
             "seed", "workers", "checkpoint_every", "preview_every", "log_every", "run_dir", "output", "teacher",
             "int8", "base", "holdout", "add_from")
     out = {k: getattr(args, k) for k in flat}
-    out["styles"] = args.style
+    out["style_paths"] = args.style
     out["tune"] = args.tune_style
     out["extra_data"] = args.extra_data
     if args.steps is not None:  # one of the two counts the run
@@ -294,7 +294,7 @@ def _train_overrides(args) -> dict:
                    "tv_weight": args.tv_weight, "stability_weight": args.stability_weight,
                    "distill_weight": args.distill_weight}
     if args.arch is not None:  # the whole preset, but the style count: that follows the paintings
-        out["net"] = {k: v for k, v in asdict(preset(args.arch)).items() if k != "styles"}
+        out["net"] = {k: v for k, v in asdict(preset(args.arch)).items() if k != "n_styles"}
     return out
 
 
@@ -320,7 +320,7 @@ def _base_config(args, overrides: dict):
         raise UserError("--add-style and --tune-style need --base RUN_DIR or MODEL, the trained net to build on")
     if not add and not tune:
         raise UserError("--base goes with --add-style IMAGE or --tune-style NAME")
-    if overrides.get("styles") or overrides.get("style") or args.resume:
+    if overrides.get("style_paths") or args.resume:
         raise UserError("--add-style and --tune-style take the styles from --base; drop --style/--resume")
     base = config_of(load_trained(base_path))
     pairs = [item.partition("=") for item in args.style_image or ()]
@@ -328,7 +328,7 @@ def _base_config(args, overrides: dict):
         raise UserError(f"--style-image {bad[0]!r}: give NAME=IMAGE for a style of the base "
                         f"({', '.join(base.style_names)})")
     paintings = {n: p for n, _, p in pairs}
-    styles = (*(paintings.get(n, p) for n, p in zip(base.style_names, base.styles)), *add)
+    styles = (*(paintings.get(n, p) for n, p in zip(base.style_names, base.style_paths)), *add)
     # the names stay the base's whatever the files are called
     names = (*base.style_names, *(Path(s).stem for s in add)) if base.names or paintings else ()
     # A run folder and model of its own (never the base's): by default <base run>+<new or tuned styles>,
@@ -354,7 +354,7 @@ def _base_config(args, overrides: dict):
     overrides = {**overrides, "run_dir": run_dir, "output": overrides.get("output") or ""}
     overrides.update({k: v for k, v in fresh.items() if overrides.get(k) is None})
     cfg = from_dict(type(base), merge(to_dict(base), overrides))
-    return replace(cfg, styles=styles, names=names, net=replace(cfg.net, styles=len(styles)), base=base_path,
+    return replace(cfg, style_paths=styles, names=names, net=replace(cfg.net, n_styles=len(styles)), base=base_path,
                    tune=tune, teacher="")
 
 

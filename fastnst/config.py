@@ -92,7 +92,7 @@ class NetConfig:
     padding: str = "reflect"  # "reflect" (Johnson) | "zeros"
     # Conditional instance norm (Dumoulin et al. 2017): every norm holds one scale/shift pair per
     # style and all other weights are shared; 1 is the single-style net.
-    styles: int = 1
+    n_styles: int = 1
 
     def __post_init__(self):
         if not isinstance(self.channels, tuple):  # how many: TransformNet's own check
@@ -101,7 +101,7 @@ class NetConfig:
             check_number("[net] channels", c, 1, INT_MAX, integer=True)
         check_number("[net] res_blocks", self.res_blocks, 0, INT_MAX, integer=True)
         check_number("[net] end_kernel", self.end_kernel, 1, INT_MAX, integer=True)
-        check_number("[net] styles", self.styles, 1, INT_MAX, integer=True)
+        check_number("[net] n_styles", self.n_styles, 1, INT_MAX, integer=True)
 
 
 NET_PRESETS: dict[str, NetConfig] = {
@@ -165,9 +165,9 @@ LR_SCHEDULES = ("constant", "cosine")
 
 @dataclass(frozen=True)
 class TrainConfig:
-    # The paintings; several train one conditional-instance-norm net (NetConfig.styles), one
-    # style per sample in turn. Recipes may say ``style = "a.jpg"`` for one.
-    styles: tuple[str, ...] = ()
+    # The paintings; several train one conditional-instance-norm net (NetConfig.n_styles), one
+    # style per sample in turn.
+    style_paths: tuple[str, ...] = ()
     # Also train on these folders (or dataset ids); ``holdout`` applies to ``data`` only.
     extra_data: tuple[str, ...] = ()
     data: str = "../shared/data/content"
@@ -226,22 +226,22 @@ class TrainConfig:
             raise UserError("give a positive number of --steps or --epochs")
         check_choice("precision", self.precision, PRECISIONS)
         check_choice("lr-schedule", self.lr_schedule, LR_SCHEDULES)
-        for name in ("styles", "extra_data", "tune", "names"):
+        for name in ("style_paths", "extra_data", "tune", "names"):
             value = getattr(self, name)
             if not isinstance(value, tuple) or not all(isinstance(v, str) and v for v in value):
                 raise UserError(f"{name.replace('_', '-')} must be a list of non-empty strings, got {value!r}")
         for i, name in enumerate(self.style_names):  # where a name enters: a painting's file name, a rename
-            check_style_name(name, "style name" if self.names else f"style name (from {self.styles[i]})")
+            check_style_name(name, "style name" if self.names else f"style name (from {self.style_paths[i]})")
 
     @property
     def style_names(self) -> tuple[str, ...]:
         """One name per style: ``names``, else the file stems."""
-        return self.names or tuple(Path(s).stem for s in self.styles)
+        return self.names or tuple(Path(s).stem for s in self.style_paths)
 
     @property
     def model_name(self) -> str:
         """The exported model's name: its style's, or for several styles its run folder's."""
-        return self.style_names[0] if len(self.styles) == 1 else Path(self.run_dir).name
+        return self.style_names[0] if len(self.style_paths) == 1 else Path(self.run_dir).name
 
 
 def _coerce(tp: Any, value: Any, where: str, default: Any = None) -> Any:
@@ -273,14 +273,24 @@ def _coerce(tp: Any, value: Any, where: str, default: Any = None) -> Any:
 _SCALARS = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
 
 
-def _one_style_key(data: dict[str, Any]) -> dict[str, Any]:
-    """``style = "a.jpg"`` (recipes, and models trained before multi-style) -> ``styles``."""
-    if "style" not in data:
+# Keys that configs written before the current names used (checkpoints, models' metadata, recipes):
+# ``style = "a.jpg"`` or ``styles = [...]`` for the paintings, and ``[net] styles`` for their count.
+_OLD_KEYS = {"TrainConfig": ("style", "styles"), "NetConfig": ("styles",)}
+_NEW_KEY = {"TrainConfig": "style_paths", "NetConfig": "n_styles"}
+
+
+def _current_keys(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with the older spellings of a key (``_OLD_KEYS``) under its current name."""
+    old = [k for k in _OLD_KEYS.get(cls.__name__, ()) if k in data]
+    if not old:
         return data
-    if "styles" in data:
-        raise UserError("config: give style or styles, not both")
-    value = data["style"]
-    return {**{k: v for k, v in data.items() if k != "style"}, "styles": [value] if isinstance(value, str) else value}
+    new = _NEW_KEY[cls.__name__]
+    if len(old) > 1 or new in data:
+        raise UserError(f"config: give {new} once (also spelled {' or '.join(_OLD_KEYS[cls.__name__])})")
+    value = data[old[0]]
+    if cls is TrainConfig and isinstance(value, str):  # style = "a.jpg": one painting
+        value = [value]
+    return {**{k: v for k, v in data.items() if k != old[0]}, new: value}
 
 
 def _field_default(cls: type, name: str) -> Any:
@@ -295,8 +305,7 @@ def from_dict(cls: type, data: dict[str, Any], where: str = "", base: Any = None
     from its field's default, so a [loss] table only changes the keys it names even where the
     parent's default is not LossConfig() (TrainConfig.loss, OptimizeConfig.loss).
     """
-    if cls is TrainConfig:
-        data = _one_style_key(data)
+    data = _current_keys(cls, data)
     hints = get_type_hints(cls)
     unknown = sorted(set(data) - set(hints))
     if unknown:
@@ -350,12 +359,14 @@ def load_recipe(path: str | Path | dict[str, Any] | None, overrides: dict[str, A
     """TOML recipe (optional; a file, or the tables ``read_recipe`` read) + overrides -> a frozen
     config of type ``cls``."""
     data = path if isinstance(path, dict) else read_recipe(path) if path is not None else {}
-    if cls is TrainConfig:  # before the merge, so that a --style override replaces the recipe's style
-        data = _one_style_key(data)
+    if cls is TrainConfig:  # before the merge, so that a --style override replaces the recipe's paintings
+        data = _current_keys(cls, data)
+        if isinstance(data.get("net"), dict):
+            data["net"] = _current_keys(NetConfig, data["net"])
     data = merge(data, overrides or {})
-    net, styles = data.get("net", {}), data.get("styles")
-    if cls is TrainConfig and styles and isinstance(net, dict) and net.get("styles") is None:
-        data["net"] = {**net, "styles": 1 if isinstance(styles, str) else len(styles)}  # a norm row per painting
+    net, paths = data.get("net", {}), data.get("style_paths")
+    if cls is TrainConfig and paths and isinstance(net, dict) and net.get("n_styles") is None:
+        data["net"] = {**net, "n_styles": 1 if isinstance(paths, str) else len(paths)}  # a norm row per painting
     return from_dict(cls, data)
 
 

@@ -60,7 +60,7 @@ def trio_onnx(tmp_path_factory) -> Path:
     from fastnst.learn.nets import TransformNet
 
     torch.manual_seed(0)
-    net = TransformNet(dataclasses.replace(NetConfig(channels=(4, 8, 8), res_blocks=1), styles=3)).eval()
+    net = TransformNet(dataclasses.replace(NetConfig(channels=(4, 8, 8), res_blocks=1), n_styles=3)).eval()
     with torch.no_grad():
         for norm in net.norms():
             norm.weight.add_(torch.randn_like(norm.weight))

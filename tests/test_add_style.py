@@ -33,9 +33,9 @@ REPO = Path(__file__).resolve().parents[1]
 def base_model(tmp_path):
     """A tiny two-style model exported by a 2-step run, and a third painting to add."""
     photos, (red, blue, green) = photos_and_paintings(tmp_path, 4)
-    cfg = TrainConfig(styles=(red, blue), data=str(photos), image_size=32, style_size=40, batch_size=2, steps=2,
+    cfg = TrainConfig(style_paths=(red, blue), data=str(photos), image_size=32, style_size=40, batch_size=2, steps=2,
                       workers=0, preview_every=0, holdout=1, device="cpu", run_dir=str(tmp_path / "base"),
-                      net=replace(TINY, styles=2), loss=TINY_LOSS)
+                      net=replace(TINY, n_styles=2), loss=TINY_LOSS)
     model = train(cfg).onnx
     return model, green
 
@@ -96,7 +96,7 @@ def test_data_from_a_video_samples_frames_evenly_and_holds_out_the_end(tmp_path,
 
 def test_a_new_style_starts_from_the_base_style_that_paints_closest_to_it():
     torch.manual_seed(0)
-    net = TransformNet(replace(TINY, styles=4)).eval()
+    net = TransformNet(replace(TINY, n_styles=4)).eval()
     with torch.no_grad():
         for norm in net.norms():  # three distinct base styles; row 3, the new one, is theirs' mean
             norm.weight[:3].add_(torch.randn_like(norm.weight[:3]))

@@ -59,22 +59,24 @@ def test_a_partial_loss_table_keeps_the_training_defaults(tmp_path):
     assert cfg.loss == dataclasses.replace(LossConfig(), tv_weight=2.0)
 
 
-def test_a_recipe_may_name_one_style_or_several(tmp_path):
+def test_a_recipe_names_its_paintings_in_the_current_or_an_older_spelling(tmp_path):
     recipe = tmp_path / "r.toml"
-    recipe.write_text('style = "a.jpg"\n')
-    assert load_recipe(recipe).styles == ("a.jpg",)
-    recipe.write_text('styles = ["a.jpg", "dir/b.png"]\n')
+    recipe.write_text('style_paths = ["a.jpg", "dir/b.png"]\n')
     cfg = load_recipe(recipe)
-    assert cfg.styles == ("a.jpg", "dir/b.png") and cfg.style_names == ("a", "b")
-    recipe.write_text('style = "a.jpg"\n')
-    assert load_recipe(recipe, {"styles": ["c.jpg"]}).styles == ("c.jpg",)  # --style replaces the recipe's
-    assert cfg.net.styles == 2  # the net gets a norm row per painting without being told
+    assert cfg.style_paths == ("a.jpg", "dir/b.png") and cfg.style_names == ("a", "b")
+    assert cfg.net.n_styles == 2  # the net gets a norm row per painting without being told
+    for old in ('style = "a.jpg"', 'styles = ["a.jpg"]'):  # recipes, checkpoints and models from before
+        recipe.write_text(old + "\n")
+        assert load_recipe(recipe).style_paths == ("a.jpg",)
+        assert load_recipe(recipe, {"style_paths": ["c.jpg"]}).style_paths == ("c.jpg",)  # --style replaces them
+    recipe.write_text('style_paths = ["a", "b", "c"]\n[net]\nstyles = 3\n')
+    assert load_recipe(recipe).net.n_styles == 3
     args = cli.build_parser().parse_args(["train", "--recipe", str(RECIPES[0].parent / "five_styles.toml"),
                                           "--arch", "johnson"])
     five = load_recipe(args.recipe, cli._train_overrides(args))
-    assert five.net.styles == 5 and five.net.channels == NET_PRESETS["johnson"].channels
-    recipe.write_text('style = "a.jpg"\nstyles = ["b.jpg"]\n')
-    with pytest.raises(UserError, match="style or styles"):
+    assert five.net.n_styles == 5 and five.net.channels == NET_PRESETS["johnson"].channels
+    recipe.write_text('style = "a.jpg"\nstyle_paths = ["b.jpg"]\n')
+    with pytest.raises(UserError, match="give style_paths once"):
         load_recipe(recipe)
 
 

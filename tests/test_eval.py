@@ -181,7 +181,7 @@ def test_a_multi_style_model_is_scored_per_style(tmp_path, photos):
     from dataclasses import replace
 
     paths = [str(_image(tmp_path / f"{n}.png", 40, 40, i)) for i, n in enumerate(("ink", "oil"))]
-    cfg = replace(CFG, styles=tuple(paths), net=replace(CFG.net, styles=2))
+    cfg = replace(CFG, style_paths=tuple(paths), net=replace(CFG.net, n_styles=2))
     torch.manual_seed(0)
     net = TransformNet(cfg.net).eval()
     with torch.no_grad():

@@ -89,7 +89,7 @@ def test_export_calibrate_takes_the_int8_calibration_photos_from_the_given_folde
     Image.fromarray(np.tile(np.array([250, 40, 10], np.uint8), (40, 40, 1))).save(tmp_path / "style.png")
     data, run = photos(tmp_path / "data", 4, 0), tmp_path / "run"
     recipe = tmp_path / "tiny.toml"
-    recipe.write_text(f'style = "{tmp_path / "style.png"}"\ndata = "{data}"\nrun_dir = "{run}"\n'
+    recipe.write_text(f'style_paths = ["{tmp_path / "style.png"}"]\ndata = "{data}"\nrun_dir = "{run}"\n'
                       "image_size = 32\nstyle_size = 40\nbatch_size = 2\nsteps = 1\nworkers = 0\npreview_every = 0\n"
                       "[net]\nchannels = [4, 8, 8]\nres_blocks = 1\n"
                       '[loss]\nvgg = "random"\ncontent_layers = ["relu2_1"]\nstyle_layers = {relu1_1 = 1.0}\n')
@@ -108,7 +108,7 @@ def test_export_calibrate_takes_the_int8_calibration_photos_from_the_given_folde
 @pytest.mark.slow
 def test_multi_style_onnx_matches_torch_for_one_hot_and_blended_weights(tmp_path):
     torch.manual_seed(0)
-    net = TransformNet(dataclasses.replace(TINY, styles=3)).eval()
+    net = TransformNet(dataclasses.replace(TINY, n_styles=3)).eval()
     with torch.no_grad():  # distinct styles: every norm's rows differ
         for norm in net.norms():
             norm.weight.add_(torch.randn_like(norm.weight))
@@ -123,7 +123,7 @@ def test_multi_style_onnx_matches_torch_for_one_hot_and_blended_weights(tmp_path
 
 @pytest.mark.parametrize("stem", ["stride2", "conv"])  # the interleaved and the folded frame I/O
 def test_read_onnx_gives_back_the_weights_and_config(tmp_path, stem):
-    cfg = TrainConfig(net=dataclasses.replace(TINY, stem=stem, end_kernel=4 if stem == "stride2" else 3, styles=2))
+    cfg = TrainConfig(net=dataclasses.replace(TINY, stem=stem, end_kernel=4 if stem == "stride2" else 3, n_styles=2))
     torch.manual_seed(0)
     net = TransformNet(cfg.net).eval()
     with torch.no_grad():  # trained-like weights: no two tensors alike (the exporter merges equal ones)

@@ -109,7 +109,7 @@ def test_d9_d10_export_refuses_the_checkpoint_and_keeps_no_failed_model(tmp_path
     from fastnst.learn.nets import TransformNet
     from fastnst.learn.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
 
-    cfg = replace(TrainConfig(), styles=("painting.jpg",), net=NetConfig(channels=(4, 8, 8), res_blocks=1))
+    cfg = replace(TrainConfig(), style_paths=("painting.jpg",), net=NetConfig(channels=(4, 8, 8), res_blocks=1))
     (tmp_path / "run").mkdir()
     ckpt = save_checkpoint(tmp_path / "run" / "checkpoint.pt", {
         "format": CHECKPOINT_FORMAT, "config": to_dict(cfg), "model": TransformNet(cfg.net).state_dict(), "step": 3})

@@ -56,7 +56,7 @@ def test_single_style_checkpoint_weights_load_into_the_n1_net():
 
 def test_one_hot_weights_give_each_style_its_own_output():
     torch.manual_seed(0)
-    multi = _distinct_styles(TransformNet(replace(TINY, styles=3)))
+    multi = _distinct_styles(TransformNet(replace(TINY, n_styles=3)))
     x = torch.rand(2, 3, 32, 40)
     outs = []
     for i in range(3):  # a one-style net holding style i's norm rows and the shared trunk
@@ -80,9 +80,9 @@ def data(tmp_path):
 @pytest.mark.slow
 def test_two_styles_train_balanced_and_log_each(data, tmp_path):
     folder, (red, blue, _) = data
-    cfg = TrainConfig(styles=(red, blue), data=str(folder), image_size=32, style_size=40, batch_size=2, steps=3,
+    cfg = TrainConfig(style_paths=(red, blue), data=str(folder), image_size=32, style_size=40, batch_size=2, steps=3,
                       workers=0, log_every=1, preview_every=0, run_dir=str(tmp_path / "run"),
-                      net=replace(TINY, styles=2), loss=TINY_LOSS)
+                      net=replace(TINY, n_styles=2), loss=TINY_LOSS)
     onnx_path = train(cfg).onnx
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert all(set(r["style_by_name"]) == {"red", "blue"} for r in rows)  # batch of 2: one sample each
@@ -94,8 +94,8 @@ def test_two_styles_train_balanced_and_log_each(data, tmp_path):
 
 def _two_style_base(folder, red, blue, tmp_path):
     """The config of a tiny two-style run to build on, 2 steps, in tmp_path/base."""
-    return TrainConfig(styles=(red, blue), data=str(folder), image_size=32, style_size=40, batch_size=2, steps=2,
-                       workers=0, preview_every=0, run_dir=str(tmp_path / "base"), net=replace(TINY, styles=2),
+    return TrainConfig(style_paths=(red, blue), data=str(folder), image_size=32, style_size=40, batch_size=2, steps=2,
+                       workers=0, preview_every=0, run_dir=str(tmp_path / "base"), net=replace(TINY, n_styles=2),
                        loss=TINY_LOSS)
 
 
@@ -107,7 +107,7 @@ def test_add_style_trains_only_the_new_style(data, tmp_path):
     assert cli.main(["train", "--add-style", green, "--base", base.run_dir, "--steps", "3", "--preview-every", "1",
                      "--add-from", "mean", "--run-dir", str(tmp_path / "more"), "-o", str(tmp_path / "more.onnx")]) == 0
     before, after = (load_checkpoint(tmp_path / d) for d in ("base", "more"))
-    assert config_of(after).style_names == ("red", "blue", "green") and config_of(after).net.styles == 3
+    assert config_of(after).style_names == ("red", "blue", "green") and config_of(after).net.n_styles == 3
     old, new = net_of(before), net_of(after)
     x = torch.rand(2, 3, 32, 40)
     for i in range(2):  # the base styles are bit-identical
@@ -193,8 +193,8 @@ def test_add_style_to_an_exported_model_without_its_paintings(data, tmp_path):
 def test_export_keeps_renames_and_reorders_styles_bit_identically(data, tmp_path, monkeypatch):
     ort = pytest.importorskip("onnxruntime")
     folder, paths = data
-    cfg = TrainConfig(styles=tuple(paths), data=str(folder), image_size=32, style_size=40, batch_size=3, steps=2,
-                      workers=0, preview_every=0, run_dir=str(tmp_path / "run"), net=replace(TINY, styles=3),
+    cfg = TrainConfig(style_paths=tuple(paths), data=str(folder), image_size=32, style_size=40, batch_size=3, steps=2,
+                      workers=0, preview_every=0, run_dir=str(tmp_path / "run"), net=replace(TINY, n_styles=3),
                       loss=TINY_LOSS)
     full = train(cfg).onnx
     out = tmp_path / "two.onnx"

@@ -82,7 +82,7 @@ def _tiny_run(tmp_path, **changes):
     for i in range(3):
         Image.effect_noise((40, 40), 30 + 10 * i).convert("RGB").save(data / f"p{i}.png")
     Image.effect_noise((40, 40), 80).convert("RGB").save(tmp_path / "s.png")
-    cfg = TrainConfig(styles=(str(tmp_path / "s.png"),), data=str(data), image_size=32, style_size=40, batch_size=2,
+    cfg = TrainConfig(style_paths=(str(tmp_path / "s.png"),), data=str(data), image_size=32, style_size=40, batch_size=2,
                       steps=1, workers=0, run_dir=str(tmp_path / "run"), preview_every=0, device="cpu",
                       net=NetConfig(channels=(4, 8, 8), res_blocks=1), loss=TINY_LOSS)
     return replace(cfg, **changes)

@@ -264,7 +264,7 @@ def test_a_mismatched_teacher_leaves_no_run_folder(work, capsys):
     from fastnst.learn.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
     from fastnst.learn.nets import TransformNet
 
-    cfg = TrainConfig(styles=("a.png", "b.png"), net=NetConfig(channels=(4, 8, 8), res_blocks=1, styles=2))
+    cfg = TrainConfig(style_paths=("a.png", "b.png"), net=NetConfig(channels=(4, 8, 8), res_blocks=1, n_styles=2))
     (tmp / "teacher").mkdir()
     save_checkpoint(tmp / "teacher" / "checkpoint.pt", {"format": CHECKPOINT_FORMAT, "config": to_dict(cfg),
                                                          "model": TransformNet(cfg.net).state_dict(), "step": 1})

@@ -74,7 +74,7 @@ def test_recipe_matches_the_shipped_model(name):
     got = asdict(from_dict(TrainConfig, json.loads(meta)))
     diff = {k: (want[k], got[k]) for k in RECIPE_FIELDS if want[k] != got[k]}
     assert not diff, f"{recipe} differs from models/{name}.onnx (recipe, model): {diff}"
-    assert [Path(s).stem for s in want["styles"]] == [Path(s).stem for s in got["styles"]]
+    assert [Path(s).stem for s in want["style_paths"]] == [Path(s).stem for s in got["style_paths"]]
 
 
 @pytest.mark.slow

@@ -43,7 +43,7 @@ def setup(tmp_path):
     style = np.zeros((40, 40, 3), np.uint8)
     style[::4] = (250, 40, 10)  # red stripes
     Image.fromarray(style).save(tmp_path / "style.png")
-    cfg = TrainConfig(styles=(str(tmp_path / "style.png"),), data=str(data), image_size=32, style_size=40, batch_size=2,
+    cfg = TrainConfig(style_paths=(str(tmp_path / "style.png"),), data=str(data), image_size=32, style_size=40, batch_size=2,
                       lr=1e-2, steps=6, workers=0, run_dir=str(tmp_path / "run"), checkpoint_every=100,
                       preview_every=3, log_every=1, net=TINY_NET, loss=TINY_LOSS)
     return cfg, tmp_path
@@ -57,7 +57,7 @@ def test_net_output_shape_equals_input_shape_for_odd_sizes():
 
 def fixed_loss(cfg, net):
     torch.manual_seed(0)
-    ploss = PerceptualLoss.from_config(cfg.loss, [to_tensor(np.asarray(Image.open(cfg.styles[0])))[None]])
+    ploss = PerceptualLoss.from_config(cfg.loss, [to_tensor(np.asarray(Image.open(cfg.style_paths[0])))[None]])
     x = torch.rand(2, 3, 32, 32)
     with torch.no_grad():
         return ploss(net(x), ploss.content_targets(x))["total"].item()
@@ -166,7 +166,7 @@ def write_recipe(cfg, path):
     """The tiny net and random VGG as a recipe, for the CLI tests."""
     path.write_text('[net]\nchannels = [4, 8, 8]\nres_blocks = 1\n[loss]\nvgg = "random"\n'
                     'content_layers = ["relu2_1"]\nstyle_layers = {relu1_1 = 1.0, relu2_1 = 1.0}\n')
-    return ["--recipe", str(path), "--style", cfg.styles[0], "--data", cfg.data, "--image-size", "32",
+    return ["--recipe", str(path), "--style", cfg.style_paths[0], "--data", cfg.data, "--image-size", "32",
             "--style-size", "40", "--batch-size", "2", "--workers", "0", "--run-dir", cfg.run_dir]
 
 

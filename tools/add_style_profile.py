@@ -38,11 +38,11 @@ def main() -> None:
                                           "--precision", "fp32"])
     cfg = cli._base_config(args, cli._train_overrides(args))
     net = _base_net(cfg, load_trained(cfg.base))
-    ploss = PerceptualLoss.from_config(cfg.loss, [to_tensor(load_image(cfg.styles[-1], cfg.style_size))[None]])
-    new = cfg.net.styles - 1
+    ploss = PerceptualLoss.from_config(cfg.loss, [to_tensor(load_image(cfg.style_paths[-1], cfg.style_size))[None]])
+    new = cfg.net.n_styles - 1
     opt = torch.optim.Adam(trainable_parameters(net, [new]), lr=1e-2)
     x = torch.rand(a.batch, 3, a.size, a.size)
-    style = torch.nn.functional.one_hot(torch.full((a.batch,), new), cfg.net.styles).float()
+    style = torch.nn.functional.one_hot(torch.full((a.batch,), new), cfg.net.n_styles).float()
     targets = ploss.content_targets(x)
 
     def step(stability: bool) -> None:

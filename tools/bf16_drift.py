@@ -33,10 +33,10 @@ def main() -> None:
     for path in a.models:
         ckpt = load_trained(path)
         cfg = config_of(ckpt)
-        styles = [to_tensor(load_image(s, cfg.style_size, "style image"))[None] for s in cfg.styles]
+        styles = [to_tensor(load_image(s, cfg.style_size, "style image"))[None] for s in cfg.style_paths]
         source, _ = open_dataset(cfg.data, cfg.data_split, holdout=cfg.holdout, extra=cfg.extra_data)
         crops = CropDataset(source, cfg.image_size, a.seed)
-        n = cfg.net.styles
+        n = cfg.net.n_styles
         x = torch.stack([crops[i][0] for i in range(max(n, 4))]).contiguous(memory_format=torch.channels_last)
         style = torch.nn.functional.one_hot(torch.arange(len(x)) % n, n).float()  # (B, N)
         ploss = PerceptualLoss.from_config(cfg.loss, styles).to(memory_format=torch.channels_last)

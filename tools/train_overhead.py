@@ -33,7 +33,7 @@ from fastnst.learn.train import train
 def bare_step_times(cfg: TrainConfig, steps: int) -> list[float]:
     torch.manual_seed(0)
     net = TransformNet(cfg.net)
-    style = to_tensor(load_image(cfg.styles[0], cfg.style_size))[None]
+    style = to_tensor(load_image(cfg.style_paths[0], cfg.style_size))[None]
     ploss = PerceptualLoss.from_config(cfg.loss, [style])
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     batch = torch.rand(cfg.batch_size, 3, cfg.image_size, cfg.image_size)  # (B, 3, S, S)
@@ -65,7 +65,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} intra-op threads")
     bare: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
-        base = TrainConfig(styles=(a.style,), data=a.data, image_size=a.image_size, steps=a.steps, log_every=1,
+        base = TrainConfig(style_paths=(a.style,), data=a.data, image_size=a.image_size, steps=a.steps, log_every=1,
                            checkpoint_every=3, preview_every=3)
         bare += bare_step_times(base, a.steps)
         for w in a.workers:

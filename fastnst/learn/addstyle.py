@@ -30,7 +30,7 @@ def style_losses(net: TransformNet, ploss: PerceptualLoss, crops: torch.Tensor, 
     (an index into its styles)."""
     was_training = net.training
     net.eval()
-    n, b = net.cfg.styles, len(crops)
+    n, b = net.cfg.n_styles, len(crops)
     content = ploss.content_targets(crops)
     goal = torch.nn.functional.one_hot(torch.tensor([target]), ploss.blend.shape[1]).float()  # (1, S)
     out = []

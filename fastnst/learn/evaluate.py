@@ -179,7 +179,7 @@ def _style_paths(names: Sequence[str], given: Sequence[str | os.PathLike], cfg: 
     unknown = sorted(set(by_name) - set(names))
     if unknown:
         raise UserError(f"--style {', '.join(unknown)}: the model's styles are {', '.join(names)}")
-    recorded = dict(zip(names, cfg.styles)) if len(cfg.styles) == len(names) else {}  # in order: renames too
+    recorded = dict(zip(names, cfg.style_paths)) if len(cfg.style_paths) == len(names) else {}  # in order: renames too
     out = [by_name.get(n) or recorded.get(n) for n in names]
     missing = [n for n, p in zip(names, out) if not p or not Path(p).is_file()]
     if missing:

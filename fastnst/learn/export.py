@@ -176,7 +176,7 @@ def export_onnx(net: nn.Module, path: str | os.PathLike, metadata: dict[str, str
 
     path = Path(path)
     net = net.cpu().eval()
-    style = torch.full((net.cfg.styles,), 1.0 / net.cfg.styles)  # (S,)
+    style = torch.full((net.cfg.n_styles,), 1.0 / net.cfg.n_styles)  # (S,)
     if float_io:
         module, sample, io, inp = _FloatIO(net), torch.zeros(1, 3, 64, 64), FLOAT_IO_CONTRACT, FLOAT_INPUT_NAME
         axes = {0: "N", 2: "H", 3: "W"}
@@ -223,10 +223,10 @@ def select_styles(net: nn.Module, cfg: TrainConfig, keep: Sequence[str] = (),
     if len(set(new_names)) != len(new_names):
         raise UserError(f"two styles would share a name: {', '.join(new_names)}")
     idx = [names.index(n) for n in keep]
-    styles = tuple(cfg.styles[i] for i in idx)
+    styles = tuple(cfg.style_paths[i] for i in idx)
     stems = tuple(Path(s).stem for s in styles)
-    cfg = replace(cfg, styles=styles, names=() if new_names == stems else new_names,
-                  net=replace(cfg.net, styles=len(idx)))
+    cfg = replace(cfg, style_paths=styles, names=() if new_names == stems else new_names,
+                  net=replace(cfg.net, n_styles=len(idx)))
     small = TransformNet(cfg.net)
     small.load_state_dict({k: v[idx] if _is_norm_param(net, k) else v for k, v in net.state_dict().items()})
     return small.eval(), cfg
@@ -321,7 +321,7 @@ def check_parity(net: nn.Module, onnx_path: str | os.PathLike, sizes=PARITY_SIZE
     module = FrameIO(net) if uint8 else _FloatIO(net)
     rng = np.random.default_rng(0)
     worst = 0.0
-    for (h, w), style in itertools.product(sizes, parity_styles(net.cfg.styles)):
+    for (h, w), style in itertools.product(sizes, parity_styles(net.cfg.n_styles)):
         x = rng.integers(0, 256, (1, h, w, 3), dtype=np.uint8) if uint8 \
             else rng.random((1, 3, h, w), dtype=np.float32)  # (1, H, W, 3) BGR or (1, 3, H, W) RGB
         with torch.no_grad():

@@ -1,7 +1,7 @@
 """TransformNet: the feed-forward style network (Johnson et al. 2016) and its faster variants.
 
 Contract: ``forward(x, style)`` takes (B, 3, H, W) RGB in [0, 1] and per-sample style weights
-(B, N) (``NetConfig.styles`` = N; one-hot picks a style, a convex mix blends them; omitted: the
+(B, N) (``NetConfig.n_styles`` = N; one-hot picks a style, a convex mix blends them; omitted: the
 first style) and returns (B, 3, H, W) RGB in [0, 1] (a sigmoid output), for any H and W (odd ones included) large enough that the deepest
 level keeps more than one pixel for instance norm (and, with reflection padding, more pixels
 than the pad). Each upsampling stage resizes or crops to the exact size of the matching
@@ -30,10 +30,10 @@ class CondInstanceNorm(nn.Module):
     and weight 1 it is ``nn.InstanceNorm2d(C, affine=True)``, whose (C,) parameters it loads.
     """
 
-    def __init__(self, channels: int, styles: int = 1):
+    def __init__(self, channels: int, n_styles: int = 1):
         super().__init__()
-        self.weight = nn.Parameter(torch.ones(styles, channels))  # (N, C)
-        self.bias = nn.Parameter(torch.zeros(styles, channels))  # (N, C)
+        self.weight = nn.Parameter(torch.ones(n_styles, channels))  # (N, C)
+        self.bias = nn.Parameter(torch.zeros(n_styles, channels))  # (N, C)
 
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         scale, shift = style @ self.weight, style @ self.bias  # (B or 1, C)
@@ -55,14 +55,14 @@ class ConvNormAct(nn.Sequential):
     at stride 1). ``forward(x, style)``."""
 
     def __init__(self, cin: int, cout: int, k: int, stride: int = 1, pad_mode: str = "reflect",
-                 norm: bool = True, act: bool = True, groups: int = 1, pad: int | None = None, styles: int = 1):
+                 norm: bool = True, act: bool = True, groups: int = 1, pad: int | None = None, n_styles: int = 1):
         pad = k // 2 if pad is None else pad
         layers: list[nn.Module] = []
         if pad_mode == "reflect" and pad > 0:
             layers.append(nn.ReflectionPad2d(pad))
         layers.append(nn.Conv2d(cin, cout, k, stride, padding=pad if pad_mode == "zeros" else 0, groups=groups))
         if norm:
-            layers.append(CondInstanceNorm(cout, styles))
+            layers.append(CondInstanceNorm(cout, n_styles))
         if act:
             layers.append(nn.ReLU(inplace=True))
         super().__init__(*layers)
@@ -76,17 +76,17 @@ class ConvNormAct(nn.Sequential):
 class ResidualBlock(nn.Module):
     """x + F(x), F = two 3x3 convs ("full") or two depthwise-separable convs ("separable")."""
 
-    def __init__(self, ch: int, block: str, pad_mode: str, styles: int):
+    def __init__(self, ch: int, block: str, pad_mode: str, n_styles: int):
         super().__init__()
         if block == "full":
-            body = [ConvNormAct(ch, ch, 3, pad_mode=pad_mode, styles=styles),
-                    ConvNormAct(ch, ch, 3, pad_mode=pad_mode, act=False, styles=styles)]
+            body = [ConvNormAct(ch, ch, 3, pad_mode=pad_mode, n_styles=n_styles),
+                    ConvNormAct(ch, ch, 3, pad_mode=pad_mode, act=False, n_styles=n_styles)]
         elif block == "separable":
             body = [
                 ConvNormAct(ch, ch, 3, pad_mode=pad_mode, norm=False, act=False, groups=ch),
-                ConvNormAct(ch, ch, 1, styles=styles),
+                ConvNormAct(ch, ch, 1, n_styles=n_styles),
                 ConvNormAct(ch, ch, 3, pad_mode=pad_mode, norm=False, act=False, groups=ch),
-                ConvNormAct(ch, ch, 1, act=False, styles=styles),
+                ConvNormAct(ch, ch, 1, act=False, n_styles=n_styles),
             ]
         else:
             raise ValueError(f"unknown residual block type {block!r}")
@@ -123,7 +123,7 @@ class Upsample(nn.Module):
     transposed conv (kernel divisible by the stride, so no uneven overlap; 2.25x fewer MACs).
     """
 
-    def __init__(self, cin: int, cout: int, mode: str, pad_mode: str, styles: int):
+    def __init__(self, cin: int, cout: int, mode: str, pad_mode: str, n_styles: int):
         super().__init__()
         self.mode = mode
         if mode in ("nearest", "bilinear"):
@@ -134,7 +134,7 @@ class Upsample(nn.Module):
             self.conv = nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1)
         else:
             raise ValueError(f"unknown upsample mode {mode!r}")
-        self.norm = CondInstanceNorm(cout, styles)
+        self.norm = CondInstanceNorm(cout, n_styles)
 
     def forward(self, x: torch.Tensor, size: torch.Size, style: torch.Tensor) -> torch.Tensor:
         conv = self.conv if self.mode == "deconv" else (lambda t: self.conv(t, style))
@@ -170,17 +170,17 @@ class TransformNet(nn.Module):
         if (cfg.stem == "stride2") != (k % 2 == 0):
             parity = "an even" if cfg.stem == "stride2" else "an odd"
             raise ValueError(f"a {cfg.stem} stem needs {parity} end_kernel, got {k}")
-        if cfg.styles < 1:
-            raise ValueError(f"a net needs at least one style, got {cfg.styles}")
+        if cfg.n_styles < 1:
+            raise ValueError(f"a net needs at least one style, got {cfg.n_styles}")
         if len(cfg.channels) not in (2, 3):
             raise ValueError(f"channels must have 2 or 3 items (the stem's, then one per stride-2 conv "
                              f"inside), got {list(cfg.channels)}")
         self.cfg = cfg
         c1, c2, c3 = (*cfg.channels, None)[:3]  # c3 None: no second stride-2 conv
-        pad, n = cfg.padding, cfg.styles
+        pad, n = cfg.padding, cfg.n_styles
         if cfg.stem == "conv":
             self.edge_pad = (0, 0)
-            self.stem = ConvNormAct(3, c1, k, pad_mode=pad, styles=n)
+            self.stem = ConvNormAct(3, c1, k, pad_mode=pad, n_styles=n)
             self.out = ConvNormAct(c1, 3, k, pad_mode=pad, norm=False, act=False)
         else:
             # "same" padding of the ends is p input pixels and q pixels of the H/2 map feeding the
@@ -191,13 +191,13 @@ class TransformNet(nn.Module):
             p, q = (k - 2) // 2, k // 4
             self.edge_pad = (0, 0) if pad == "zeros" else (p, q)
             ep, eq = self.edge_pad
-            self.stem = ConvNormAct(3, c1, k, stride=2, pad_mode="zeros", pad=p - ep, styles=n)
+            self.stem = ConvNormAct(3, c1, k, stride=2, pad_mode="zeros", pad=p - ep, n_styles=n)
             self.out = nn.ConvTranspose2d(c1, 3, k, stride=2, padding=p + 2 * eq)
         # Built in this order (the order the seed's random init follows) whatever the depth.
         self.blur1 = Blur(c1) if cfg.antialias else nn.Identity()
         self.blur2 = Blur(c2) if cfg.antialias and c3 else nn.Identity()
-        self.down1 = ConvNormAct(c1, c2, 3, stride=2, pad_mode=pad, styles=n)
-        self.down2 = ConvNormAct(c2, c3, 3, stride=2, pad_mode=pad, styles=n) if c3 else None
+        self.down1 = ConvNormAct(c1, c2, 3, stride=2, pad_mode=pad, n_styles=n)
+        self.down2 = ConvNormAct(c2, c3, 3, stride=2, pad_mode=pad, n_styles=n) if c3 else None
         self.res = nn.ModuleList([ResidualBlock(c3 or c2, cfg.block, pad, n) for _ in range(cfg.res_blocks)])
         self.up1 = Upsample(c3, c2, cfg.upsample, pad, n) if c3 else None
         self.up2 = Upsample(c2, c1, cfg.upsample, pad, n)
@@ -209,10 +209,10 @@ class TransformNet(nn.Module):
     def style_weights(self, style: torch.Tensor | None, batch: int) -> torch.Tensor:
         """None -> the first style, (B, N) or (1, N) as given."""
         if style is None:
-            style = F.one_hot(torch.zeros(1, dtype=torch.long), self.cfg.styles).float()  # (1, N)
-        if not torch.jit.is_tracing() and (style.dim() != 2 or style.shape[1] != self.cfg.styles
+            style = F.one_hot(torch.zeros(1, dtype=torch.long), self.cfg.n_styles).float()  # (1, N)
+        if not torch.jit.is_tracing() and (style.dim() != 2 or style.shape[1] != self.cfg.n_styles
                                            or style.shape[0] not in (1, batch)):
-            raise ValueError(f"style weights must be (B, {self.cfg.styles}) or (1, {self.cfg.styles}), "
+            raise ValueError(f"style weights must be (B, {self.cfg.n_styles}) or (1, {self.cfg.n_styles}), "
                              f"got {tuple(style.shape)}")
         return style
 

@@ -75,18 +75,18 @@ def lr_at(cfg: TrainConfig, step: int, total_steps: int) -> float:
 
 def check_config(cfg: TrainConfig) -> None:
     """The checks across fields (each number is checked by the config itself)."""
-    if not cfg.styles:
+    if not cfg.style_paths:
         raise UserError("no style image: give --style PAINTING.jpg")
-    if cfg.names and len(cfg.names) != len(cfg.styles):
-        raise UserError(f"{len(cfg.names)} style names for {len(cfg.styles)} style images")
-    if len(set(cfg.style_names)) != len(cfg.styles):
+    if cfg.names and len(cfg.names) != len(cfg.style_paths):
+        raise UserError(f"{len(cfg.names)} style names for {len(cfg.style_paths)} style images")
+    if len(set(cfg.style_names)) != len(cfg.style_paths):
         raise UserError(f"two styles share a name: {', '.join(cfg.style_names)} (rename a file)")
     try:  # the net's own checks: stem, block, upsample, padding, kernel parity
         TransformNet(cfg.net)
     except ValueError as e:
         raise UserError(f"config [net]: {e}") from None
-    if cfg.net.styles != len(cfg.styles):
-        raise UserError(f"the net has {cfg.net.styles} style(s) but {len(cfg.styles)} style image(s) are given")
+    if cfg.net.n_styles != len(cfg.style_paths):
+        raise UserError(f"the net has {cfg.net.n_styles} style(s) but {len(cfg.style_paths)} style image(s) are given")
     if cfg.tune and not cfg.base:
         raise UserError("tune (--tune-style) retrains styles of a trained run: give --base")
     if unknown := sorted(set(cfg.tune) - set(cfg.style_names)):
@@ -168,11 +168,11 @@ def world_size() -> int:
 
 
 def _base_net(cfg: TrainConfig, base: dict[str, Any]) -> TransformNet:
-    """For ``cfg.base`` (``base``, as ``load_trained`` read it): its net grown to ``cfg.net.styles``
+    """For ``cfg.base`` (``base``, as ``load_trained`` read it): its net grown to ``cfg.net.n_styles``
     styles, each new style's norm parameters starting from the mean of the base styles'."""
     bcfg = config_of(base)
-    n_old = bcfg.net.styles
-    if bcfg.style_names != cfg.style_names[:n_old] or {**to_dict(bcfg.net), "styles": cfg.net.styles} != to_dict(cfg.net):
+    n_old = bcfg.net.n_styles
+    if bcfg.style_names != cfg.style_names[:n_old] or {**to_dict(bcfg.net), "n_styles": cfg.net.n_styles} != to_dict(cfg.net):
         raise UserError(f"{cfg.base}: the new run must keep the base's net and its styles first "
                         f"({', '.join(bcfg.style_names)})")
     old = net_of(base)
@@ -231,7 +231,7 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, rank: int, world: int,
     # A base's styles stay frozen (no gradient, no samples) unless tuned: only the new and tuned
     # paintings are read and get Gram targets, so a shipped model's other paintings need not be at hand.
     base = load_trained(cfg.base) if cfg.base else None
-    n_base = config_of(base).net.styles if base else 0
+    n_base = config_of(base).net.n_styles if base else 0
     trained = [i for i, name in enumerate(cfg.style_names) if i >= n_base or name in cfg.tune]
     styles = [to_tensor(_load_style(cfg, i, i < n_base))[None] for i in trained]  # (1, 3, H, W) each
     source, held = open_dataset(cfg.data, cfg.data_split, holdout=max(cfg.holdout, 0 if cfg.preview_image else 1),
@@ -256,8 +256,8 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, rank: int, world: int,
     if base and ckpt is None:
         _start_new_styles(cfg, net, ploss, source, n_base, trained, device, precision)
     teacher = net_of(load_trained(cfg.teacher)).requires_grad_(False).to(device) if cfg.teacher else None
-    if teacher is not None and teacher.cfg.styles != cfg.net.styles:
-        raise UserError(f"the teacher has {teacher.cfg.styles} style(s), this run {cfg.net.styles}")
+    if teacher is not None and teacher.cfg.n_styles != cfg.net.n_styles:
+        raise UserError(f"the teacher has {teacher.cfg.n_styles} style(s), this run {cfg.net.n_styles}")
     opt = torch.optim.Adam(trainable_parameters(net, trained if base else None), lr=cfg.lr)
     step, data_position, skipped = 0, 0, set()
     if ckpt is not None:
@@ -314,7 +314,7 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, rank: int, world: int,
                  run_dir)
     from tqdm.auto import tqdm
 
-    n_styles = cfg.net.styles
+    n_styles = cfg.net.n_styles
     # Redrawn ten times a second on a terminal, once a minute into a log file (nohup, a cluster job).
     bar = tqdm(total=total_steps, initial=step, unit="step", dynamic_ncols=True, disable=rank != 0,
                mininterval=0.1 if sys.stderr.isatty() else 60)
@@ -489,14 +489,14 @@ def _finite(net: TransformNet, batch: torch.Tensor, style: torch.Tensor, world: 
 def _load_style(cfg: TrainConfig, i: int, recorded: bool) -> np.ndarray:
     """Painting ``i`` at long side ``style_size``; a UserError if VGG cannot take it (too thin).
     ``recorded``: a base's style, whose path was recorded where the base was trained."""
-    if recorded and not Path(cfg.styles[i]).is_file():
+    if recorded and not Path(cfg.style_paths[i]).is_file():
         name = cfg.style_names[i]
-        raise UserError(f"the painting of style {name} is not at {cfg.styles[i]}: give it with "
+        raise UserError(f"the painting of style {name} is not at {cfg.style_paths[i]}: give it with "
                         f"--style-image {shlex.quote(name)}=PATH")
-    img = load_image(cfg.styles[i], cfg.style_size, "style image")
+    img = load_image(cfg.style_paths[i], cfg.style_size, "style image")
     h, w = img.shape[:2]
     if min(h, w) < 16:  # VGG's deepest default layer: as optimize refuses it
-        raise UserError(f"style image {cfg.styles[i]} is too thin: {w}x{h} at --style-size {cfg.style_size}, "
+        raise UserError(f"style image {cfg.style_paths[i]} is too thin: {w}x{h} at --style-size {cfg.style_size}, "
                         "VGG needs a short side of 16 px (use a larger --style-size or crop it)")
     return img
 
@@ -519,7 +519,7 @@ def _save_preview(net: TransformNet, img: torch.Tensor, path: Path, device: torc
     """``img`` in style number ``style`` (the first one this run trains) to ``path``."""
     was_training = net.training
     net.eval()
-    weights = torch.nn.functional.one_hot(torch.tensor([style]), net.cfg.styles).float().to(device)  # (1, N)
+    weights = torch.nn.functional.one_hot(torch.tensor([style]), net.cfg.n_styles).float().to(device)  # (1, N)
     y = net(img.to(device), weights)[0].float().cpu()  # (3, H, W) in [0, 1]
     net.train(was_training)
     save_image((y.permute(1, 2, 0) * 255).round().byte().numpy(), path)
