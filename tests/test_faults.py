@@ -1,7 +1,7 @@
 """Fault injection: bad paths, odd sizes, odd models, full disks, signals, bad recipes.
 
 Every failure must be one line on stderr, a non-zero exit, no traceback and nothing half-written.
-Cases are named after the root cause they cover (D1-D16).
+Tests are grouped by the kind of fault.
 """
 
 from __future__ import annotations
@@ -78,8 +78,8 @@ def odd_models(tmp_path_factory):
     }
 
 
-# ---------------------------------------------------------------- D1, D9, D12: output paths
-def test_d1_output_that_is_a_folder(tiny_onnx, tmp_path, capsys):
+# ---------------------------------------------------------------- output paths
+def test_output_that_is_a_folder(tiny_onnx, tmp_path, capsys):
     src = _image(tmp_path / "c.png")
     folder = tmp_path / "o.png"
     folder.mkdir()
@@ -92,14 +92,14 @@ def test_d1_output_that_is_a_folder(tiny_onnx, tmp_path, capsys):
     _fails(capsys, ["optimize", "--content", str(src), "--style", str(src), "-o", str(folder)], "is a folder")
 
 
-def test_d9_output_equal_to_an_input_is_refused(tmp_path, capsys):
+def test_output_equal_to_an_input_is_refused(tmp_path, capsys):
     photo = _image(tmp_path / "p.png")
     before = photo.read_bytes()
     _fails(capsys, ["optimize", "--content", str(photo), "--style", str(photo), "-o", str(photo)], "is also an input")
     assert photo.read_bytes() == before
 
 
-def test_d9_d10_export_refuses_the_checkpoint_and_keeps_no_failed_model(tmp_path, capsys, monkeypatch):
+def test_export_refuses_the_checkpoint_and_keeps_no_failed_model(tmp_path, capsys, monkeypatch):
     torch = pytest.importorskip("torch")
     pytest.importorskip("onnx")
     from dataclasses import replace
@@ -127,7 +127,7 @@ def test_d9_d10_export_refuses_the_checkpoint_and_keeps_no_failed_model(tmp_path
     assert torch.load(ckpt, weights_only=True)["step"] == 3
 
 
-def test_d12_tif_output_is_a_file_and_unknown_suffixes_are_refused(tiny_onnx, tmp_path, capsys):
+def test_tif_output_is_a_file_and_unknown_suffixes_are_refused(tiny_onnx, tmp_path, capsys):
     src = _image(tmp_path / "c.png")
     out = tmp_path / "out.tif"
     assert main(["stylize", "-m", str(tiny_onnx), str(src), "-o", str(out)]) == 0
@@ -139,8 +139,8 @@ def test_d12_tif_output_is_a_file_and_unknown_suffixes_are_refused(tiny_onnx, tm
     _fails(capsys, ["stylize", "-m", str(tiny_onnx), str(clip), "-o", str(tmp_path / "x.webm")], "unknown output format")
 
 
-# ---------------------------------------------------------------- D2: sizes below the model's minimum
-def test_d2_tiny_frames_are_raised_to_the_model_minimum(tiny_onnx, tmp_path):
+# ---------------------------------------------------------------- sizes below the model's minimum
+def test_tiny_frames_are_raised_to_the_model_minimum(tiny_onnx, tmp_path):
     src = _image(tmp_path / "tiny.png", (8, 8))
     assert main(["stylize", "-m", str(tiny_onnx), str(src), "-o", str(tmp_path / "o.png")]) == 0
     assert cv2.imread(str(tmp_path / "o.png")).shape == (8, 8, 3)
@@ -151,7 +151,7 @@ def test_d2_tiny_frames_are_raised_to_the_model_minimum(tiny_onnx, tmp_path):
     assert len(read_video(out)[0]) == 4
 
 
-def test_d2_train_and_optimize_refuse_sizes_vgg_cannot_take(tmp_path, capsys):
+def test_train_and_optimize_refuse_sizes_vgg_cannot_take(tmp_path, capsys):
     thin = _image(tmp_path / "thin.png", (64, 3))
     _fails(capsys, ["optimize", "--content", str(thin), "--style", str(thin), "--size", "64", "--iterations", "1",
                     "-o", str(tmp_path / "o.png")], "too thin")
@@ -160,18 +160,18 @@ def test_d2_train_and_optimize_refuse_sizes_vgg_cannot_take(tmp_path, capsys):
     assert not (tmp_path / "run").exists() and not (tmp_path / "o.png").exists()
 
 
-# ---------------------------------------------------------------- D3, D4: the model contract, on one probe frame
+# ---------------------------------------------------------------- the model contract, on one probe frame
 @pytest.mark.parametrize("kind, message", [("fixed", "takes only 64x64 frames"),
                                            ("one-channel", "returns uint8 (1, 16, 24, 1)"),
                                            ("no-batch", "returns uint8 (16, 24, 3)")])
-def test_d3_d4_models_that_break_the_contract_are_refused_on_load(odd_models, tmp_path, capsys, kind, message):
+def test_models_that_break_the_contract_are_refused_on_load(odd_models, tmp_path, capsys, kind, message):
     src = _image(tmp_path / "c.png")
     for extra in ([], ["--strength", "0.5", "--size", "128"]):
         _fails(capsys, ["stylize", "-m", str(odd_models[kind]), str(src), "-o", str(tmp_path / "o.png"), *extra], message)
     assert not (tmp_path / "o.png").exists()
 
 
-def test_d3_inference_errors_become_one_line(tiny_onnx, odd_models, capsys, monkeypatch):
+def test_inference_errors_become_one_line(tiny_onnx, odd_models, capsys, monkeypatch):
     import onnxruntime as ort
 
     from fastnst.play.runtime import StyleModel
@@ -189,12 +189,12 @@ def test_d3_inference_errors_become_one_line(tiny_onnx, odd_models, capsys, monk
     assert "\n" not in str(info.value)
 
 
-# ---------------------------------------------------------------- D5: a full disk
+# ---------------------------------------------------------------- a full disk
 def _enospc(*a, **k):
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
 
-def test_d5_full_disk_image(tiny_onnx, tmp_path, capsys, monkeypatch):
+def test_full_disk_image(tiny_onnx, tmp_path, capsys, monkeypatch):
     from PIL import Image
 
     src = _image(tmp_path / "c.png")
@@ -224,7 +224,7 @@ class _FullDiskWriter:
             f.truncate(os.path.getsize(self.path) // 2)
 
 
-def test_d5_full_disk_video_is_an_error_and_leaves_nothing(tiny_onnx, tmp_path, capsys, monkeypatch):
+def test_full_disk_video_is_an_error_and_leaves_nothing(tiny_onnx, tmp_path, capsys, monkeypatch):
     import fastnst.play.video as video
 
     clip = write_video(tmp_path / "clip.mp4", 6)
@@ -238,7 +238,7 @@ def test_d5_full_disk_video_is_an_error_and_leaves_nothing(tiny_onnx, tmp_path, 
 
 
 @pytest.mark.slow
-def test_d5_real_full_disk(tiny_onnx, tmp_path, capsys):
+def test_real_full_disk(tiny_onnx, tmp_path, capsys):
     """A 32 KB tmpfs (needs root to mount)."""
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root")
@@ -262,7 +262,7 @@ def test_d5_real_full_disk(tiny_onnx, tmp_path, capsys):
         subprocess.run(["umount", str(disk)], check=False)
 
 
-# ---------------------------------------------------------------- D6: the base install
+# ---------------------------------------------------------------- the base install
 _NO_TORCH = """
 import sys
 class BlockTorch:
@@ -280,7 +280,7 @@ for argv in (["optimize", "--content", img, "--style", img, "-o", out],
 
 
 @pytest.mark.slow
-def test_d6_torch_commands_on_the_base_install_say_what_to_install(tmp_path):
+def test_torch_commands_on_the_base_install_say_what_to_install(tmp_path):
     img = _image(tmp_path / "c.png")
     proc = subprocess.run([sys.executable, "-c", textwrap.dedent(_NO_TORCH), str(img), str(tmp_path / "o.png")],
                           capture_output=True, text=True, timeout=60)
@@ -290,7 +290,7 @@ def test_d6_torch_commands_on_the_base_install_say_what_to_install(tmp_path):
     assert all(line.endswith("needs the train extra: pip install '.[train]' in the fastnst folder") for line in lines)
 
 
-# ---------------------------------------------------------------- D7, D8, D13: train validates before working
+# ---------------------------------------------------------------- train validates before working
 @pytest.fixture
 def photos(tmp_path):
     for i in range(3):
@@ -309,7 +309,7 @@ def photos(tmp_path):
     ("[net]\nend_kernel = 3\n", "stride2 stem needs an even end_kernel"),
     (["--style", "nope.jpg"], "style image not found"),
 ])
-def test_d7_d13_bad_train_input_fails_before_the_run_folder_exists(photos, tmp_path, capsys, case, message):
+def test_bad_train_input_fails_before_the_run_folder_exists(photos, tmp_path, capsys, case, message):
     pytest.importorskip("torch")
     args = ["train", "--style", str(photos / "p0.png"), "--data", str(photos), "--steps", "1",
             "--run-dir", str(tmp_path / "r1")]
@@ -323,7 +323,7 @@ def test_d7_d13_bad_train_input_fails_before_the_run_folder_exists(photos, tmp_p
     assert not (tmp_path / "r1").exists()
 
 
-def test_d8_unreadable_data_is_one_line_with_workers(tmp_path, capsys):
+def test_unreadable_data_is_one_line_with_workers(tmp_path, capsys):
     pytest.importorskip("torch")
     data = tmp_path / "data"
     data.mkdir()
@@ -334,7 +334,7 @@ def test_d8_unreadable_data_is_one_line_with_workers(tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
-def test_d13_stylize_makes_no_folder_for_a_failed_run(tiny_onnx, tmp_path, capsys):
+def test_stylize_makes_no_folder_for_a_failed_run(tiny_onnx, tmp_path, capsys):
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"\x89PNG not really")
     _fails(capsys, ["stylize", "-m", str(tiny_onnx), str(bad), "-o", str(tmp_path / "new" / "dir")], "cannot read image")
@@ -357,10 +357,10 @@ def test_stale_checkpoint_temp_is_removed_by_the_next_run(photos, tmp_path):
     assert not stale.exists() and (run / "checkpoint.pt").is_file()
 
 
-# ---------------------------------------------------------------- D11: signals
+# ---------------------------------------------------------------- signals
 @pytest.mark.slow
 @pytest.mark.parametrize("command", ["stylize", "webcam"])
-def test_d11_sigterm_finishes_the_video_and_leaves_no_temp(tiny_onnx, tmp_path, command):
+def test_sigterm_finishes_the_video_and_leaves_no_temp(tiny_onnx, tmp_path, command):
     clip = write_video(tmp_path / "long.mp4", 400, (320, 240))  # ~3 s of work
     out_dir = tmp_path / "out"
     out_dir.mkdir()
@@ -384,7 +384,7 @@ def test_d11_sigterm_finishes_the_video_and_leaves_no_temp(tiny_onnx, tmp_path, 
     assert 0 < len(frames) < 400
 
 
-# ---------------------------------------------------------------- D14: foreign messages stay off stderr
+# ---------------------------------------------------------------- foreign messages stay off stderr
 _NOISY = """
 import sys
 from fastnst.cli import main
@@ -396,7 +396,7 @@ assert main(["stylize", "-m", model, clip, "-o", out + "/x.webm"]) == 2
 
 
 @pytest.mark.slow
-def test_d14_ffmpeg_and_opencv_messages_do_not_leak(tiny_onnx, tmp_path):
+def test_ffmpeg_and_opencv_messages_do_not_leak(tiny_onnx, tmp_path):
     clip = write_video(tmp_path / "clip.mp4", 3)
     trunc = tmp_path / "trunc.mp4"
     trunc.write_bytes(clip.read_bytes()[:300])  # no moov atom
@@ -407,8 +407,8 @@ def test_d14_ffmpeg_and_opencv_messages_do_not_leak(tiny_onnx, tmp_path):
                                                       for line in proc.stderr.splitlines()), proc.stderr
 
 
-# ---------------------------------------------------------------- D15, D16: empty input
-def test_d15_empty_input_is_an_error(tiny_onnx, tmp_path, capsys):
+# ---------------------------------------------------------------- empty input
+def test_empty_input_is_an_error(tiny_onnx, tmp_path, capsys):
     empty = tmp_path / "empty.avi"
     writer = cv2.VideoWriter(str(empty), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
     writer.release()
@@ -421,7 +421,7 @@ def test_d15_empty_input_is_an_error(tiny_onnx, tmp_path, capsys):
     _fails(capsys, ["stylize", "-m", str(tiny_onnx), str(tmp_path / "nothing")], "no images")
 
 
-def test_d16_eval_video_frames_below_two(tiny_onnx, tmp_path, capsys):
+def test_eval_video_frames_below_two(tiny_onnx, tmp_path, capsys):
     clip = write_video(tmp_path / "clip.mp4", 3)
     _fails(capsys, ["eval", "--model", str(tiny_onnx), "--video", str(clip), "--frames", "0"],
            "--frames: must be at least 2")
