@@ -1,12 +1,13 @@
 """Recipes: TOML + CLI overrides -> frozen TrainConfig; unknown keys are an error."""
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
 
 from fastnst import UserError, cli
-from fastnst.config import NET_PRESETS, LossConfig, NetConfig, TrainConfig, load_recipe
+from fastnst.config import NET_PRESETS, LossConfig, NetConfig, TrainConfig, load_recipe, read_recipe, to_json
 
 RECIPES = sorted((Path(__file__).resolve().parents[1] / "train").rglob("*.toml"))
 
@@ -47,9 +48,13 @@ def test_cli_unknown_key_is_one_line_error_before_training(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=[p.name for p in RECIPES])
-def test_shipped_recipes_load(recipe):
-    cfg = load_recipe(recipe)
-    assert cfg.loss.style_layers and cfg.batch_size > 0
+def test_shipped_recipes_load_with_every_value_they_set(recipe):
+    cfg = json.loads(to_json(load_recipe(recipe)))
+    for key, value in read_recipe(recipe).items():
+        got = cfg[key]
+        if isinstance(value, dict):  # [net], [loss]: only the keys the table names
+            value, got = {k: v for k, v in value.items() if k in got}, {k: got[k] for k in value if k in got}
+        assert got == value, f"{recipe.name}: {key} is {got!r}, the recipe says {value!r}"
 
 
 def test_a_partial_loss_table_keeps_the_training_defaults(tmp_path):
