@@ -1,5 +1,5 @@
 """Never lose a run: run folders, locks, resume of copies, divergence, checkpoint integrity, and the
-numbers, names and outputs that must be refused before any work (R1-R17 of the run-folder audit).
+numbers, names and outputs that must be refused before any work.
 
 The data-loss proofs run real ``fastnst train`` processes on a tiny net and a random VGG.
 """
@@ -81,7 +81,8 @@ def _step(run: Path) -> int:
     return load_checkpoint(run)["step"]
 
 
-# ---------------------------------------------------------------- R1: a run lives where its checkpoint is
+# ---------------------------------------------------------------- a run lives where its checkpoint is
+@pytest.mark.slow  # training subprocesses
 def test_resuming_a_copy_leaves_the_original_byte_identical(work):
     tmp, flags = work
     first = _run("train", *flags, "--steps", "2", "--run-dir", "runs/a", cwd=tmp)  # a relative path, as recorded
@@ -103,7 +104,7 @@ def test_resuming_a_copy_leaves_the_original_byte_identical(work):
     assert _files(tmp / "runs" / "a") == before and _step(tmp / "runs" / "c") == 3
 
 
-# ---------------------------------------------------------------- R2: a folder holding a run is guarded
+# ---------------------------------------------------------------- a folder holding a run is guarded
 def test_a_folder_holding_a_run_is_refused_unless_overwrite(work, capsys):
     tmp, flags = work
     run = tmp / "run"
@@ -116,6 +117,7 @@ def test_a_folder_holding_a_run_is_refused_unless_overwrite(work, capsys):
     assert [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2]
 
 
+@pytest.mark.slow  # training subprocesses
 def test_a_second_training_on_a_folder_is_refused_while_the_first_finishes_untouched(work):
     tmp, flags = work
     run = tmp / "run"
@@ -137,6 +139,7 @@ def test_a_second_training_on_a_folder_is_refused_while_the_first_finishes_untou
     assert _step(run) == 40 and not (run / ".lock").exists()
 
 
+@pytest.mark.slow  # training subprocesses
 def test_a_killed_runs_stale_lock_is_taken_over(work):
     tmp, flags = work
     run = tmp / "run"
@@ -153,7 +156,7 @@ def test_a_killed_runs_stale_lock_is_taken_over(work):
     assert not (run / ".lock").exists() and not list(run.glob(".checkpoint.*"))
 
 
-# ---------------------------------------------------------------- R3: divergence keeps a checkpoint that resumes
+# ---------------------------------------------------------------- divergence keeps a checkpoint that resumes
 def test_divergence_keeps_only_finite_weights_whose_output_is_finite(work, capsys):
     tmp, flags = work
     run = tmp / "run"
@@ -172,7 +175,7 @@ def test_divergence_keeps_only_finite_weights_whose_output_is_finite(work, capsy
     assert (run / "checkpoint.pt").read_bytes() == kept
 
 
-# ---------------------------------------------------------------- R12, R16: checkpoint writes and reads
+# ---------------------------------------------------------------- checkpoint writes and reads
 def test_a_damaged_checkpoint_is_one_line_naming_the_file(work, capsys):
     tmp, flags = work
     run = tmp / "run"
@@ -213,7 +216,7 @@ def test_a_full_disk_during_a_checkpoint_save_is_one_line_and_keeps_the_earlier_
         subprocess.run(["umount", str(disk)], check=False)
 
 
-# ---------------------------------------------------------------- R5, R6, R7, R8: every number and list on its way in
+# ---------------------------------------------------------------- every number and list on its way in
 def _recipe(where: str = "", key: str = "", value: str = "") -> str:
     """The tiny recipe with ``key = value`` set at the top level or in [net] or [loss]."""
     tables = {"": {}, "net": {"channels": "[4, 8, 8]", "res_blocks": "1"},
@@ -281,7 +284,7 @@ def test_optimize_refuses_a_nan_blend_weight(tmp_path, capsys):
     assert not (tmp_path / "o.png").exists()
 
 
-# ---------------------------------------------------------------- R4, R13: style specs
+# ---------------------------------------------------------------- style specs
 def test_style_weights_are_checked_for_float32(trio_onnx, tmp_path, capsys):
     photo = tmp_path / "photo.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(photo)
@@ -313,7 +316,7 @@ def test_empty_values_are_errors_not_everything(trio_onnx, tmp_path, capsys, arg
     assert [p.name for p in tmp_path.iterdir()] == ["photo.png"]
 
 
-# ---------------------------------------------------------------- R10: names that --style cannot select
+# ---------------------------------------------------------------- names that --style cannot select
 def test_style_names_a_spec_cannot_select_are_refused_where_they_enter(work, capsys):
     tmp, flags = work
     comma = tmp / "x,y.png"
@@ -340,7 +343,7 @@ def test_the_play_hint_is_quoted_for_a_shell(work, capsys):
     assert f"--model '{run / 'style.onnx'}'" in out
 
 
-# ---------------------------------------------------------------- R11: metadata against the graph
+# ---------------------------------------------------------------- metadata against the graph
 def test_a_model_naming_styles_it_has_no_input_for_is_refused(tmp_path, capsys):
     onnx = pytest.importorskip("onnx")
 
@@ -361,7 +364,7 @@ def test_a_model_naming_styles_it_has_no_input_for_is_refused(tmp_path, capsys):
            "names 2 styles but has no style input")
 
 
-# ---------------------------------------------------------------- R9: what a format can store
+# ---------------------------------------------------------------- what a format can store
 def test_outputs_too_large_for_their_format_fail_before_the_work(tiny_onnx, tmp_path, capsys):
     wide = tmp_path / "wide.png"
     Image.new("RGB", (16400, 16), "blue").save(wide)
@@ -372,7 +375,7 @@ def test_outputs_too_large_for_their_format_fail_before_the_work(tiny_onnx, tmp_
     assert [p.name for p in tmp_path.iterdir()] == ["wide.png"]
 
 
-# ---------------------------------------------------------------- R14: temp files of killed writers
+# ---------------------------------------------------------------- temp files of killed writers
 def test_temps_left_by_kill_9_are_removed_by_the_next_write(tiny_onnx, tmp_path):
     clip = write_video(tmp_path / "long.mp4", 400, (320, 240))
     out = tmp_path / "out"
@@ -396,7 +399,8 @@ def test_temps_left_by_kill_9_are_removed_by_the_next_write(tiny_onnx, tmp_path)
     assert sorted(p.name for p in out.iterdir()) == sorted([mine.name, "p_tiny.png"])
 
 
-# ---------------------------------------------------------------- R15: a tuned style's painting
+# ---------------------------------------------------------------- a tuned style's painting
+@pytest.mark.slow  # training subprocesses
 def test_tune_style_takes_the_painting_where_it_is_now(work, capsys):
     tmp, flags = work
     blue = tmp / "blue.png"
@@ -416,7 +420,7 @@ def test_tune_style_takes_the_painting_where_it_is_now(work, capsys):
     assert config_of(load_checkpoint(tmp / "tuned")).style_names == ("style", "blue")
 
 
-# ---------------------------------------------------------------- R17: stylize never replaces what it named itself
+# ---------------------------------------------------------------- stylize never replaces what it named itself
 def test_stylize_names_outputs_by_style_and_replaces_only_named_files(trio_onnx, tmp_path, capsys):
     photo = tmp_path / "photo.png"
     Image.fromarray(np.random.default_rng(1).integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(photo)
