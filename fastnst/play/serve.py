@@ -27,7 +27,7 @@ from fastnst.play.model import StyleModel
 log = logging.getLogger(__name__)
 
 SITE_JSON = "site.json"
-# onnxruntime-web's WebGPU build: not vendored (30 MB), served from an npm install when given.
+# onnxruntime-web's WebGPU build: too large to vendor, so served from an npm install when given.
 WEBGPU_FILES = ("ort.webgpu.min.mjs", "ort-wasm-simd-threaded.asyncify.mjs", "ort-wasm-simd-threaded.asyncify.wasm")
 # WebAssembly threads need SharedArrayBuffer, which browsers give only to cross-origin isolated pages.
 ISOLATION_HEADERS = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp",

@@ -33,11 +33,10 @@ from fastnst.play.video import OUTPUT_VIDEO_SUFFIXES, VideoSink, is_video_path, 
 
 log = logging.getLogger(__name__)
 
-# Without --size, the processing long side is the input's, within these. Strokes have a fixed size
-# in pixels, so a small photo is processed larger (and the result scaled back): at its own 256 px
-# the strokes cover its subject.
+# Without a size, the processing long side is the input's, within these: strokes have a fixed size
+# in pixels, so a small photo is processed larger (and scaled back), else they cover its subject.
 DEFAULT_MIN_SIZE, DEFAULT_MAX_SIZE = 512, 1920
-SHEET_MAX_CELL = 512  # a style sheet's cells: without --size, the photo's long side, at most this
+SHEET_MAX_CELL = 512  # a style sheet's cells: without a size, the photo's long side, at most this
 SHEET_COLUMNS = 5
 BLEND_STEPS = (0.0, 0.25, 0.5, 0.75, 1.0)  # a blend strip's mixes, from the first style to the second
 
