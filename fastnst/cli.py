@@ -477,7 +477,7 @@ def _add_stylize(sub) -> None:
 
 
 def _run_stylize(args) -> int:
-    from fastnst.play.runtime import StyleModel, models_with_style
+    from fastnst.play.model import StyleModel, models_with_style
     from fastnst.play.stylize import StylizeInterrupted, style_sheet, stylize_files
 
     if args.sheet and (args.inputs or args.style or not args.output_dir):
@@ -553,7 +553,8 @@ def _run_webcam(args) -> int:
 
     from fastnst.play.files import check_output_path
     from fastnst.play.player import PlayerState, StopReason, check_display, run_player, style_fields
-    from fastnst.play.runtime import StyleModel, select_style, shipped_models
+    from fastnst.play.model import StyleModel, select_style
+    from fastnst.play.shipped import shipped_models
     from fastnst.play.vcam import open_virtual_camera
     from fastnst.play.video import OUTPUT_VIDEO_SUFFIXES, open_capture, source_fps, source_size
 
@@ -577,7 +578,7 @@ def _run_webcam(args) -> int:
         args.threads = max(1, (os.cpu_count() or 2) // 2)
     models = [StyleModel(m, args.provider, args.threads) for m in names]
     if not args.model:  # the shipped model with the most styles plays first
-        models.sort(key=lambda m: -len(m.styles))
+        models.sort(key=lambda m: -len(m.style_names))
     start = {}
     if args.style:
         model, weights = select_style(models, args.style)
@@ -687,7 +688,8 @@ def _add_models(sub) -> None:
 
 
 def _run_models(args) -> int:
-    from fastnst.play.runtime import StyleModel, card_summary, shipped_dir, shipped_models
+    from fastnst.play.model import StyleModel
+    from fastnst.play.shipped import card_summary, shipped_dir, shipped_models
 
     paths = args.model or list(shipped_models().values())
     if not paths:
@@ -698,8 +700,8 @@ def _run_models(args) -> int:
     for m in models:
         summary = card_summary(m.path.with_suffix(".md")) or "(no model card summary)"
         print(f"{m.path.stem:<{width}}  {m.path.stat().st_size / 1e6:5.1f} MB  {summary}")
-        if len(m.styles) > 1:
-            print(f"{'':<{width}}  {len(m.styles)} styles: {', '.join(m.styles)}")
+        if len(m.style_names) > 1:
+            print(f"{'':<{width}}  {len(m.style_names)} styles: {', '.join(m.style_names)}")
     if not args.model:
         print(f"model files and cards (NAME.md): {shipped_dir()}")
     return 0
@@ -727,7 +729,7 @@ def _run_bench(args) -> int:
     from pathlib import Path
 
     from fastnst.play.bench import format_table, parse_sizes, run_bench
-    from fastnst.play.runtime import default_threads
+    from fastnst.play.model import default_threads
 
     sizes = parse_sizes(args.size)
     with tempfile.TemporaryDirectory(prefix="fastnst-bench-") as tmp:
@@ -793,15 +795,15 @@ def _run_eval_video(args) -> int:
 
     from fastnst.play.bench import parse_sizes
     from fastnst.play.flicker import format_flicker, video_flicker
-    from fastnst.play.runtime import StyleModel
+    from fastnst.play.model import StyleModel
     from fastnst.play.video import read_frames
 
     size = parse_sizes(args.size or "640x480")[0]
     model = StyleModel(args.model, threads=args.threads)
     frames = read_frames(args.video, args.frames, size)
     print(f"{args.video}: {len(frames)} frames at {size[0]}x{size[1]}, model {model.name}")
-    for i in range(len(model.styles)):  # every style of a multi-style model
-        model.set_style(np.eye(len(model.styles), dtype=np.float32)[i])
+    for i in range(len(model.style_names)):  # every style of a multi-style model
+        model.set_style(np.eye(len(model.style_names), dtype=np.float32)[i])
         print(f"{model.label()}: {format_flicker(video_flicker(model, frames, args.smooth))}")
     return 0
 
@@ -829,7 +831,7 @@ def _add_serve(sub) -> None:
 
 
 def _run_serve(args) -> int:
-    from fastnst.play.runtime import shipped_models
+    from fastnst.play.shipped import shipped_models
     from fastnst.play.serve import export_site, make_server, server_url, site_table
 
     names = args.model or list(shipped_models().values())

@@ -174,7 +174,7 @@ def test_models_that_break_the_contract_are_refused_on_load(odd_models, tmp_path
 def test_inference_errors_become_one_line(tiny_onnx, odd_models, capsys, monkeypatch):
     import onnxruntime as ort
 
-    from fastnst.play.runtime import StyleModel
+    from fastnst.play.model import StyleModel
 
     model = StyleModel(tiny_onnx)
     real = ort.InferenceSession(str(odd_models["one-channel"]), providers=["CPUExecutionProvider"])
@@ -439,7 +439,7 @@ def test_unexpected_errors_are_one_line_without_a_traceback(tiny_onnx, tmp_path,
 
 
 def test_huge_photo_is_processed_at_most_at_the_default_cap(tiny_onnx, tmp_path, monkeypatch):
-    from fastnst.play.runtime import StyleModel
+    from fastnst.play.model import StyleModel
     from fastnst.play.stylize import DEFAULT_MAX_SIZE
 
     seen = []

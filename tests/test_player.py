@@ -14,12 +14,12 @@ from fastnst import UserError
 from fastnst.cli import main
 from fastnst.play.player import (KEYS, CaptureThread, PlayerState, PlayerSummary, StopReason, draw_overlay, handle_key,
                                  run_player, style_fields, style_names, window_picture)
-from fastnst.play.runtime import StyleModel
+from fastnst.play.model import StyleModel
 
 
 # ---------------------------------------------------------------- keys
 def test_handle_key_switches_models_with_wraparound():
-    s = PlayerState(styles=(1, 1, 1))
+    s = PlayerState(style_counts=(1, 1, 1))
     assert handle_key(s, ord("n")).model == 1
     assert handle_key(s, ord("p")).model == 2
     assert handle_key(handle_key(handle_key(s, ord("n")), ord("n")), ord("n")).model == 0
@@ -35,50 +35,50 @@ def _keys(state, keys):
 
 
 def test_n_p_and_digits_step_through_every_style_of_every_model():
-    s = PlayerState(styles=(1, 3, 2))  # an old model, a 3-style and a 2-style one
-    walk = [(s := handle_key(s, ord("n"))) and (s.model, s.style) for _ in range(6)]
+    s = PlayerState(style_counts=(1, 3, 2))  # an old model, a 3-style and a 2-style one
+    walk = [(s := handle_key(s, ord("n"))) and (s.model, s.style_index) for _ in range(6)]
     assert walk == [(1, 0), (1, 1), (1, 2), (2, 0), (2, 1), (0, 0)]
-    assert (handle_key(s, ord("p")).model, handle_key(s, ord("p")).style) == (2, 1)
-    assert (_keys(s, "4").model, _keys(s, "4").style) == (1, 2)
+    assert (handle_key(s, ord("p")).model, handle_key(s, ord("p")).style_index) == (2, 1)
+    assert (_keys(s, "4").model, _keys(s, "4").style_index) == (1, 2)
     assert _keys(s, "7") == s  # 6 styles: no 7th
-    np.testing.assert_array_equal(_keys(s, "5").style_weights(), [1, 0])
+    np.testing.assert_array_equal(_keys(s, "5").played_weights(), [1, 0])
 
 
 def test_blend_key_mixes_with_the_next_style_and_brackets_move_the_mix():
-    s = PlayerState(styles=(1, 3), model=1, style=2)
+    s = PlayerState(style_counts=(1, 3), model=1, style_index=2)
     blend = _keys(s, "b")
-    assert blend.blend == 0  # the model's next style, wrapping
-    np.testing.assert_allclose(blend.style_weights(), [0.5, 0, 0.5])
-    np.testing.assert_allclose(_keys(blend, "]]").style_weights(), [0.7, 0, 0.3])
-    np.testing.assert_allclose(_keys(blend, "[" * 9).style_weights(), [0, 0, 1])  # clamped: the style itself
-    assert _keys(blend, "b").blend is None and _keys(blend, "n").blend is None  # b again or a style key: no blend
+    assert blend.blend_index == 0  # the model's next style, wrapping
+    np.testing.assert_allclose(blend.played_weights(), [0.5, 0, 0.5])
+    np.testing.assert_allclose(_keys(blend, "]]").played_weights(), [0.7, 0, 0.3])
+    np.testing.assert_allclose(_keys(blend, "[" * 9).played_weights(), [0, 0, 1])  # clamped: the style itself
+    assert _keys(blend, "b").blend_index is None and _keys(blend, "n").blend_index is None  # b again or a style key: no blend
     assert _keys(s, "]") == s  # no blend: brackets do nothing
-    assert _keys(PlayerState(styles=(1, 3)), "b") == PlayerState(styles=(1, 3))  # one style: nothing to blend
+    assert _keys(PlayerState(style_counts=(1, 3)), "b") == PlayerState(style_counts=(1, 3))  # one style: nothing to blend
 
 
 def test_start_state_plays_a_style_a_blend_or_any_weights():
-    assert style_fields(np.array([0, 1, 0], np.float32)) == {"style": 1, "blend": None, "weights": None}
-    two = PlayerState(styles=(3,), **style_fields(np.array([0.3, 0, 0.7], np.float32)))
-    assert (two.style, two.blend) == (2, 0)
-    np.testing.assert_allclose(two.style_weights(), [0.3, 0, 0.7])
-    np.testing.assert_allclose(_keys(two, "]").style_weights(), [0.4, 0, 0.6], atol=1e-6)
-    three = PlayerState(styles=(3,), **style_fields(np.array([0.2, 0.5, 0.3], np.float32)))
-    np.testing.assert_allclose(three.style_weights(), [0.2, 0.5, 0.3])
-    assert _keys(three, "n").weights is None and _keys(three, "n").style == 2  # from the heaviest style
+    assert style_fields(np.array([0, 1, 0], np.float32)) == {"style_index": 1, "blend_index": None, "style_weights": None}
+    two = PlayerState(style_counts=(3,), **style_fields(np.array([0.3, 0, 0.7], np.float32)))
+    assert (two.style_index, two.blend_index) == (2, 0)
+    np.testing.assert_allclose(two.played_weights(), [0.3, 0, 0.7])
+    np.testing.assert_allclose(_keys(two, "]").played_weights(), [0.4, 0, 0.6], atol=1e-6)
+    three = PlayerState(style_counts=(3,), **style_fields(np.array([0.2, 0.5, 0.3], np.float32)))
+    np.testing.assert_allclose(three.played_weights(), [0.2, 0.5, 0.3])
+    assert _keys(three, "n").style_weights is None and _keys(three, "n").style_index == 2  # from the heaviest style
 
 
 def test_every_style_is_reachable_with_one_or_two_digits():
-    s = PlayerState(styles=(12, 1, 10))  # 23 styles
+    s = PlayerState(style_counts=(12, 1, 10))  # 23 styles
     for number in range(1, 24):
         typed = _keys(s, str(number))
-        assert typed.entries.index((typed.model, typed.style)) == number - 1
+        assert typed.entries.index((typed.model, typed.style_index)) == number - 1
     assert _keys(s, "2").digits == "2" and _keys(s, "3").digits == ""  # 20-23 may follow a 2; nothing a 3
-    assert (_keys(s, "24").model, _keys(s, "24").style) == (0, 3)  # no 24th: the 4 starts over
+    assert (_keys(s, "24").model, _keys(s, "24").style_index) == (0, 3)  # no 24th: the 4 starts over
     assert _keys(s, "1n").digits == "" and _keys(s, "0") == s
 
 
 def test_help_and_style_list_keys():
-    s = PlayerState(styles=(3,))
+    s = PlayerState(style_counts=(3,))
     assert _keys(s, "h").help and _keys(s, "?").help and not _keys(s, "hh").help
     assert _keys(s, "l").style_list and not _keys(s, "lh").style_list  # one panel at a time
 
@@ -116,7 +116,7 @@ def test_key_help_and_style_list_are_drawn(trio_onnx):
     views = {}
     for panel in ("none", "help", "style_list"):
         views[panel] = blank.copy()
-        state = PlayerState(styles=(3,), help=panel == "help", style_list=panel == "style_list")
+        state = PlayerState(style_counts=(3,), help=panel == "help", style_list=panel == "style_list")
         draw_overlay(views[panel], state, "trio/a", 30.0, 20.0, style_names=names)
     body = slice(60, None)  # below the two status lines
     assert (views["none"][body] == 128).all()
@@ -130,7 +130,7 @@ def test_key_help_and_style_list_are_drawn(trio_onnx):
 def test_a_status_line_pushes_the_key_help_down():
     def first_panel_row(status):
         view = np.full((240, 320, 3), 128, np.uint8)
-        draw_overlay(view, PlayerState(styles=(3,), help=True), "trio/a", 30.0, 20.0, status=status)
+        draw_overlay(view, PlayerState(style_counts=(3,), help=True), "trio/a", 30.0, 20.0, status=status)
         dark = (view[:, 200:] < 100).all(axis=2).any(axis=1)  # the panel's shade, right of the status text
         return int(np.argmax(dark))
 

@@ -13,7 +13,7 @@ from fastnst.config import NET_PRESETS, NetConfig
 from fastnst.learn.export import export_onnx
 from fastnst.learn.nets import TransformNet
 from fastnst.learn.quantize import quantize_int8
-from fastnst.play.runtime import StyleModel
+from fastnst.play.model import StyleModel
 
 TINY_FAST = NetConfig(**{**NET_PRESETS["fast"].__dict__, "channels": (4, 8, 8), "res_blocks": 1})
 

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 from conftest import read_video, synthetic_frames
 
-import fastnst.play.runtime
+import fastnst.play.shipped
 from fastnst import UserError
 from fastnst.cli import main
-from fastnst.play.runtime import StyleModel, card_summary, resolve_model, shipped_dir, shipped_models
+from fastnst.play.model import StyleModel, resolve_model
+from fastnst.play.shipped import card_summary, shipped_dir, shipped_models
 
 METADATA_KEYS = ("fastnst.style", "fastnst.version", "fastnst.config", "fastnst.vgg", "fastnst.io")
 _SHIPPED = shipped_models()
@@ -34,12 +35,12 @@ def test_shipped_model_loads_has_card_and_metadata_and_runs(name):
     assert model.metadata["fastnst.io"] == "uint8-bgr-nhwc"
     frame = synthetic_frames(1, (64, 48))[0]  # (48, 64, 3)
     outs = []
-    for i in range(len(model.styles)):  # every style of a multi-style model
-        model.set_style(np.eye(len(model.styles), dtype=np.float32)[i])
+    for i in range(len(model.style_names)):  # every style of a multi-style model
+        model.set_style(np.eye(len(model.style_names), dtype=np.float32)[i])
         out = model.run(frame)
         assert out.shape == (48, 64, 3) and out.dtype == np.uint8
-        assert not np.array_equal(out, frame), model.styles[i]
-        assert not any(np.array_equal(out, o) for o in outs), f"{model.styles[i]} plays an earlier style"
+        assert not np.array_equal(out, frame), model.style_names[i]
+        assert not any(np.array_equal(out, o) for o in outs), f"{model.style_names[i]} plays an earlier style"
         outs.append(out)
 
 
@@ -87,10 +88,10 @@ def test_shipped_model_reads_back_as_a_base_for_add_style(name):
 
     net, cfg = read_onnx(_SHIPPED[name])
     model = StyleModel(name, provider="cpu", threads=1)
-    assert cfg.style_names == tuple(model.styles)
+    assert cfg.style_names == tuple(model.style_names)
     frame = synthetic_frames(1, (64, 48))[0]
     io = FrameIO(net)
-    for w in np.eye(len(model.styles), dtype=np.float32):
+    for w in np.eye(len(model.style_names), dtype=np.float32):
         model.set_style(w)
         with torch.no_grad():
             got = io(torch.from_numpy(frame[None]), torch.from_numpy(w))[0].numpy()
@@ -113,7 +114,7 @@ def models_dir(tmp_path, monkeypatch):
     """An empty folder standing in for the installed ``fastnst.models``."""
     folder = tmp_path / "models"
     folder.mkdir()
-    monkeypatch.setattr(fastnst.play.runtime, "shipped_dir", lambda: folder)
+    monkeypatch.setattr(fastnst.play.shipped, "shipped_dir", lambda: folder)
     return folder
 
 

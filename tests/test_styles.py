@@ -1,4 +1,4 @@
-"""Multi-style models on the player side: --style specs, the style weights in the runtime and the
+"""Multi-style models on the player side: --style specs, the style weights in ``StyleModel`` and the
 player loop, `stylize --style` and `--sheet`, and `models` listing the styles."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from conftest import read_video, synthetic_frames
 from fastnst import UserError
 from fastnst.cli import main
 from fastnst.play.player import PlayerState, run_player, style_fields
-from fastnst.play.runtime import StyleModel, parse_style_spec, select_style
+from fastnst.play.model import StyleModel, parse_style_spec, select_style
 
 NAMES = ["a", "b", "c"]
 
@@ -31,16 +31,16 @@ def _photo(tmp_path, size=(48, 40)):
 
 def test_one_hot_and_blended_weights_through_the_runtime_match_the_model(trio_onnx):
     model = StyleModel(trio_onnx, "cpu", threads=1)
-    assert model.styles == NAMES and model.label() == "trio/a"
+    assert model.style_names == NAMES and model.label() == "trio/a"
     frame = synthetic_frames(1, (40, 32))[0]
     outs = []
     for i, name in enumerate(NAMES):
-        model.set_style(parse_style_spec(name, model.styles))
+        model.set_style(parse_style_spec(name, model.style_names))
         outs.append(model.run(frame))
         np.testing.assert_array_equal(outs[-1], _session_run(trio_onnx, frame, np.eye(3)[i]))
         assert model.label() == f"trio/{name}"
     assert min(np.abs(x.astype(int) - y).mean() for x, y in ((outs[0], outs[1]), (outs[1], outs[2]))) > 1
-    model.set_style(parse_style_spec("a:0.7,c:0.3", model.styles))
+    model.set_style(parse_style_spec("a:0.7,c:0.3", model.style_names))
     np.testing.assert_array_equal(model.run(frame), _session_run(trio_onnx, frame, [0.7, 0, 0.3]))
     assert model.label() == "a 70% + c 30%"
 

@@ -99,8 +99,8 @@ def test_several_models_give_several_outputs(tiny_onnx, trio_onnx, synthetic_vid
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--strength", "1.5"], "--strength must be between 0 and 1"),
-    (["--size", "4"], "--size must be at least 16"),
+    (["--strength", "1.5"], "error: strength must be between 0 and 1"),
+    (["--size", "4"], "error: size must be at least 16"),
 ])
 def test_bad_flags(tiny_onnx, tmp_path, capsys, args, message):
     src = _image(tmp_path)

@@ -57,7 +57,7 @@ def test_stability_loss_zero_for_equivariant_positive_otherwise():
 
 
 def test_smoother_reduces_flicker_and_passes_first_frame_through():
-    from fastnst.play.temporal import TemporalSmoother
+    from fastnst.play.smoothing import TemporalSmoother
 
     rng = np.random.default_rng(2)
     frames = _panning(n=8)

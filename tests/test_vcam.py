@@ -20,7 +20,8 @@ from conftest import read_video, synthetic_frames, write_video
 
 from fastnst.cli import main
 from fastnst.play.player import WINDOW, PlayerState, run_player
-from fastnst.play.runtime import FramePipeline, StyleModel
+from fastnst.play.model import StyleModel
+from fastnst.play.pipeline import FramePipeline
 from fastnst.play.vcam import fit_frame, open_virtual_camera
 
 pyvirtualcam = pytest.importorskip("pyvirtualcam")

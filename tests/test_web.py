@@ -25,7 +25,8 @@ import pytest
 from web_browser import CHROMIUM, chromium_args, write_y4m
 
 from fastnst import cli
-from fastnst.play.runtime import FramePipeline, StyleModel
+from fastnst.play.model import StyleModel
+from fastnst.play.pipeline import FramePipeline
 from fastnst.play.serve import make_server, server_url, site_table
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install '.[test]')")
@@ -181,13 +182,13 @@ def parity(browser, site, tmp_path_factory):
 def test_parity_with_the_python_player(parity, style, blend, strength, keep):
     model = StyleModel("twelve_styles", "cpu", threads=1)
     si = int(style.split("/")[1])
-    weights = np.eye(len(model.styles), dtype=np.float32)[si]
+    weights = np.eye(len(model.style_names), dtype=np.float32)[si]
     parity.set("#blend-style", "")
     parity.set("#style", style)
     if blend:
         parity.set("#blend-style", blend[0])
         parity.set("#blend", blend[1])
-        weights = weights * (1 - blend[1] / 100) + np.eye(len(model.styles), dtype=np.float32)[int(blend[0])] * blend[1] / 100
+        weights = weights * (1 - blend[1] / 100) + np.eye(len(model.style_names), dtype=np.float32)[int(blend[0])] * blend[1] / 100
     parity.set("#strength", strength)
     parity.set("#keep-colors", keep)
     got = parity.canvas()

@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fastnst.play.runtime import StyleModel
+from fastnst.play.model import StyleModel
 
 
 def bands(d: np.ndarray, outer: int = 6, inner: int = 16) -> tuple[float, float, float]:
@@ -46,12 +46,12 @@ def main() -> None:
     for name in a.model:
         model = StyleModel(name, provider="cpu")
         rows = []
-        for i, style in enumerate(model.styles):
-            model.set_style(np.eye(len(model.styles), dtype=np.float32)[i])
+        for i, style in enumerate(model.style_names):
+            model.set_style(np.eye(len(model.style_names), dtype=np.float32)[i])
             seen = model.run(frame)[c:-c, c:-c].astype(np.float32)
             d = np.abs(model.run(picture) - seen).mean(axis=2)  # (H - 2c, W - 2c)
             rows.append(bands(d))
-            report(f"{Path(name).stem}/{style}" if len(model.styles) > 1 else Path(name).stem, rows[-1])
+            report(f"{Path(name).stem}/{style}" if len(model.style_names) > 1 else Path(name).stem, rows[-1])
         if len(rows) > 1:
             report(f"{Path(name).stem} (mean)", np.mean(rows, axis=0))
 

@@ -21,7 +21,7 @@ import argparse
 import cv2
 import numpy as np
 
-from fastnst.play.runtime import StyleModel
+from fastnst.play.model import StyleModel
 
 SHIFTS = (1, 2, 4, 8)
 GRID = 8
@@ -65,15 +65,15 @@ def main() -> None:
     print(f"{'(the input frame)':40s} " + " " * 8 * len(SHIFTS) + f"  {np.abs(tex).mean():7.2f}  {period_peak(tex):8.3f}")
     for name in a.model:
         model = StyleModel(name, provider="cpu")
-        for i, style in enumerate(model.styles):
-            model.set_style(np.eye(len(model.styles), dtype=np.float32)[i])
+        for i, style in enumerate(model.style_names):
+            model.set_style(np.eye(len(model.style_names), dtype=np.float32)[i])
             base = model.run(frame).astype(np.float32)  # (H, W, 3)
             diffs = []
             for s in SHIFTS:
                 out = model.run(shifted_left(frame, s)).astype(np.float32)  # out[:, x] ~ base[:, x + s]
                 diffs.append(np.abs(out[y0:y1, x0:x1] - base[y0:y1, x0 + s:x1 + s]).mean())
             tex = texture(base)[y0:y1, x0:x1]
-            label = f"{model.name}/{style}" if len(model.styles) > 1 else model.name
+            label = f"{model.name}/{style}" if len(model.style_names) > 1 else model.name
             print(f"{label:40s} " + " ".join(f"{d:7.2f}" for d in diffs)
                   + f"  {np.abs(tex).mean():7.2f}  {period_peak(tex):8.3f}")
 

@@ -108,7 +108,7 @@ def load_checkpoint(path: str | os.PathLike, resuming: bool = False) -> dict[str
 def model_file(path: str | os.PathLike) -> Path | None:
     """The ONNX model ``path`` names (a .onnx file, or a shipped name that is not a path here),
     None for a run folder or checkpoint file; UserError if it names nothing."""
-    from fastnst.play.runtime import resolve_model
+    from fastnst.play.model import resolve_model
 
     p = Path(path)
     if p.exists():

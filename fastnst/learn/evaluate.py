@@ -120,7 +120,7 @@ def evaluate(model: str | os.PathLike, content: str | os.PathLike, styles: Seque
     (default: the paths its training config recorded). ``encoder``: a VGGEncoder returning the
     loss's layers (default: the one the model was trained with). ``precision``: of the VGG
     (fp32 by default, so that figures stay comparable across machines)."""
-    from fastnst.play.runtime import StyleModel
+    from fastnst.play.model import StyleModel
 
     if size < 16:
         raise UserError(f"--size must be at least 16, got {size}")
@@ -128,7 +128,7 @@ def evaluate(model: str | os.PathLike, content: str | os.PathLike, styles: Seque
         raise UserError("--gatys must be >= 0 and --limit >= 1")
     runner = StyleModel(model, provider="cpu", threads=threads)
     cfg = train_config_of(runner.metadata, str(runner.path))
-    style_paths = _style_paths(runner.styles, styles, cfg)
+    style_paths = _style_paths(runner.style_names, styles, cfg)
     paths = list_images(content)
     if holdout and holdout > len(paths):
         raise UserError(f"--holdout {holdout}: {content} has only {len(paths)} images")
@@ -143,12 +143,12 @@ def evaluate(model: str | os.PathLike, content: str | os.PathLike, styles: Seque
     log.info("eval: %d photos at %dx%d, loss of %s (vgg %s, %s)", len(contents), size, size, runner.name,
              cfg.loss.vgg, precision)
     rows = []
-    for i, (name, path) in enumerate(zip(runner.styles, style_paths)):
+    for i, (name, path) in enumerate(zip(runner.style_names, style_paths)):
         style_rgb = load_image(path, cfg.style_size, "style image")
         with autocast(device, precision):
             criterion = PerceptualLoss.from_config(cfg.loss, [to_tensor(style_rgb)[None]], encoder)
-        label = name if len(runner.styles) == 1 else f"{runner.name}/{name}"
-        runner.set_style(np.eye(len(runner.styles))[i])
+        label = name if len(runner.style_names) == 1 else f"{runner.name}/{name}"
+        runner.set_style(np.eye(len(runner.style_names))[i])
 
         def stylize(rgb: np.ndarray) -> np.ndarray:
             bgr = runner.run(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))  # (H, W, 3) BGR
@@ -166,7 +166,7 @@ def evaluate(model: str | os.PathLike, content: str | os.PathLike, styles: Seque
                 return optimize(rgb, [style_rgb], ocfg, progress=False, encoder=encoder).image
 
             rows.append(mean_losses(criterion, contents, gatys_method, f"gatys-{gatys}" + (
-                f"/{name}" if len(runner.styles) > 1 else ""), precision, name))
+                f"/{name}" if len(runner.style_names) > 1 else ""), precision, name))
     return rows
 
 

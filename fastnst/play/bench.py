@@ -30,7 +30,8 @@ import numpy as np
 
 from fastnst import UserError
 from fastnst.play.player import STAGES, PlayerState, run_player
-from fastnst.play.runtime import StyleModel, processing_size
+from fastnst.play.model import StyleModel
+from fastnst.play.pipeline import processing_size
 from fastnst.play.video import open_capture, read_frames
 
 log = logging.getLogger(__name__)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastnst.play.runtime import FramePipeline, StyleModel
+from fastnst.play.model import StyleModel
+from fastnst.play.pipeline import FramePipeline
 from fastnst.play.temporal import video_warping_error
 
 INPUT, STYLIZED, SMOOTHED = "input frames", "stylized", "stylized, --smooth"

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from fastnst.play.files import atomic_path
-from fastnst.play.runtime import StyleModel
+from fastnst.play.model import StyleModel
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The live player: a capture thread, an OpenCV window, keys, recording (no torch).
 
 ``run_player`` drives one loop over any ``cv2.VideoCapture``-like source (``read() -> (ok,
-frame)``); each frame goes through ``runtime.FramePipeline.stylize``, the same per-frame path
+frame)``); each frame goes through ``pipeline.FramePipeline.stylize``, the same per-frame path
 as ``fastnst stylize``. ``handle_key`` is the whole keyboard logic as a pure function;
 ``PlayerSummary`` holds the per-stage timings that headless mode prints and why the loop stopped.
 A ``vcam.VirtualCamera`` given to ``run_player`` gets every frame shown, without the overlay.
@@ -26,7 +26,9 @@ import numpy as np
 
 from fastnst import UserError
 from fastnst.play.images import save_image
-from fastnst.play.runtime import FramePipeline, StyleModel, processing_size
+from fastnst.play.model import StyleModel
+from fastnst.play.overlay import FONT_SCALE, draw_label, draw_panel, window_picture
+from fastnst.play.pipeline import FramePipeline, processing_size
 from fastnst.play.vcam import VirtualCamera, VirtualCameraStats
 from fastnst.play.video import VideoSink
 
@@ -63,19 +65,19 @@ KEYS = (  # the window's key help and the summary's key line
 class PlayerState:
     """Everything the keys control. ``snapshot`` is a one-shot request the loop clears.
 
-    n/p and the digits step through every style of every model: ``styles`` holds each model's
-    style count (``run_player`` fills it in); ``digits`` is the style number being typed (the
-    loop clears it after ``DIGIT_SECONDS``), so 1 then 3 plays the 13th. ``blend`` (a style of
-    the same model) is mixed in with weight ``mix``; ``weights`` plays other weights (a blend of
-    3+ styles) until a style key.
+    ``model`` and ``style_index`` say what plays. n/p and the digits step through every style of
+    every model: ``style_counts`` holds each model's style count (``run_player`` fills it in);
+    ``digits`` is the style number being typed (the loop clears it after ``DIGIT_SECONDS``), so 1
+    then 3 plays the 13th. ``blend_index`` (a style of the same model) is mixed in with weight
+    ``mix``; ``style_weights`` plays other weights (a blend of 3+ styles) until a style key.
     """
 
     model: int = 0
-    style: int = 0
-    styles: tuple[int, ...] = (1,)  # styles per model
-    blend: int | None = None
+    style_index: int = 0
+    style_counts: tuple[int, ...] = (1,)  # styles per model
+    blend_index: int | None = None
     mix: float = 0.5
-    weights: tuple[float, ...] | None = None
+    style_weights: tuple[float, ...] | None = None
     show_original: bool = False
     split: bool = False
     preserve_color: bool = False
@@ -92,33 +94,33 @@ class PlayerState:
     @property
     def entries(self) -> list[tuple[int, int]]:
         """Every (model, style), in the order n/p and the digits step through them."""
-        return [(m, s) for m, n in enumerate(self.styles) for s in range(n)]
+        return [(m, s) for m, n in enumerate(self.style_counts) for s in range(n)]
 
     @property
     def played(self) -> tuple:
         """What decides the style weights: they change exactly when this does."""
-        return self.model, self.style, self.blend, self.mix, self.weights
+        return self.model, self.style_index, self.blend_index, self.mix, self.style_weights
 
-    def style_weights(self) -> np.ndarray:
+    def played_weights(self) -> np.ndarray:
         """The current model's style weights, (S,) float32."""
-        if self.weights is not None:
-            return np.asarray(self.weights, np.float32)
-        w = np.zeros(self.styles[self.model], np.float32)
-        w[self.style] = 1.0
-        if self.blend is not None:
+        if self.style_weights is not None:
+            return np.asarray(self.style_weights, np.float32)
+        w = np.zeros(self.style_counts[self.model], np.float32)
+        w[self.style_index] = 1.0
+        if self.blend_index is not None:
             w *= 1.0 - self.mix
-            w[self.blend] += self.mix
+            w[self.blend_index] += self.mix
         return w
 
 
 def style_fields(weights: np.ndarray) -> dict:
     """``PlayerState`` fields that play ``weights`` (S,): a style, a blend of two, or the weights themselves."""
     on = sorted(np.flatnonzero(weights), key=lambda i: -weights[i])
-    fields = {"style": int(on[0]), "blend": None, "weights": None}
+    fields = {"style_index": int(on[0]), "blend_index": None, "style_weights": None}
     if len(on) == 2:
-        fields.update(blend=int(on[1]), mix=float(weights[on[1]] / weights[on].sum()))
+        fields.update(blend_index=int(on[1]), mix=float(weights[on[1]] / weights[on].sum()))
     elif len(on) > 2:
-        fields["weights"] = tuple(map(float, weights))
+        fields["style_weights"] = tuple(map(float, weights))
     return fields
 
 
@@ -136,20 +138,20 @@ def handle_key(state: PlayerState, key: int) -> PlayerState:
         return _style_number(state, ch)
     state = r(state, digits="") if state.digits else state
     if ch in "np":
-        i = entries.index((state.model, state.style)) + (1 if ch == "n" else -1)
-        model, style = entries[i % len(entries)]
-        return r(state, model=model, style=style, blend=None, weights=None)
+        i = entries.index((state.model, state.style_index)) + (1 if ch == "n" else -1)
+        model, style_index = entries[i % len(entries)]
+        return r(state, model=model, style_index=style_index, blend_index=None, style_weights=None)
     if ch in "h?":
         return r(state, help=not state.help, style_list=False)
     if ch == "l":
         return r(state, style_list=not state.style_list, help=False)
     if ch == "b":  # blend the current style with the model's next one, or stop blending
-        n = state.styles[state.model]
+        n = state.style_counts[state.model]
         if n < 2:
             return state
-        blend = (state.style + 1) % n if state.blend is None else None
-        return r(state, blend=blend, mix=0.5, weights=None)
-    if ch in "[]" and state.blend is not None:
+        blend_index = (state.style_index + 1) % n if state.blend_index is None else None
+        return r(state, blend_index=blend_index, mix=0.5, style_weights=None)
+    if ch in "[]" and state.blend_index is not None:
         step = MIX_STEP if ch == "]" else -MIX_STEP
         return r(state, mix=min(1.0, max(0.0, round(state.mix + step, 2))))
     if ch == " ":
@@ -179,10 +181,10 @@ def _style_number(state: PlayerState, ch: str) -> PlayerState:
     for typed in (state.digits + ch, ch) if state.digits else (ch,):
         number = int(typed)
         if typed[0] != "0" and 1 <= number <= count:
-            model, style = state.entries[number - 1]
+            model, style_index = state.entries[number - 1]
             more = number * 10 <= count  # another digit could still follow
-            return dataclasses.replace(state, model=model, style=style, blend=None, weights=None,
-                                       digits=typed if more else "")
+            return dataclasses.replace(state, model=model, style_index=style_index, blend_index=None,
+                                       style_weights=None, digits=typed if more else "")
     return dataclasses.replace(state, digits="") if state.digits else state
 
 
@@ -366,68 +368,6 @@ def _after_key(state: PlayerState, key: int, help_until: float | None, t_key: fl
     return new, help_until, t_key
 
 
-FONT = cv2.FONT_HERSHEY_SIMPLEX
-FONT_SCALE = 0.6  # about 13 px tall: the text's size in a window up to 540 px tall
-MIN_FONT_SCALE = 0.4  # the smallest a panel shrinks to, to fit a small window
-
-
-def _thickness(scale: float) -> int:
-    return max(1, round(scale / FONT_SCALE))
-
-
-def draw_label(img: np.ndarray, text: str, org: tuple[int, int], scale: float = FONT_SCALE) -> None:
-    """White text with a black outline at ``org`` (its baseline's left end), in place. The
-    outline is the same text shifted, not drawn thicker: OpenCV spaces thicker text wider.
-    Large text is drawn with thicker strokes, and its outline shifted as far."""
-    x, y = org
-    t = _thickness(scale)
-    for dx, dy in ((-t, -t), (t, -t), (-t, t), (t, t)):
-        cv2.putText(img, text, (x + dx, y + dy), FONT, scale, (0, 0, 0), t, cv2.LINE_AA)
-    cv2.putText(img, text, org, FONT, scale, (255, 255, 255), t, cv2.LINE_AA)
-
-
-def window_picture(view: np.ndarray, window_size: tuple[int, int]) -> tuple[np.ndarray, float]:
-    """``view`` at the size the window shows it (its aspect kept), as a new image to draw the
-    text on at screen resolution, and the font scale for that window: the text is as legible in
-    a small window as in a large one, where it grows."""
-    (ww, wh), (vh, vw) = window_size, view.shape[:2]
-    if ww <= 0 or wh <= 0:  # a backend that does not tell: the view's own size
-        ww, wh = vw, vh
-    fit = min(ww / vw, wh / vh)
-    size = (max(1, round(vw * fit)), max(1, round(vh * fit)))
-    shown = view.copy() if size == (vw, vh) else cv2.resize(
-        view, size, interpolation=cv2.INTER_AREA if fit < 1 else cv2.INTER_LINEAR)
-    return shown, FONT_SCALE * min(2.0, max(1.0, size[1] / 540))
-
-
-def _panel(img: np.ndarray, rows: list[tuple[str, str]], top: int, scale: float) -> None:
-    """(key, text) ``rows`` in two aligned fields on a darkened box from ``top`` down, in as many
-    columns as the height needs, the text made smaller (down to ``MIN_FONT_SCALE``) where they
-    would not fit across."""
-    for _ in range(3):
-        step, pad = round(22 * scale / FONT_SCALE), round(6 * scale / FONT_SCALE)
-        per_column = max(1, (img.shape[0] - top - pad) // step)
-        columns = []
-        for first in range(0, len(rows), per_column):
-            column = rows[first:first + per_column]
-            widths = [[cv2.getTextSize(t, FONT, scale, _thickness(scale))[0][0] for t in row] for row in column]
-            key_width = max(w[0] for w in widths) + 2 * pad
-            columns.append((column, key_width, key_width + max(w[1] for w in widths) + 2 * pad))
-        needed = pad + sum(width + pad for *_, width in columns)
-        if needed <= img.shape[1] or scale <= MIN_FONT_SCALE:
-            break
-        scale = max(MIN_FONT_SCALE, scale * img.shape[1] / needed)
-    x = pad
-    for column, key_width, width in columns:
-        box = img[top:top + len(column) * step + pad, x:x + width]
-        box >>= 2  # in place: a dark box keeps the text legible on any picture
-        for i, (key, text) in enumerate(column):
-            y = top + (i + 1) * step - pad // 2
-            draw_label(img, key, (x + pad, y), scale)
-            draw_label(img, text, (x + key_width, y), scale)
-        x += width + pad
-
-
 def draw_overlay(view: np.ndarray, state: PlayerState, name: str, fps: float, latency_ms: float,
                  scale: float = FONT_SCALE, style_names: list[str] = (), status: str | None = None) -> None:
     """The window's text on ``view``, in place: what plays, fps, the toggles that are on, a
@@ -444,10 +384,10 @@ def draw_overlay(view: np.ndarray, state: PlayerState, name: str, fps: float, la
         draw_label(view, text, (round(8 * scale / FONT_SCALE), step * (i + 1)), scale)
     top = len(lines) * step + step // 2
     if state.help:
-        _panel(view, list(KEYS), top, scale)
+        draw_panel(view, list(KEYS), top, scale)
     elif state.style_list:
-        current = state.entries.index((state.model, state.style))
-        _panel(view, [(f"{'>' if i == current else ''}{i + 1}", n) for i, n in enumerate(style_names)], top, scale)
+        current = state.entries.index((state.model, state.style_index))
+        draw_panel(view, [(f"{'>' if i == current else ''}{i + 1}", n) for i, n in enumerate(style_names)], top, scale)
 
 
 def check_display() -> None:
@@ -462,7 +402,7 @@ def _timestamped(folder: Path, prefix: str, suffix: str) -> Path:
 
 def style_names(models: list[StyleModel]) -> list[str]:
     """Every style of every model, in the order of ``PlayerState.entries``: the numbers the digits type."""
-    return [m.name if len(m.styles) == 1 else f"{m.name}/{style}" for m in models for style in m.styles]
+    return [m.name if len(m.style_names) == 1 else f"{m.name}/{style}" for m in models for style in m.style_names]
 
 
 def run_player(models: list[StyleModel], cap, *, keep_latest: bool, width: int | None = 640,
@@ -482,7 +422,7 @@ def run_player(models: list[StyleModel], cap, *, keep_latest: bool, width: int |
     ``live``: a model learning beside the player (``fastnst.play.live.LiveStyle``), called with each
     frame; a model it returns replaces the current one, and its ``status`` is an overlay line.
     """
-    state = dataclasses.replace(state or PlayerState(), styles=tuple(len(m.styles) for m in models))
+    state = dataclasses.replace(state or PlayerState(), style_counts=tuple(len(m.style_names) for m in models))
     names = style_names(models)
     played, label = None, ""  # the state whose style weights the model has, and its overlay name
     summary = PlayerSummary(window=display)
@@ -517,12 +457,12 @@ def run_player(models: list[StyleModel], cap, *, keep_latest: bool, width: int |
             mirrored = state.mirror
             if live is not None and (fresh := live(frame)) is not None:
                 models[state.model] = fresh
-                state = dataclasses.replace(state, styles=tuple(len(m.styles) for m in models), style=0, blend=None,
-                                            weights=None)
+                state = dataclasses.replace(state, style_counts=tuple(len(m.style_names) for m in models),
+                                            style_index=0, blend_index=None, style_weights=None)
                 played = None
             model = models[state.model]
             if state.played != played:  # a new style or blend: set once, not per frame
-                model.set_style(state.style_weights())
+                model.set_style(state.played_weights())
                 played, label = state.played, model.label()
                 pipeline.reset_smoothing()  # the history is another style's
             styled = small if state.show_original else pipeline.stylize(

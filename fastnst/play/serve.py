@@ -22,12 +22,12 @@ from pathlib import Path
 
 from fastnst import UserError
 from fastnst.play import contract
-from fastnst.play.runtime import StyleModel
+from fastnst.play.model import StyleModel
 
 log = logging.getLogger(__name__)
 
 SITE_JSON = "site.json"
-# onnxruntime-web's WebGPU build: not vendored (30 MB), served from an npm install when given.
+# onnxruntime-web's WebGPU build: too large to vendor, so served from an npm install when given.
 WEBGPU_FILES = ("ort.webgpu.min.mjs", "ort-wasm-simd-threaded.asyncify.mjs", "ort-wasm-simd-threaded.asyncify.wasm")
 # WebAssembly threads need SharedArrayBuffer, which browsers give only to cross-origin isolated pages.
 ISOLATION_HEADERS = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp",
@@ -48,7 +48,7 @@ def _webgpu_dist(folder: str | os.PathLike) -> Path:
     for cand in (Path(folder), Path(folder) / "dist", Path(folder) / "node_modules" / "onnxruntime-web" / "dist"):
         if all((cand / f).is_file() for f in WEBGPU_FILES):
             return cand
-    raise UserError(f"--onnxruntime-web {folder}: no {WEBGPU_FILES[0]} there "
+    raise UserError(f"onnxruntime-web folder {folder}: no {WEBGPU_FILES[0]} there "
                     "(give the folder of `npm install onnxruntime-web`)")
 
 
@@ -68,7 +68,7 @@ def site_table(model_paths: list[str | os.PathLike], onnxruntime_web: str | os.P
     models = []
     loaded = [StyleModel(m, "cpu", threads=1) for m in model_paths]  # a broken file fails here, not in the browser
     if most_styles_first:
-        loaded.sort(key=lambda m: -len(m.styles))
+        loaded.sort(key=lambda m: -len(m.style_names))
     for model in loaded:
         url = f"models/{model.path.name}"
         n = 2
@@ -76,7 +76,7 @@ def site_table(model_paths: list[str | os.PathLike], onnxruntime_web: str | os.P
             url = f"models/{model.path.stem}-{n}{model.path.suffix}"
             n += 1
         table[url] = model.path
-        models.append({"name": model.path.stem, "url": url, "styles": model.styles})
+        models.append({"name": model.path.stem, "url": url, "styles": model.style_names})
     version = (web / "vendor" / "VERSION").read_text().split("\n", 1)[0] if (web / "vendor" / "VERSION").is_file() else ""
     site = {"models": models, "onnxruntime": version, "webgpu": onnxruntime_web is not None,
             "contract": {"io": contract.IO_CONTRACT, "input": contract.INPUT_NAME, "style": contract.STYLE_INPUT_NAME,
@@ -120,13 +120,13 @@ class _Handler(BaseHTTPRequestHandler):
 def make_server(table: dict[str, Path | bytes], host: str = "127.0.0.1", port: int = 8000) -> ThreadingHTTPServer:
     """A threaded HTTP server for ``table`` (``site_table``), bound and ready for ``serve_forever``."""
     if not 0 <= port <= 65535:
-        raise UserError(f"--port must be between 0 and 65535, got {port}")
+        raise UserError(f"port must be between 0 and 65535, got {port}")
     handler = type("SiteHandler", (_Handler,), {"table": table})
     try:
         server = ThreadingHTTPServer((host, port), handler)
     except OSError as e:
         if e.errno == errno.EADDRINUSE:
-            raise UserError(f"port {port} is in use (--port 0 picks a free one)") from None
+            raise UserError(f"port {port} is in use (port 0 picks a free one)") from None
         raise UserError(f"cannot serve on {host}:{port}: {e.strerror or e}") from None
     server.daemon_threads = True
     return server
@@ -145,10 +145,10 @@ def export_site(table: dict[str, Path | bytes], dest: str | os.PathLike) -> Path
     earlier export (it has ``site.json``)."""
     dest = Path(dest)
     if dest.exists() and (not dest.is_dir() or (any(dest.iterdir()) and not (dest / SITE_JSON).is_file())):
-        raise UserError(f"--export {dest}: exists and is not an earlier export; give a new or empty folder")
+        raise UserError(f"export folder {dest} exists and is not an earlier export; give a new or empty folder")
     parent = dest.parent if str(dest.parent) else Path(".")
     if not parent.is_dir():
-        raise UserError(f"--export {dest}: folder {parent} does not exist")
+        raise UserError(f"export folder {dest}: folder {parent} does not exist")
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=parent))
     try:
         for url, item in table.items():

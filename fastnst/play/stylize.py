@@ -26,17 +26,17 @@ from fastnst import UserError
 from fastnst.play.images import (IMAGE_SUFFIXES, OUTPUT_IMAGE_SUFFIXES, check_image_side, image_side, list_images,
                                  load_image, save_image)
 from fastnst.play.files import check_output_path
-from fastnst.play.player import draw_label
-from fastnst.play.runtime import FramePipeline, StyleModel, long_side_size, parse_style_spec, select_style
+from fastnst.play.model import StyleModel, parse_style_spec, select_style
+from fastnst.play.overlay import draw_label
+from fastnst.play.pipeline import FramePipeline, long_side_size
 from fastnst.play.video import OUTPUT_VIDEO_SUFFIXES, VideoSink, is_video_path, open_capture, source_fps
 
 log = logging.getLogger(__name__)
 
-# Without --size, the processing long side is the input's, within these. Strokes have a fixed size
-# in pixels, so a small photo is processed larger (and the result scaled back): at its own 256 px
-# the strokes cover its subject.
+# Without a size, the processing long side is the input's, within these: strokes have a fixed size
+# in pixels, so a small photo is processed larger (and scaled back), else they cover its subject.
 DEFAULT_MIN_SIZE, DEFAULT_MAX_SIZE = 512, 1920
-SHEET_MAX_CELL = 512  # a style sheet's cells: without --size, the photo's long side, at most this
+SHEET_MAX_CELL = 512  # a style sheet's cells: without a size, the photo's long side, at most this
 SHEET_COLUMNS = 5
 BLEND_STEPS = (0.0, 0.25, 0.5, 0.75, 1.0)  # a blend strip's mixes, from the first style to the second
 
@@ -81,10 +81,10 @@ def output_path(src: Path, model: StyleModel, out_dir: Path) -> Path:
 def style_tag(model: StyleModel) -> str:
     """What a multi-style model plays, for a file name: "_wave", or a blend's "_a70+b30" ("" for one style)."""
     w = model.style_weights
-    if w is None or len(model.styles) == 1:
+    if w is None or len(model.style_names) == 1:
         return ""
     on = np.flatnonzero(w)
-    tag = model.styles[on[0]] if len(on) == 1 else "+".join(f"{model.styles[i]}{round(100 * w[i])}" for i in on)
+    tag = model.style_names[on[0]] if len(on) == 1 else "+".join(f"{model.style_names[i]}{round(100 * w[i])}" for i in on)
     return "_" + re.sub(r"[^\w.+-]", "_", tag)  # no path separators or spaces in a file name
 
 
@@ -162,22 +162,22 @@ def stylize_files(models: list[StyleModel], inputs: list[str | os.PathLike], out
     """Every input through every model; returns the written files. ``smooth`` applies to videos only.
     Files of default names (``out_dir`` a folder) that exist are refused unless ``overwrite``."""
     if not 0.0 <= strength <= 1.0:
-        raise UserError(f"--strength must be between 0 and 1, got {strength}")
+        raise UserError(f"strength must be between 0 and 1, got {strength}")
     if size is not None and size < 16:
-        raise UserError(f"--size must be at least 16 pixels, got {size}")
+        raise UserError(f"size must be at least 16 pixels, got {size}")
     paths = expand_inputs(inputs)
     out_dir = Path(out_dir)
     if out_dir.suffix and not out_dir.is_dir() and not is_file_target(out_dir):
-        raise UserError(f"unknown output format {out_dir.suffix} for -o {out_dir} (images: "
+        raise UserError(f"unknown output format {out_dir.suffix} for output {out_dir} (images: "
                         f"{', '.join(OUTPUT_IMAGE_SUFFIXES)}; videos: {', '.join(OUTPUT_VIDEO_SUFFIXES)}); "
                         "a folder with a dot in its name must exist already")
     if is_file_target(out_dir):
         if len(paths) * len(models) != 1:
-            raise UserError(f"-o {out_dir} names one file, but there are {len(paths) * len(models)} outputs; "
+            raise UserError(f"output {out_dir} names one file, but there are {len(paths) * len(models)} outputs; "
                             "give a folder instead")
         if is_video_path(paths[0]) != is_video_path(out_dir):
             kind = ("video", "a video (.mp4)") if is_video_path(paths[0]) else ("photo", "an image")
-            raise UserError(f"-o {out_dir}: a {kind[0]} needs {kind[1]} output name")
+            raise UserError(f"output {out_dir}: a {kind[0]} needs {kind[1]} output name")
     _check_creatable(out_dir.parent if is_file_target(out_dir) else out_dir)
     targets = collections.Counter(output_path(p, m, out_dir).resolve() for p in paths for m in models)
     sources = {p.resolve() for p in paths}
@@ -213,14 +213,14 @@ def style_sheet(models: list[StyleModel], photo: str | os.PathLike, out: str | o
     Written atomically to the image ``out``."""
     out = check_output_path(out, OUTPUT_IMAGE_SUFFIXES, (photo,), "image")
     if size is not None and size < 16:
-        raise UserError(f"--size must be at least 16 pixels, got {size}")
+        raise UserError(f"size must be at least 16 pixels, got {size}")
     if blend is None:
-        cells = [(m, np.eye(len(m.styles), dtype=np.float32)[i]) for m in models for i in range(len(m.styles))]
+        cells = [(m, np.eye(len(m.style_names), dtype=np.float32)[i]) for m in models for i in range(len(m.style_names))]
     else:
         if len(names := [n.strip() for n in blend.split(",")]) != 2:
-            raise UserError(f"--blend {blend!r}: name two styles, A,B")
-        model = models[select_style(models, blend, "--blend")[0]]
-        a, b = (parse_style_spec(n, model.styles, "--blend") for n in names)
+            raise UserError(f"blend {blend!r}: name two styles, A,B")
+        model = models[select_style(models, blend, "blend")[0]]
+        a, b = (parse_style_spec(n, model.style_names, "blend") for n in names)
         cells = [(model, (1 - t) * a + t * b) for t in BLEND_STEPS]
     bgr = cv2.cvtColor(load_image(photo), cv2.COLOR_RGB2BGR)  # (H, W, 3)
     w, h = long_side_size(bgr.shape[1], bgr.shape[0], size or min(max(bgr.shape[:2]), SHEET_MAX_CELL))

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from fastnst import UserError
-from fastnst.play.runtime import _first_line
+from fastnst.play.errors import first_line
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ class VirtualCamera:
             except Exception as e:  # a driver gone away: the window and the recording carry on
                 t = time.perf_counter()
                 self.stats.stopped = (f"stopped after {self.stats.frames} frames, {t - self._t_open:.1f} s in: "
-                                      f"{_first_line(e)}")
+                                      f"{first_line(e)}")
                 log.warning("virtual camera %s", self.stats.stopped)
                 return
             t = time.perf_counter()
@@ -148,7 +148,7 @@ def open_virtual_camera(width: int, height: int, fps: float, device: str | None 
     try:
         import pyvirtualcam
     except ImportError:
-        raise UserError("--virtual-camera needs the pyvirtualcam package: pip install '.[vcam]' "
+        raise UserError("a virtual camera needs the pyvirtualcam package: pip install '.[vcam]' "
                         "(or pip install pyvirtualcam)") from None
     try:
         camera = pyvirtualcam.Camera(width, height, fps, fmt=pyvirtualcam.PixelFormat.BGR, device=device,

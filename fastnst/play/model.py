@@ -1,24 +1,17 @@
-"""ONNX style models on onnxruntime, and the per-frame pre/post-processing around them.
-
-numpy + OpenCV + onnxruntime only: no torch on this path.
+"""One ONNX style model in onnxruntime (``StyleModel``), the provider and thread choice, and style
+specs: a style or a blend named in text, as the model's style weights (no torch).
 
 A model follows the contract in ``fastnst.play.contract``: input ``frames`` uint8 (N, H, W, 3) BGR,
 output ``stylized`` uint8 (N, H, W, 3) BGR, any H and W. An OpenCV frame therefore goes in
 as ``frame[None]``, with no conversion on the Python side.
-
-``FramePipeline`` does the rest of the per-frame work (resize to the processing size,
-mirror, optional flow-guided temporal smoothing, strength blend, colour preservation) into
-buffers it allocates once per frame size.
 """
 
 from __future__ import annotations
 
-import importlib.resources
 import json
 import logging
 import math
 import os
-import time
 from pathlib import Path
 
 import cv2
@@ -28,8 +21,8 @@ import onnxruntime as ort
 from fastnst import UserError
 from fastnst.config import check_weights
 from fastnst.play import contract
-from fastnst.play.color import luminance_transfer
-from fastnst.play.temporal import TemporalSmoother
+from fastnst.play.errors import first_line
+from fastnst.play.shipped import find_model, shipped_models
 
 log = logging.getLogger(__name__)
 
@@ -38,46 +31,23 @@ _PREFERRED = ("CUDAExecutionProvider", "CoreMLExecutionProvider", "DmlExecutionP
 _PROVIDER_ALIASES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
                      "coreml": "CoreMLExecutionProvider", "dml": "DmlExecutionProvider",
                      "directml": "DmlExecutionProvider"}
-
-
-def shipped_dir() -> Path:
-    """The folder of the styles shipped with the package (``fastnst.models``: the repo's ``models/``)."""
-    return Path(str(importlib.resources.files("fastnst.models")))
-
-
-def shipped_models() -> dict[str, Path]:
-    """Shipped style name -> its ONNX file, sorted by name."""
-    return {p.stem: p for p in sorted(shipped_dir().glob("*.onnx"))}
-
-
-def card_summary(card: Path) -> str:
-    """A model card's one-line summary: its ``Summary:`` line, else the first line of text that is
-    not a heading, list item, table row, quote or HTML comment ("" when none or no card)."""
-    try:
-        lines = [line.strip() for line in card.read_text(encoding="utf-8").splitlines()]
-    except OSError:
-        return ""
-    for line in lines:
-        if line.lower().startswith("summary:"):
-            return line.partition(":")[2].strip()
-    return next((line for line in lines if line and not line.startswith(("#", "-", "*", "|", ">", "<!--", "```"))), "")
+PROBE_SIDES = (16, 32, 64)  # probe frames' short sides (long side 1.5x), smallest first
 
 
 def resolve_model(name_or_path: str | os.PathLike, what: str = "model") -> Path:
     """A model argument -> an ONNX file: an existing path, else a style shipped in ``fastnst.models``.
-    ``what`` names the argument in the error."""
+    ``what`` names the argument in the error, which points to the shipped multi-style model
+    holding a style of that name, if one does."""
+    if (found := find_model(name_or_path)) is not None:
+        return found
     path = Path(name_or_path)
-    if path.is_file():
-        return path
     shipped = shipped_models()
-    if path.suffix == "" and len(path.parts) == 1 and path.name in shipped:
-        return shipped[path.name]
     for stem, file in shipped.items():  # a style inside a shipped multi-style model?
         try:
-            styles = StyleModel(file, "cpu", threads=1).styles
+            names = StyleModel(file, "cpu", threads=1).style_names
         except UserError:
             continue
-        if len(styles) > 1 and path.name in styles:
+        if len(names) > 1 and path.name in names:
             raise UserError(f"{what} not found: {name_or_path} is a style of the shipped model {stem} "
                             f"(--model {stem} --style {path.name})")
     hint = f"shipped models: {', '.join(shipped)}" if shipped else "no shipped models are installed"
@@ -113,12 +83,12 @@ class StyleModel:
     def __init__(self, name_or_path: str | os.PathLike, provider: str | None = None, threads: int | None = None):
         self.path = resolve_model(name_or_path)
         if threads is not None and threads < 1:
-            raise UserError(f"--threads must be at least 1, got {threads}")
+            raise UserError(f"threads must be at least 1, got {threads}")
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL  # one frame: parallelism is within ops
         opts.intra_op_num_threads = threads or default_threads()
-        # No busy-waiting between ops: on a 2-core laptop the spinning threads starve the capture thread.
+        # No busy-waiting between ops: on a laptop with few cores the spinning threads starve the capture thread.
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3  # onnxruntime's own warnings (e.g. provider fallbacks) off stderr
@@ -133,9 +103,9 @@ class StyleModel:
         self.output_name = self.session.get_outputs()[0].name
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         self.name = self.metadata.get(contract.META_NAME) or self.path.stem
-        self.styles = self._style_names()  # one name per style weight
+        self.style_names = self._read_style_names()  # one name per style weight
         # The style input's weights, one per style (None: a model from before multi-style).
-        self.style_weights = np.eye(len(self.styles), dtype=np.float32)[0] if self._has_style_input else None
+        self.style_weights = np.eye(len(self.style_names), dtype=np.float32)[0] if self._has_style_input else None
         self.min_side = self._probe()
         self.providers = self.session.get_providers()
         log.debug("loaded %s (%s) on %s, %d threads", self.path, self.name, self.providers[0],
@@ -156,7 +126,7 @@ class StyleModel:
         if any(isinstance(d, int) for d in shape[1:3]):
             raise UserError(f"model {self.path} takes only {shape[2]}x{shape[1]} frames; expected {expected}, any H and W")
 
-    def _style_names(self) -> list[str]:
+    def _read_style_names(self) -> list[str]:
         """The ``fastnst.styles`` metadata (a JSON list), checked against the style input's size."""
         text = self.metadata.get(contract.META_STYLES)
         try:
@@ -174,11 +144,11 @@ class StyleModel:
         return names
 
     def set_style(self, weights: np.ndarray) -> None:
-        """Play a style or a blend: one non-negative weight per style (``self.styles``), normalised
+        """Play a style or a blend: one non-negative weight per style (``self.style_names``), normalised
         to sum to 1. A model without a style input has one style."""
         w = np.asarray(weights, np.float64).reshape(-1)
-        if w.shape != (len(self.styles),):
-            raise UserError(f"{self.name}: need {len(self.styles)} style weights, got {w.size}")
+        if w.shape != (len(self.style_names),):
+            raise UserError(f"{self.name}: need {len(self.style_names)} style weights, got {w.size}")
         check_weights(f"{self.name} style weights", w.tolist())
         if self.style_weights is not None:
             self.style_weights = (w / w.sum()).astype(np.float32)
@@ -186,12 +156,12 @@ class StyleModel:
     def label(self) -> str:
         """What it plays: its name (one style), ``name/style``, or a blend ``a 70% + b 30%``."""
         w = self.style_weights
-        if w is None or len(self.styles) == 1:
+        if w is None or len(self.style_names) == 1:
             return self.name
         on = np.flatnonzero(w)
         if len(on) == 1:
-            return f"{self.name}/{self.styles[on[0]]}"
-        return " + ".join(f"{self.styles[i]} {w[i]:.0%}" for i in on)
+            return f"{self.name}/{self.style_names[on[0]]}"
+        return " + ".join(f"{self.style_names[i]} {w[i]:.0%}" for i in on)
 
     def feeds(self, frames: np.ndarray) -> dict[str, np.ndarray]:
         """The onnxruntime inputs for (N, H, W, 3) uint8 BGR ``frames``."""
@@ -208,7 +178,7 @@ class StyleModel:
             except Exception as e:
                 if not _is_ort_error(e):
                     raise
-                error = _first_line(e)
+                error = first_line(e)
                 continue
             if out.shape != (1, h, w, 3) or out.dtype != np.uint8:
                 raise UserError(f"model {self.path} returns {out.dtype} {out.shape} for a (1, {h}, {w}, 3) frame; "
@@ -230,10 +200,10 @@ class StyleModel:
         except Exception as e:
             if not _is_ort_error(e):
                 raise
-            raise UserError(f"model {self.name} failed on a {w}x{h} frame: {_first_line(e)}") from None
+            raise UserError(f"model {self.name} failed on a {w}x{h} frame: {first_line(e)}") from None
 
 
-def _style_items(spec: str, valid: list[str], flag: str) -> dict[str, float]:
+def _style_items(spec: str, valid: list[str], what: str) -> dict[str, float]:
     """``NAME`` or ``NAME:W,NAME:W,...`` -> {name: weight}, checked (``valid`` only names the styles in errors)."""
     hint = f"styles: {', '.join(valid)}"
     items: dict[str, float] = {}
@@ -244,166 +214,47 @@ def _style_items(spec: str, valid: list[str], flag: str) -> dict[str, float]:
         except ValueError:
             weight = math.nan
         if not name or not math.isfinite(weight) or name in items:
-            raise UserError(f"{flag} {spec!r}: use NAME or NAME:WEIGHT,NAME:WEIGHT,... ({hint})")
+            raise UserError(f"{what} {spec!r}: use NAME or NAME:WEIGHT,NAME:WEIGHT,... ({hint})")
         if weight < 0:
-            raise UserError(f"{flag} {spec!r}: negative weight for {name} ({hint})")
+            raise UserError(f"{what} {spec!r}: negative weight for {name} ({hint})")
         items[name] = weight
     try:
-        check_weights(f"{flag} {spec!r}", list(items.values()))
+        check_weights(f"{what} {spec!r}", list(items.values()))
     except UserError as e:
         raise UserError(f"{e} ({hint})") from None
     return items
 
 
-def parse_style_spec(spec: str, names: list[str], flag: str = "--style") -> np.ndarray:
+def parse_style_spec(spec: str, names: list[str], what: str = "style") -> np.ndarray:
     """A style (``b``) or a blend (``a:0.7,b:0.3``) of a model's styles ``names`` -> (S,) float32
-    weights summing to 1. ``flag`` names the option in errors."""
-    items = _style_items(spec, names, flag)
+    weights summing to 1. ``what`` names the spec in errors."""
+    items = _style_items(spec, names, what)
     if unknown := [n for n in items if n not in names]:
-        raise UserError(f"{flag} {spec!r}: unknown style {unknown[0]} (styles: {', '.join(names)})")
+        raise UserError(f"{what} {spec!r}: unknown style {unknown[0]} (styles: {', '.join(names)})")
     weights = np.zeros(len(names), np.float64)  # normalised before the cast: 1e-50 alone is a weight of 1
     for name, weight in items.items():
         weights[names.index(name)] = weight
     return (weights / weights.sum()).astype(np.float32)
 
 
-def models_with_style(models: list[StyleModel], spec: str, flag: str = "--style") -> list[tuple[int, np.ndarray]]:
+def models_with_style(models: list[StyleModel], spec: str, what: str = "style") -> list[tuple[int, np.ndarray]]:
     """(index, weights) of each of ``models`` that has every style ``spec`` names (see
     ``parse_style_spec``); a UserError when none has."""
-    valid = list(dict.fromkeys(s for m in models for s in m.styles))
-    items = _style_items(spec, valid, flag)
-    found = [(i, parse_style_spec(spec, m.styles, flag)) for i, m in enumerate(models) if set(items) <= set(m.styles)]
+    valid = list(dict.fromkeys(s for m in models for s in m.style_names))
+    items = _style_items(spec, valid, what)
+    found = [(i, parse_style_spec(spec, m.style_names, what)) for i, m in enumerate(models)
+             if set(items) <= set(m.style_names)]
     if not found:
         missing = [n for n in items if n not in valid]
         why = f"unknown style {missing[0]}" if missing else "no model has all of these styles"
-        raise UserError(f"{flag} {spec!r}: {why} (styles: {', '.join(valid)})")
+        raise UserError(f"{what} {spec!r}: {why} (styles: {', '.join(valid)})")
     return found
 
 
-def select_style(models: list[StyleModel], spec: str, flag: str = "--style") -> tuple[int, np.ndarray]:
+def select_style(models: list[StyleModel], spec: str, what: str = "style") -> tuple[int, np.ndarray]:
     """The first of ``models`` that has every style ``spec`` names, and its weights."""
-    return models_with_style(models, spec, flag)[0]
-
-
-PROBE_SIDES = (16, 32, 64)  # probe frames' short sides (long side 1.5x), smallest first
+    return models_with_style(models, spec, what)[0]
 
 
 def _is_ort_error(e: Exception) -> bool:
     return type(e).__module__.startswith("onnxruntime")
-
-
-def _first_line(e: Exception) -> str:
-    return next((line.strip() for line in str(e).splitlines() if line.strip()), type(e).__name__)
-
-
-def processing_size(width: int, height: int, target_width: int | None) -> tuple[int, int]:
-    """(w, h) to stylize a ``width`` x ``height`` frame at ``target_width`` (None or 0: as is).
-
-    A resized frame gets even sides: video encoders (mp4v, H.264) drop an odd row/column.
-    """
-    if not target_width or target_width == width:
-        return width, height
-    h = max(2, round(height * target_width / width / 2) * 2)
-    return max(2, target_width // 2 * 2), h
-
-
-def long_side_size(width: int, height: int, long_side: int | None) -> tuple[int, int]:
-    """(w, h) with the long side ``long_side`` (None or 0: as is), keeping the aspect ratio."""
-    if not long_side or long_side == max(width, height):
-        return width, height
-    s = long_side / max(width, height)
-    return max(1, round(width * s)), max(1, round(height * s))
-
-
-class FramePipeline:
-    """The per-frame path around a model: pre-process -> ``model.run`` -> post-process.
-
-    Buffers are allocated once per frame size and reused, so a returned frame is only valid
-    until the next call. Input frames are never modified.
-    """
-
-    def __init__(self):
-        self._buffers: dict[str, np.ndarray] = {}
-        self._smoother: TemporalSmoother | None = None  # made on first use: one per video stream
-        self._smoothed_by: StyleModel | None = None  # whose output the smoothing history holds (None: no history)
-        self.inference_ms = 0.0  # the last ``stylize`` call's ``model.run``, for the player's stage timings
-
-    def _buffer(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
-        buf = self._buffers.get(name)
-        if buf is None or buf.shape != shape:
-            buf = self._buffers[name] = np.empty(shape, np.uint8)
-        return buf
-
-    def preprocess(self, frame: np.ndarray, size: tuple[int, int], mirror: bool = False) -> np.ndarray:
-        """(H, W, 3) uint8 BGR frame -> (h, w, 3) at ``size`` = (w, h), mirrored if asked."""
-        w, h = size
-        small = frame
-        if frame.shape[:2] != (h, w):
-            # Area averaging only where it matters: it costs several times bilinear, which aliases
-            # only below half size.
-            interp = cv2.INTER_AREA if 2 * w < frame.shape[1] else cv2.INTER_LINEAR
-            small = cv2.resize(frame, (w, h), dst=self._buffer("small", (h, w, 3)), interpolation=interp)
-        if mirror:
-            small = cv2.flip(small, 1, dst=self._buffer("mirror", small.shape))
-        return small
-
-    def smooth(self, frame: np.ndarray, stylized: np.ndarray) -> np.ndarray:
-        """Flow-guided temporal smoothing (``fastnst.play.temporal.TemporalSmoother``) of ``stylized``
-        (h, w, 3), the model's output for ``frame`` (h, w, 3), against the previous frames.
-
-        It runs on the raw model output, before the strength blend and colour transfer: those
-        mix in the current sharp frame, which must not be dragged along the history. The result
-        is ours to overwrite (the smoother's own state is copied out).
-        """
-        if self._smoother is None:
-            self._smoother = TemporalSmoother()
-        out = self._smoother(frame, stylized)
-        if out is stylized:  # the first frame after a reset: the smoother kept its own copy
-            return out
-        buf = self._buffer("smooth", out.shape)
-        np.copyto(buf, out)
-        return buf
-
-    def reset_smoothing(self) -> None:
-        """Forget the previous frames (a seek, a mirrored view: what ``stylize`` cannot see by itself)."""
-        self._smoothed_by = None
-        if self._smoother is not None:
-            self._smoother.reset()
-
-    def postprocess(self, stylized: np.ndarray, original: np.ndarray, strength: float = 1.0,
-                    preserve_color: bool = False) -> np.ndarray:
-        """Blend ``stylized`` (ours to overwrite) with ``original`` (h, w, 3): strength, then colour."""
-        out = stylized
-        if strength < 1.0:
-            out = cv2.addWeighted(stylized, strength, original, 1.0 - strength, 0.0, dst=stylized)
-        if preserve_color:
-            out = luminance_transfer(out, original, order="bgr", out=self._buffer("color", out.shape))
-        return out
-
-    def stylize(self, model: StyleModel, frame: np.ndarray, size: tuple[int, int] | None = None,
-                strength: float = 1.0, preserve_color: bool = False, smooth: bool = False) -> np.ndarray:
-        """One (H, W, 3) uint8 BGR frame stylized at processing ``size`` = (w, h) (default: its own),
-        returned at its own size (H, W, 3): ``stylize`` and the player both run this.
-
-        ``smooth``: blend with the previous frames passed to this pipeline (see ``smooth``; one
-        pipeline per video). The history is forgotten when the model changes and after a frame
-        that was not smoothed. The strength blend and colour transfer happen at the output size,
-        against ``frame`` itself (the sharp original). ``strength <= 0`` returns ``frame`` itself,
-        without inference.
-        """
-        if strength <= 0.0:
-            self._smoothed_by = None
-            return frame
-        h, w = frame.shape[:2]
-        small = self.preprocess(frame, size or (w, h))  # (h', w', 3)
-        t0 = time.perf_counter()
-        styled = model.run(small)  # (h', w', 3)
-        self.inference_ms = (time.perf_counter() - t0) * 1000
-        if smooth:
-            if self._smoothed_by is not model:  # another model, or a gap in the smoothed stream
-                self.reset_smoothing()
-            styled = self.smooth(small, styled)  # at the processing size: cheaper
-        self._smoothed_by = model if smooth else None
-        if styled.shape[:2] != (h, w):
-            styled = cv2.resize(styled, (w, h), dst=self._buffer("full", (h, w, 3)), interpolation=cv2.INTER_LINEAR)
-        return self.postprocess(styled, frame, strength, preserve_color)
