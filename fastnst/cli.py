@@ -37,29 +37,24 @@ def _at_least(low: float, kind: type = int):
 
     def parse(text: str):
         try:
-            value = kind(text)
+            if (value := kind(text)) >= low:  # also refuses nan
+                return value
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a{'n integer' if kind is int else ' number'}, got {text!r}") from None
-        if not value >= low:  # also refuses nan
-            raise argparse.ArgumentTypeError(f"must be at least {low}, got {text}")
-        return value
-
+        raise argparse.ArgumentTypeError(f"must be at least {low}, got {text}")
     return parse
 
 
 def _values(args, *classes, extra: tuple[str, ...] = ()) -> dict:
     """The flags named as the fields of the config ``classes`` (and ``extra``), by field name."""
-    names = {*extra, *(f for cls in classes for f in cls.__dataclass_fields__)}
-    return {k: v for k, v in vars(args).items() if k in names}
+    return {k: v for k, v in vars(args).items() if k in extra or any(k in c.__dataclass_fields__ for c in classes)}
 
 
 def _add_optimize(sub) -> None:
     from fastnst.config import OptimizeConfig  # torch-free
-
     d = OptimizeConfig()
-    p = sub.add_parser("optimize", help="Gatys et al. image optimisation (the quality reference)",
-                       description="Paint a photo in the style of one or more paintings by optimising its pixels "
-                       "(Gatys et al. 2016), with L-BFGS on VGG19 features.")
+    p = sub.add_parser("optimize", help="Gatys et al. image optimisation (the quality reference)", description="Paint "
+                       "a photo in the style of paintings by optimising its pixels (Gatys et al. 2016).")
     a = p.add_argument
     a("--content", required=True, metavar="IMAGE", help="the photo")
     a("--style", required=True, action="append", metavar="IMAGE", help="a painting (repeat for several)")
@@ -68,41 +63,35 @@ def _add_optimize(sub) -> None:
     a("--vgg", default=d.loss.vgg, help="caffe-vgg19 (default), torchvision-vgg16/19 or a VGG19 state_dict path")
     a("--pool", choices=("max", "avg"), default="max", help="VGG pooling (avg: smoother, Gatys et al.)")
     a("--content-layers", default=",".join(d.loss.content_layers), metavar="L,L,...", help="default: %(default)s")
-    a("--style-layers", default=",".join(d.loss.style_layers), metavar="L[:W],...",
-      help="layers with optional weights, e.g. relu1_1:2,relu2_1 (default: %(default)s, weight 1)")
+    a("--style-layers", default=",".join(d.loss.style_layers), metavar="L[:W],...", help="default: %(default)s")
     for flag in ("content-weight", "style-weight", "tv-weight"):
         a(f"--{flag}", type=float, default=getattr(d.loss, flag.replace("-", "_")), help="default: %(default)s")
     a("--optimizer", choices=("lbfgs", "adam"), default="lbfgs")
     a("--lr", type=float, help="step size, image in 0-255 units (default: 1 for lbfgs, 2 for adam)")
     a("--lr-decay", type=float, default=1.0, help="Adam: multiply the lr by this every iteration")
-    a("--iterations", default=",".join(map(str, d.iterations)), metavar="N[,N...]",
-      help="per scale: one count, or one per --scales (default: %(default)s)")
+    a("--iterations", default=",".join(map(str, d.iterations)), metavar="N[,N...]", help="one, or one per --scales")
     a("--init", default="content", help="content (default), noise, or an image path")
     a("--size", type=int, help=f"output long side in pixels (default: {d.scales[-1]}; same as --scales N)")
     a("--scales", metavar="S,S,...", help="coarse to fine long sides, e.g. 256,512; each starts from the last result")
     a("--style-scale", type=float, default=d.style_scale, help="style long side per scale's (default: %(default)s)")
-    a("--preserve-color", choices=("none", "luminance", "histogram"), default="none",
-      help="keep the photo's colours: luminance-only transfer, or the style's colours matched to the photo")
+    a("--preserve-color", choices=("none", "luminance", "histogram"), default="none", help="keep the photo's colours")
     a("--save-every", type=int, default=0, metavar="N", help="also write OUTPUT_<iteration> every N iterations")
     a("--max-size", type=int, default=2048, help="downscale larger inputs to this long side (default: %(default)s)")
     a("--seed", type=int, default=d.seed, help="seed of the --init noise image (default: %(default)s)")
     a("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps")
-    a("--precision", choices=("fp32", "bf16", "auto"), default=d.precision, help="the VGG convolutions in bf16 (the "
-      "image, Grams and L-BFGS state stay fp32); auto: where the device runs it fast (default: %(default)s)")
+    a("--precision", choices=("fp32", "bf16", "auto"), default=d.precision, help="of the VGG (auto: bf16 where fast)")
     a("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_run_optimize)
 
 
 def _run_optimize(args) -> int:
     from fastnst.config import LossConfig, OptimizeConfig, optimize_config
-
     values = _values(args, OptimizeConfig, LossConfig, extra=("size",))
     for k, kind in (("scales", int), ("iterations", int), ("content_layers", str), ("style_blend", float)):
         values[k] = parse_list(values[k], f"--{k.replace('_', '-')}", kind) if values[k] else None
     values["style_layers"] = parse_pairs(args.style_layers, "--style-layers", ":", float)
     cfg = optimize_config(values)
     from fastnst.learn.optimize import OptimizeInterrupted, format_result, optimize_files
-
     try:
         result, out = optimize_files(args.content, args.style, args.output, cfg, args.max_size, not args.no_progress)
     except OptimizeInterrupted as e:
@@ -114,24 +103,19 @@ def _run_optimize(args) -> int:
 
 def _add_train(sub) -> None:
     from fastnst.config import TrainConfig  # torch-free
-
     d = TrainConfig()
     p = sub.add_parser("train", help="train a feed-forward style network and export it to ONNX", description="Train "
-                       "a net on photos for one painting or several (repeat --style), checkpointing as it goes, and "
-                       "export it to ONNX; add a painting to a trained net in minutes (--add-style IMAGE --base "
-                       "twelve_styles) or retrain one of its styles (--tune-style NAME --base RUN_DIR). Flags override "
-                       "the recipe. Multi-process: torchrun --nproc_per_node=N -m fastnst train ...")
+                       "a net for one painting or several, or add one to a trained net (--add-style IMAGE --base "
+                       "twelve_styles); flags override the recipe. Multi-process: torchrun --nproc_per_node=N -m "
+                       "fastnst train ...")
     a = p.add_argument
     a("--style", dest="style_paths", action="append", metavar="IMAGE", help="a painting; repeat for a multi-style net")
     a("--add-style", dest="add", action="append", metavar="IMAGE", help="a painting to add to --base's styles")
-    a("--tune-style", dest="tune", action="append", metavar="NAME", help="a style of --base to retrain, from where it is")
-    a("--add-from", metavar="nearest|mean|NAME", help="where --add-style starts: the closest base style (default), "
-      "the base styles' mean, or the base style NAME")
-    a("--style-image", action="append", metavar="NAME=IMAGE", help="the painting of --base's style NAME, where it moved")
-    a("--base", metavar="RUN_DIR|MODEL|RECIPE", help="the trained net --add-style and --tune-style build on: a run "
-      "folder, a checkpoint, a fastnst model, a shipped name, or the recipe that trains it")
-    a("--data", help="folder of photos, a video, a camera index or a Hugging Face dataset id user/name (with --base "
-      "MODEL, default: the photos built into fastnst)")
+    a("--tune-style", dest="tune", action="append", metavar="NAME", help="a style of --base to retrain")
+    a("--add-from", metavar="nearest|mean|NAME", help="where --add-style starts: the closest base style (default)")
+    a("--style-image", action="append", metavar="NAME=IMAGE", help="where the painting of --base's style NAME is")
+    a("--base", metavar="RUN|MODEL|RECIPE", help="the trained net that --add-style and --tune-style build on")
+    a("--data", help="photos folder, video, camera index or Hugging Face dataset id (--base MODEL: built-in photos)")
     a("--extra-data", action="append", metavar="DIR", help="another folder of photos to train on too")
     a("--holdout", type=int, metavar="N", help="keep the last N photos of --data out of training (for eval --holdout)")
     a("--data-split", help=f"split of a Hugging Face dataset (default: {d.data_split})")
@@ -140,9 +124,9 @@ def _add_train(sub) -> None:
     a("--vgg", help="VGG weights: caffe-vgg19 (default), torchvision-vgg16/19, or a VGG19 state_dict path")
     for flag, kind, what in (("image-size", int, "crop size in pixels"), ("style-size", int, "painting's long side"),
                              ("batch-size", int, "images per step per process"), ("lr", float, "Adam learning rate"),
-                             ("seed", int, "seed of the weights and crops"), ("workers", int, "DataLoader processes"),
-                             ("log-every", int, "steps between metrics lines"), ("checkpoint-every", int, "steps "
-                             "between checkpoints"), ("preview-every", int, "steps between previews (0: none)")):
+                             ("seed", int, "seed of weights and crops"), ("workers", int, "DataLoader processes"),
+                             ("log-every", int, "steps per log"), ("checkpoint-every", int, "steps per checkpoint"),
+                             ("preview-every", int, "steps per preview (0: none)")):
         a(f"--{flag}", type=kind, help=f"{what} (default {getattr(d, flag.replace('-', '_')):g})")
     a("--lr-schedule", choices=("constant", "cosine"), help="constant (default), or cosine: down to 0 at the last step")
     steps = p.add_mutually_exclusive_group()
@@ -158,8 +142,7 @@ def _add_train(sub) -> None:
     a("--int8", action="store_true", default=None, help="export an int8 model: faster on a CPU, more flicker on video")
     a("--resume", metavar="RUN_DIR|CKPT", help="continue a run exactly where it stopped, in its checkpoint's folder")
     a("--device", help="auto (default), cpu, cuda, cuda:N or mps")
-    a("--precision", choices=("auto", "fp32", "bf16"), help="of the VGG loss network's convolutions (auto, the default:"
-      " bf16 where the device runs it fast; the log says which)")
+    a("--precision", choices=("auto", "fp32", "bf16"), help="of the VGG convolutions (auto, the default: bf16 if fast)")
     p.set_defaults(func=_run_train)
 
 
@@ -167,7 +150,6 @@ def _run_train(args) -> int:
     from fastnst.config import LossConfig, TrainConfig
     from fastnst.learn.recipe import resolve_train
     from fastnst.learn.train import train
-
     if int(os.environ.get("RANK", "0")) > 0:  # under torchrun only rank 0 logs progress
         logging.getLogger().setLevel(logging.WARNING)
     flags = {**_values(args, TrainConfig, extra=("arch", "add")), "loss": _values(args, LossConfig),
@@ -186,15 +168,12 @@ def _run_train(args) -> int:
 
 
 def _add_export(sub) -> None:
-    p = sub.add_parser("export", help="export a training checkpoint (or some styles of a model) to ONNX",
-                       description="Export a checkpoint to ONNX (uint8 BGR NHWC frames in and out, metadata "
-                       "included) and check onnxruntime against torch at two sizes.")
+    p = sub.add_parser("export", help="export a training checkpoint (or some styles of a model) to ONNX", description=
+                       "Export to ONNX (uint8 BGR frames in and out), once onnxruntime agrees with torch.")
     a = p.add_argument
     a("checkpoint", help="a run folder, a checkpoint, or a model fastnst exported (to cut, rename or quantize it)")
-    a("-o", "--output", help="ONNX file to write (default: <style>.onnx, or for several styles <run folder name>.onnx, "
-      "here, never replacing one)")
-    a("--int8", action=argparse.BooleanOptionalAction, default=None,
-      help="int8-quantize the model (faster on a CPU, more flicker on video; default: as the run was trained)")
+    a("-o", "--output", help="ONNX file (default: <style or run name>.onnx here, never replacing one)")
+    a("--int8", action=argparse.BooleanOptionalAction, default=None, help="int8-quantize it (default: as trained)")
     a("--calibrate", metavar="DATA", help="photos that calibrate --int8 (default: the run's training data)")
     a("--styles", metavar="A,B,...", help="a multi-style run: export only these styles, in this order (default: all)")
     a("--rename", metavar="OLD=NEW,...", help="rename styles in the exported model")
@@ -203,10 +182,9 @@ def _add_export(sub) -> None:
 
 def _run_export(args) -> int:
     from fastnst.learn.export import export_trained
-
     out, step = export_trained(args.checkpoint, args.output, args.int8, args.calibrate,
                                parse_list(args.styles, "--styles") if args.styles else (),
-                               parse_pairs(args.rename, "--rename") if args.rename else {})
+                               parse_pairs(args.rename, "--rename"))
     print(f"model: {out}" + (f" (step {step})" if step is not None else ""))
     return 0
 
@@ -217,8 +195,7 @@ def _add_player_args(p, model_help: str, look: str = "", required: bool = False)
     p.add_argument("--provider", help="onnxruntime provider: cpu, cuda, coreml, dml (default: the best available)")
     p.add_argument("--threads", type=int, help="onnxruntime intra-op threads (default: one per core)")
     if look:
-        p.add_argument("--style", metavar="NAME|NAME:W,NAME:W", help=f"{look} this style of a multi-style model, or "
-                       "a blend (a:0.7,b:0.3), of each model that has it")
+        p.add_argument("--style", metavar="NAME|NAME:W,...", help=f"{look} this style or blend (a:0.7,b:0.3)")
         p.add_argument("--strength", type=float, default=1.0, help="0..1: blend with the original (default 1)")
         p.add_argument("--preserve-color", action="store_true", help=f"{look} with the input's colours")
         p.add_argument("--smooth", action="store_true", help=f"{look} with flow-guided smoothing (less video flicker)")
@@ -228,21 +205,17 @@ def _add_stylize(sub) -> None:
     p = sub.add_parser("stylize", help="stylize images and videos with an ONNX model")
     a = p.add_argument
     a("inputs", nargs="*", metavar="INPUT", help="images, videos or folders of images")
-    _add_player_args(p, "ONNX model file or shipped style name (see `fastnst models`); repeat for one output each",
-                     "paint in", required=True)
-    a("--output-dir", "-o", help="output folder (default: .) for <input>_<model>[_<style>].<ext>, videos .mp4, never "
-      "replacing one (--overwrite); with one input and model also a file, with --sheet the sheet's image")
-    a("--overwrite", action="store_true", help="replace outputs of the default names that exist")
+    _add_player_args(p, "ONNX model or shipped name (`fastnst models`); repeat for one output each", "paint in", True)
+    a("--output-dir", "-o", help="folder (default .) for <input>_<model>[_<style>].<ext>, or one output's file")
+    a("--overwrite", action="store_true", help="replace outputs of those names that exist")
     a("--sheet", metavar="PHOTO", help="PHOTO in every style of the models, a labelled grid to -o SHEET.png")
     a("--blend", metavar="A,B", help="with --sheet: one row from style A to style B (0, 0.25, 0.5, 0.75 and 1 of B)")
-    a("--size", type=int, help="processing long side: smaller, bigger strokes (default: the input's, from 512 to "
-      "1920; with --sheet each cell's, at most 512); the output keeps the input's size")
+    a("--size", type=int, help="processing long side: smaller, bigger strokes (default: the input's, 512 to 1920)")
     p.set_defaults(func=_run_stylize)
 
 
 def _run_stylize(args) -> int:
     from fastnst.play.stylize import StylizeInterrupted, stylize
-
     written = []
     try:
         written = stylize(args.model, args.inputs, args.output_dir, style=args.style, sheet=args.sheet,
@@ -259,38 +232,29 @@ def _run_stylize(args) -> int:
 
 def _add_webcam(sub) -> None:
     p = sub.add_parser("webcam", help="live stylization of a camera (or video) in an OpenCV window", description="Keys:"
-                       " n/p or 1-9 style (two digits quickly for 10 and up), l list, b blend with the next style, "
-                       "[ ] move the blend, space original, s split, c colour, +/- strength, m mirror, f smoothing, "
-                       "r record, Enter snapshot, h/? help, q/Esc quit.")
+                       " n/p or 1-9 style (10 and up: two digits fast), l list, b blend, [ ] move it, space original,"
+                       " s split, c colour, +/- strength, m mirror, f smooth, r record, Enter snapshot, h help")
     a = p.add_argument
-    _add_player_args(p, "ONNX model file or shipped style name; repeat to switch with n/p/1-9 (default: every shipped "
-                     "model, the one with the most styles first)", "start")
+    _add_player_args(p, "ONNX model or shipped name; repeat to switch with n/p (default: every shipped one)", "start")
     a("--source", default="0", help="camera index, video file, URL or device path (default: 0)")
-    a("--width", type=int, default=640, help="processing width (default 640; 0: the source's); smaller is faster, "
-      "with bigger strokes")
+    a("--width", type=int, default=640, help="processing width (0: the source's); smaller: faster, bigger strokes")
     a("--no-display", action="store_true", help="headless: no window; print a timing summary")
     a("--frames", type=int, help="stop after N frames")
-    a("--virtual-camera", nargs="?", const="", metavar="DEVICE", help="also send the picture to a virtual camera for "
-      "calls (OBS Virtual Camera, or v4l2loopback: DEVICE /dev/videoN, default the first); needs '.[vcam]'")
+    a("--virtual-camera", nargs="?", const="", metavar="DEVICE", help="also to a virtual camera for calls ('.[vcam]')")
     a("--loop", action="store_true", help="play a video file over and over")
     a("--no-pace", action="store_true", help="play a video file as fast as it stylizes, not at its frame rate")
     a("--output", help="write every frame shown to this .mp4")
     a("--record-dir", default=".", help="folder for 'r' recordings and Enter snapshots (default: .)")
     a("--mirror", action="store_true", help="start mirrored")
-    a("--learn", metavar="PAINTING", help="learn this painting as a new style while playing, from the nearest style, "
-      "on the source's frames (needs the train extra); Ctrl-C keeps a resumable run")
+    a("--learn", metavar="PAINTING", help="learn this painting as a new style while playing (needs '.[train]')")
     p.set_defaults(func=_run_webcam)
 
 
 def _run_webcam(args) -> int:
-    from dataclasses import fields
-
     from fastnst.play.player import StopReason
     from fastnst.play.webcam import WebcamOptions, run_webcam
-
-    given = {f.name: getattr(args, f.name) for f in fields(WebcamOptions) if hasattr(args, f.name)}
-    run = run_webcam(WebcamOptions(**{**given, "models": args.model, "display": not args.no_display,
-                                      "pace": not args.no_pace}), say=lambda line: print(line, flush=True))
+    options = {**_values(args, WebcamOptions), "models": args.model, "display": not args.no_display}
+    run = run_webcam(WebcamOptions(**options, pace=not args.no_pace), say=lambda line: print(line, flush=True))
     if run.learned is not None:  # the summary is out; what became of the new style
         (_error if run.learn_failed else print)(run.learn_report())
         return 1 if run.learn_failed else 130 if run.interrupted else 0
@@ -305,16 +269,14 @@ def _run_webcam(args) -> int:
 
 
 def _add_models(sub) -> None:
-    p = sub.add_parser("models", help="list the shipped style models and the styles inside each", description="The "
-                       "styles installed with fastnst, for --model NAME and --style NAME; each has a card NAME.md.")
-    p.add_argument("--model", "-m", action="append", default=[], help="list these model files or names instead")
+    p = sub.add_parser("models", help="list the shipped style models and the styles inside each")
+    p.add_argument("--model", "-m", action="append", default=[], help="list these models instead")
     p.set_defaults(func=_run_models)
 
 
 def _run_models(args) -> int:
     from fastnst.play.catalog import model_listing
-
-    print("\n".join(model_listing(args.model)))
+    print(*model_listing(args.model), sep="\n")
     return 0
 
 
@@ -334,7 +296,6 @@ def _add_bench(sub) -> None:
 def _run_bench(args) -> int:
     from fastnst.play.bench import format_table, parse_sizes, run_bench
     from fastnst.play.runtime import default_threads
-
     reference = None
     if args.reference:  # needs torch (the train extra); the player path does not
         from fastnst.learn.export import export_reference as reference
@@ -346,13 +307,10 @@ def _run_bench(args) -> int:
 
 def _add_eval(sub) -> None:
     p = sub.add_parser("eval", help="perceptual loss on held-out photos, or flicker on a video", description="Photos: "
-                       "each style's mean content, style and TV losses (weighted as in training) on photos resized to "
-                       "short side --size and center-cropped, next to the model's training loss; use photos it did not"
-                       " train on (--holdout N). Video: the warping error of the stylized frames and of the input's.")
+                       "each style's losses on photos it did not train on (--holdout N). Video: its warping error.")
     a = p.add_argument
     a("--model", required=True, help="ONNX model (.onnx) or the name of a shipped model")
-    a("--style", action="append", metavar="IMAGE", help="the painting of a style, matched by file name (default: the "
-      "paintings its training recorded, where they are)")
+    a("--style", action="append", metavar="IMAGE", help="a style's painting, by file name (default: as trained)")
     a("--content", help="folder of photos (searched recursively, sorted by name)")
     a("--precision", choices=("fp32", "bf16", "auto"), default="fp32", help="of the VGG that scores (default fp32)")
     a("--holdout", type=_at_least(1), metavar="N", help="use only the last N photos of --content")
@@ -369,7 +327,6 @@ def _add_eval(sub) -> None:
 def _run_eval(args) -> int:
     if args.video:
         from fastnst.play.flicker import model_flicker
-
         print("\n".join(model_flicker(args.model, args.video, args.frames, args.size, args.smooth, args.threads)))
         return 0
     if not args.content:
@@ -377,20 +334,17 @@ def _run_eval(args) -> int:
     if args.size and not args.size.isdigit():
         raise UserError(f"--size for photos is one number of pixels, got {args.size!r}")
     from fastnst.learn.evaluate import evaluate, format_table
-
-    print(format_table(evaluate(args.model, args.content, args.style or (), size=int(args.size or 256),
-                                limit=args.limit, gatys=args.gatys, threads=args.threads, holdout=args.holdout,
-                                precision=args.precision)))
+    print(format_table(evaluate(args.model, args.content, args.style or (), int(args.size or 256), args.limit,
+                                args.gatys, threads=args.threads, holdout=args.holdout, precision=args.precision)))
     return 0
 
 
 def _add_serve(sub) -> None:
     p = sub.add_parser("serve", help="the webcam in a browser: a local page that plays the models (onnxruntime-web)",
-                       description="Serve a page that plays the models on the browser's camera, on the visitor's own "
-                       "machine (onnxruntime-web); nothing leaves the browser.")
+                       description="A page that plays the models on the browser's camera; nothing leaves the browser.")
     a = p.add_argument
     a("--model", "-m", action="append", help="ONNX model file or shipped style name; repeatable (default: all shipped)")
-    a("--host", default="127.0.0.1", help="address (default 127.0.0.1: browsers allow a camera on localhost or HTTPS)")
+    a("--host", default="127.0.0.1", help="address (browsers allow a camera on localhost or HTTPS only)")
     a("--port", type=int, default=8000, help="port (default 8000; 0: any free one)")
     a("--export", metavar="DIR", help="write the page and models to DIR for any static host instead")
     a("--onnxruntime-web", metavar="DIR", help="an `npm install onnxruntime-web` folder: also serve its WebGPU build")
@@ -399,17 +353,14 @@ def _add_serve(sub) -> None:
 
 def _run_serve(args) -> int:
     from fastnst.play.serve import serve_models
-
-    out = serve_models(args.model, args.host, args.port, args.export, args.onnxruntime_web,
-                       ready=lambda line: print(line, flush=True))
-    if out:
+    if out := serve_models(args.model, args.host, args.port, args.export, args.onnxruntime_web,
+                           ready=lambda line: print(line, flush=True)):
         print(f"site: {out} (serve it with any static host, e.g. python -m http.server -d {out})")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="fastnst", description="Real-time neural style transfer: train a style on a GPU box, "
-                     "play it live on a laptop CPU.")
+    parser = _Parser(prog="fastnst", description="Real-time neural style transfer: train styles, play them live.")
     parser.add_argument("--version", action="version", version=f"fastnst {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -449,7 +400,6 @@ def main(argv: list[str] | None = None) -> int:
     def on_signal(signum, frame):
         stop_signals.append(signum)
         raise KeyboardInterrupt
-
     try:
         old = signal.signal(signal.SIGTERM, on_signal)
     except ValueError:  # not the main thread: leave signals alone
