@@ -97,7 +97,7 @@ def base_styles(overrides: dict[str, Any], add: tuple[str, ...] = (), style_imag
     if model and not overrides.get("data"):  # a model file does not bring its training photos
         from fastnst.learn.data import BUILTIN_PHOTOS
 
-        log.info("no --data: training on the %d built-in photos (%s)", len(list(BUILTIN_PHOTOS.glob("*.jpg"))),
+        log.info("no photos given: training on the %d built-in photos (%s)", len(list(BUILTIN_PHOTOS.glob("*.jpg"))),
                  BUILTIN_PHOTOS)
         overrides = {**overrides, "data": str(BUILTIN_PHOTOS)}
     # A run folder and model of its own (never the base's): by default <base run>+<new or tuned styles>,
