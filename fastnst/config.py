@@ -416,3 +416,43 @@ class OptimizeConfig:
         check_number("seed", self.seed, 0, 2**63 - 1, integer=True)
         if self.style_blend is not None:
             check_weights("style-blend", self.style_blend)
+
+
+def optimize_config(values: dict[str, Any]) -> OptimizeConfig:
+    """OptimizeConfig's and its LossConfig's fields by name (None: the default), and ``size``: the
+    output's long side, the last of ``scales`` (either may stand alone)."""
+    values = {k: v for k, v in values.items() if v is not None}
+    size, scales = values.pop("size", None), values.get("scales")
+    if scales and size is not None and size != scales[-1]:
+        raise UserError(f"size {size} differs from the last of scales {','.join(map(str, scales))} (the output size)")
+    if not scales and size is not None:
+        values["scales"] = (size,)
+    loss = {k: values.pop(k) for k in list(values) if k in LossConfig.__dataclass_fields__}
+    return from_dict(OptimizeConfig, {**values, "loss": loss})
+
+
+def parse_list(text: str, what: str, kind: type = str) -> tuple:
+    """'a,b,c' -> a tuple of ``kind``; a UserError names ``what`` (the value's name) on bad input."""
+    try:
+        items = tuple(kind(t.strip()) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise UserError(f"{what}: cannot parse {text!r} as a comma-separated list of {kind.__name__}s") from None
+    if not items:
+        raise UserError(f"{what}: empty list")
+    return items
+
+
+def parse_pairs(items: str | list[str] | None, what: str, sep: str = "=", value: type = str) -> dict[str, Any]:
+    """'A=B,C=D' (or a list of 'A=B') -> {A: B, C: D} (each value a ``value``); with ``value`` float a
+    bare 'A' is A=1 (style layers: 'relu1_1:2,relu2_1')."""
+    out = {}
+    for item in parse_list(items, what) if isinstance(items, str) else items or []:
+        key, found, text = item.partition(sep)
+        key = key.strip()
+        try:
+            if not key or not (found and text or value is float):
+                raise ValueError
+            out[key] = value(text) if found else 1.0
+        except ValueError:
+            raise UserError(f"{what}: give NAME{sep}{value.__name__.upper()} items, got {item!r}") from None
+    return out

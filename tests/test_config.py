@@ -8,6 +8,7 @@ import pytest
 
 from fastnst import UserError, cli
 from fastnst.config import NET_PRESETS, LossConfig, NetConfig, TrainConfig, load_recipe, read_recipe, to_json
+from fastnst.learn.recipe import resolve_train
 
 RECIPES = sorted((Path(__file__).resolve().parents[1] / "train").rglob("*.toml"))
 
@@ -76,9 +77,7 @@ def test_a_recipe_names_its_paintings_in_the_current_or_an_older_spelling(tmp_pa
         assert load_recipe(recipe, {"style_paths": ["c.jpg"]}).style_paths == ("c.jpg",)  # --style replaces them
     recipe.write_text('style_paths = ["a", "b", "c"]\n[net]\nstyles = 3\n')
     assert load_recipe(recipe).net.n_styles == 3
-    args = cli.build_parser().parse_args(["train", "--recipe", str(RECIPES[0].parent / "five_styles.toml"),
-                                          "--arch", "johnson"])
-    five = load_recipe(args.recipe, cli._train_overrides(args))
+    five = resolve_train(RECIPES[0].parent / "five_styles.toml", {"arch": "johnson"})  # what --arch johnson does
     assert five.net.n_styles == 5 and five.net.channels == NET_PRESETS["johnson"].channels
     recipe.write_text('style = "a.jpg"\nstyle_paths = ["b.jpg"]\n')
     with pytest.raises(UserError, match="give style_paths once"):

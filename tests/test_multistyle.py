@@ -15,6 +15,7 @@ from fastnst import cli
 from fastnst.config import LossConfig, NetConfig, TrainConfig
 from fastnst.learn.checkpoint import config_of, load_checkpoint, net_of
 from fastnst.learn.nets import CondInstanceNorm, TransformNet
+from fastnst.learn.recipe import ADD_STYLE_LR, ADD_STYLE_STEPS, resolve_train
 from fastnst.learn.train import train
 
 TINY = NetConfig(channels=(4, 8, 8), res_blocks=1)
@@ -176,16 +177,15 @@ def test_add_style_to_an_exported_model_without_its_paintings(data, tmp_path):
                      "--run-dir", str(tmp_path / "more"), "-o", str(out)]) == 0
     cfg = config_of(load_checkpoint(tmp_path / "more"))
     assert cfg.style_names == ("red", "blue", "green") and cfg.base == str(model)
-    assert (cfg.data, cfg.holdout, cfg.extra_data, cfg.lr) == (str(photos), 0, (), cli.ADD_STYLE_LR)  # not the base's
+    assert (cfg.data, cfg.holdout, cfg.extra_data, cfg.lr) == (str(photos), 0, (), ADD_STYLE_LR)  # not the base's
     frame = np.random.default_rng(0).integers(0, 256, (1, 40, 48, 3), dtype=np.uint8)
     run = lambda path, w: ort.InferenceSession(str(path)).run(None, {"frames": frame, "style": np.float32(w)})[0]
     for i in range(2):  # the base styles are bit-identical to the base model's
         assert np.array_equal(run(out, np.eye(3)[i]), run(model, np.eye(2)[i]))
     assert not np.array_equal(run(out, np.eye(3)[2]), run(model, [0.5, 0.5]))  # the new style trained
     assert cli.main(["train", "--add-style", green, "--base", str(tmp_path / "none.onnx"), "--data", str(photos)]) == 2
-    args = cli.build_parser().parse_args(["train", "--add-style", green, "--base", str(model), "--data", str(folder)])
-    short = cli._base_config(args, cli._train_overrides(args))  # no --steps: a short run, not the base's
-    assert (short.steps, short.epochs, short.lr, short.holdout) == (cli.ADD_STYLE_STEPS, 0, cli.ADD_STYLE_LR, 0)
+    short = resolve_train(flags={"add": [green], "base": str(model), "data": str(folder)})  # no steps: a short run
+    assert (short.steps, short.epochs, short.lr, short.holdout) == (ADD_STYLE_STEPS, 0, ADD_STYLE_LR, 0)
     assert short.run_dir == str(Path("runs") / f"{Path(model).stem}+green")
 
 

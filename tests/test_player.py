@@ -245,7 +245,7 @@ def test_loop_plays_a_file_again(tiny_onnx, synthetic_video, tmp_path, capsys):
         assert np.abs(first.astype(int) - again.astype(int)).mean() < 3  # the same frames (mp4v is lossy)
     assert np.abs(frames[0].astype(int) - frames[11].astype(int)).mean() > 3  # and they do differ along the clip
     assert main(["webcam", "-m", str(tiny_onnx), "--source", "0", "--loop", "--no-display"]) == 2
-    assert "--loop repeats a video file" in capsys.readouterr().err
+    assert "loop repeats a video file" in capsys.readouterr().err
 
 
 def test_frames_shown_unstylized_stay_out_of_the_stylizing_figures(tiny_onnx):

@@ -52,25 +52,21 @@ RECIPE_FIELDS = ("net", "loss", "lr", "lr_schedule", "image_size", "style_size",
 @pytest.mark.parametrize("name", list(_SHIPPED) or [_NONE_YET])
 def test_recipe_matches_the_shipped_model(name):
     """``train/<name>.toml``, or the last stage in ``train/<name>/``, is the recipe of ``models/<name>.onnx``:
-    the same config as its metadata. A stage that builds on a ``base`` run is read on top of the stage
-    beside it that writes that run."""
+    the same config as its metadata, as `fastnst train --recipe` resolves it. A stage whose ``base`` is the
+    recipe beside it builds on that recipe's config (its run is not at hand here)."""
     import json
     from dataclasses import asdict
     from pathlib import Path
 
-    from fastnst.config import TrainConfig, from_dict, load_recipe, merge, read_recipe
+    from fastnst.config import TrainConfig, from_dict, load_recipe, read_recipe
+    from fastnst.learn.recipe import resolve_train
 
     train = Path(__file__).resolve().parents[1] / "train"
     stages = sorted((train / name).glob("*.toml"))
     recipe = stages[-1] if stages else train / f"{name}.toml"
     assert recipe.is_file(), f"shipped model {name} has no recipe {recipe} (nor stages in {train / name})"
-    data = read_recipe(recipe)
-    if "base" in data:
-        stages = [read_recipe(p) for p in recipe.parent.glob("*.toml")]
-        first = [d for d in stages if d.get("run_dir") == data["base"]]
-        assert len(first) == 1, f"no one recipe beside {recipe.name} writes {name}'s base run {data['base']}"
-        data = merge(first[0], {k: v for k, v in data.items() if k not in ("base", "run_dir")})
-    want = asdict(load_recipe(data))
+    base = read_recipe(recipe).get("base")  # a stage names the recipe of the run it builds on
+    want = asdict(resolve_train(recipe, base_config=load_recipe(recipe.parent / base) if base else None))
     meta = StyleModel(name, provider="cpu", threads=1).metadata["fastnst.config"]
     got = asdict(from_dict(TrainConfig, json.loads(meta)))
     diff = {k: (want[k], got[k]) for k in RECIPE_FIELDS if want[k] != got[k]}

@@ -122,10 +122,10 @@ def test_blend_sheet_is_one_row_from_a_to_b(trio_onnx, tmp_path, capsys):
                                       _session_run(trio_onnx, bgr, [1 - t, 0, t])[:20])
 
 
-@pytest.mark.parametrize("args, message", [(["--blend", "a,b"], "--blend A,B goes with --sheet"),
+@pytest.mark.parametrize("args, message", [(["--blend", "a,b"], "a blend row goes with a sheet"),
                                            (["--sheet", "P", "--blend", "a"], "name two styles"),
                                            (["--sheet", "P", "--blend", "a,d"], "unknown style d"),
-                                           (["--sheet", "P", "--style", "a"], "no --style")])
+                                           (["--sheet", "P", "--style", "a"], "no style")])
 def test_sheet_errors(trio_onnx, tmp_path, capsys, args, message):
     photo = str(_photo(tmp_path))
     argv = ["stylize", "-m", str(trio_onnx), *[photo if a == "P" else a for a in args], "-o", str(tmp_path / "s.png")]

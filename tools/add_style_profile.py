@@ -10,10 +10,10 @@ import time
 
 import torch
 
-from fastnst import cli
 from fastnst.learn.checkpoint import load_trained
 from fastnst.learn.data import to_tensor
 from fastnst.learn.losses import PerceptualLoss, stability_loss
+from fastnst.learn.recipe import resolve_train
 from fastnst.learn.train import _base_net, trainable_parameters
 from fastnst.play.images import load_image
 
@@ -34,9 +34,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--size", type=int, default=128)
     a = p.parse_args()
-    args = cli.build_parser().parse_args(["train", "--add-style", a.painting, "--base", "twelve_styles",
-                                          "--precision", "fp32"])
-    cfg = cli._base_config(args, cli._train_overrides(args))
+    cfg = resolve_train(flags={"add": [a.painting], "base": "twelve_styles", "precision": "fp32"})
     net = _base_net(cfg, load_trained(cfg.base))
     ploss = PerceptualLoss.from_config(cfg.loss, [to_tensor(load_image(cfg.style_paths[-1], cfg.style_size))[None]])
     new = cfg.net.n_styles - 1

@@ -123,15 +123,15 @@ def evaluate(model: str | os.PathLike, content: str | os.PathLike, styles: Seque
     from fastnst.play.model import StyleModel
 
     if size < 16:
-        raise UserError(f"--size must be at least 16, got {size}")
+        raise UserError(f"size must be at least 16, got {size}")
     if gatys < 0 or (limit is not None and limit < 1):
-        raise UserError("--gatys must be >= 0 and --limit >= 1")
+        raise UserError("gatys iterations must be >= 0 and limit >= 1")
     runner = StyleModel(model, provider="cpu", threads=threads)
     cfg = train_config_of(runner.metadata, str(runner.path))
     style_paths = _style_paths(runner.style_names, styles, cfg)
     paths = list_images(content)
     if holdout and holdout > len(paths):
-        raise UserError(f"--holdout {holdout}: {content} has only {len(paths)} images")
+        raise UserError(f"holdout {holdout}: {content} has only {len(paths)} images")
     paths = paths[len(paths) - holdout:] if holdout else paths
     paths = paths[:limit]
     if not paths:
@@ -178,7 +178,7 @@ def _style_paths(names: Sequence[str], given: Sequence[str | os.PathLike], cfg: 
     by_name = {Path(p).stem: str(p) for p in given}
     unknown = sorted(set(by_name) - set(names))
     if unknown:
-        raise UserError(f"--style {', '.join(unknown)}: the model's styles are {', '.join(names)}")
+        raise UserError(f"style {', '.join(unknown)}: the model's styles are {', '.join(names)}")
     recorded = dict(zip(names, cfg.style_paths)) if len(cfg.style_paths) == len(names) else {}  # in order: renames too
     out = [by_name.get(n) or recorded.get(n) for n in names]
     missing = [n for n, p in zip(names, out) if not p or not Path(p).is_file()]

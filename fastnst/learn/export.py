@@ -341,3 +341,33 @@ def check_parity(net: nn.Module, onnx_path: str | os.PathLike, sizes=PARITY_SIZE
         log.debug("parity %s: max %.3g, mean %.3g", where, peak, mean)
     log.info("onnxruntime matches torch at %s (mean abs diff %.2g)", ", ".join(f"{h}x{w}" for h, w in sizes), worst)
     return worst
+
+
+def export_trained(source: str | os.PathLike, output: str | os.PathLike | None = None, int8: bool | None = None,
+                   calibrate: str | None = None, keep: Sequence[str] = (),
+                   rename: Mapping[str, str] | None = None) -> tuple[Path, int | None]:
+    """`fastnst export`: a run, checkpoint or exported model (``source``), cut down to the styles ``keep``
+    and renamed (``select_styles``), to ``output`` (default: ``<model name>.onnx`` here, never replacing
+    a file), int8 if ``int8`` (default: as trained) calibrated on ``calibrate`` (default: the training
+    photos). Returns the path and the checkpoint's step (None for a model)."""
+    import shlex
+
+    from fastnst.learn.checkpoint import config_of, load_trained, model_file, net_of
+    from fastnst.learn.train import calibration_photos
+    from fastnst.play.files import check_output_path
+
+    ckpt = load_trained(source)
+    cfg = config_of(ckpt)
+    if int8 is not None:
+        cfg = replace(cfg, int8=int8)
+    if calibrate:
+        cfg = replace(cfg, data=calibrate, data_split="train", holdout=0)
+    net, cfg = select_styles(net_of(ckpt), cfg, keep, rename)
+    out = check_output_path(output or f"{cfg.model_name}.onnx", (".onnx",), inputs=(model_file(source),), what="model")
+    if not output and out.exists():  # a name the user did not give is never replaced
+        raise UserError(f"{out} exists; name the output with -o (-o {shlex.quote(str(out))} replaces it)")
+    try:
+        calibration = calibration_photos(cfg) if cfg.int8 else None
+    except UserError as e:  # e.g. a shipped model: its training photos are on another machine
+        raise UserError(f"{e} (int8 calibration photos: give --calibrate DATA)") from None
+    return export_model(net, out, cfg, calibration), ckpt["step"]

@@ -1,9 +1,8 @@
 """The learner behind `fastnst webcam --learn PAINTING`: a background process that adds the
 painting to a shipped model while the player plays, and publishes the new style as it learns.
 
-``python -m fastnst.learn.live WORK`` reads the `fastnst train --add-style ...` arguments of the
-run from WORK/config.json ({"train_argv": [...]}), builds its config as that command does, and
-trains it. Its files in WORK,
+``python -m fastnst.learn.live WORK`` reads the run's training values from WORK/config.json
+({"train_flags": {...}}, as ``fastnst.learn.recipe.resolve_train`` takes them), and trains it. Its files in WORK,
 which the torch-free player side (``fastnst.play.live``) reads:
 
 - ``frames/``: where the player saves camera frames; with a camera the run trains on them, and
@@ -78,14 +77,13 @@ def wait_for_frames(folder: Path, n: int, timeout: float = 60.0) -> None:
 
 
 def learn(work: Path, every: float) -> int:
-    from fastnst import cli
+    from fastnst.learn.recipe import resolve_train
     from fastnst.learn.train import train
 
     write_status(work, step=0, steps=0, loss=None, state="starting")
     publisher = None
     try:
-        args = cli.build_parser().parse_args(json.loads((work / CONFIG).read_text())["train_argv"])
-        cfg = cli._base_config(args, cli._train_overrides(args))
+        cfg = resolve_train(flags=json.loads((work / CONFIG).read_text())["train_flags"])
         publisher = Publisher(work, cfg, every)
         if Path(cfg.data).resolve() == (work / FRAMES).resolve():
             wait_for_frames(work / FRAMES, MIN_FRAMES)

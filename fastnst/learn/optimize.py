@@ -25,7 +25,8 @@ from fastnst.play.color import luminance_transfer, match_histogram
 from fastnst.config import OptimizeConfig
 from fastnst.learn.data import to_tensor
 from fastnst.learn.device import autocast, pick_device, pick_precision
-from fastnst.play.images import load_image, resize_long_side
+from fastnst.play.files import check_output_path
+from fastnst.play.images import OUTPUT_IMAGE_SUFFIXES, check_image_side, load_image, resize_long_side, save_image
 from fastnst.learn.losses import PerceptualLoss
 from fastnst.learn.vgg import VGGEncoder
 
@@ -59,9 +60,9 @@ class OptimizeResult:
 class OptimizeInterrupted(KeyboardInterrupt):
     """Ctrl-C during ``optimize``: ``.result`` holds the best image so far (at the output size)."""
 
-    def __init__(self, result: OptimizeResult):
+    def __init__(self, result: OptimizeResult, output: Path | None = None):
         super().__init__("interrupted")
-        self.result = result
+        self.result, self.output = result, output  # ``optimize_files`` wrote the image to ``output``
 
 
 def check_config(cfg: OptimizeConfig, n_styles: int) -> None:
@@ -81,6 +82,49 @@ def check_config(cfg: OptimizeConfig, n_styles: int) -> None:
             raise UserError(f"style-blend needs one weight per style image ({n_styles}), got {len(cfg.style_blend)}")
     if cfg.init not in ("content", "noise") and not Path(cfg.init).is_file():
         raise UserError(f"init image not found: {cfg.init} (use content, noise or an image path)")
+
+
+def optimize_files(content: str | Path, styles: Sequence[str | Path], output: str | Path, cfg: OptimizeConfig,
+                   max_size: int = 2048, progress: bool = True) -> tuple[OptimizeResult, Path]:
+    """``optimize`` from image files to ``output`` (also ``OUTPUT_<iteration>`` every ``cfg.save_every``),
+    the inputs downscaled to long side ``max_size``; Ctrl-C writes the best image so far, then raises
+    ``OptimizeInterrupted``. Returns the result and the output path."""
+    out = check_output_path(output, OUTPUT_IMAGE_SUFFIXES, (content, *styles, cfg.init), "image")
+    if max_size < 16:
+        raise UserError(f"max-size must be >= 16, got {max_size}")
+    check_image_side(out, cfg.scales[-1])
+    check_config(cfg, len(styles))  # fail fast, before the images and VGG load
+    content_rgb = load_image(content, max_size, "content image")
+    style_rgbs = [load_image(s, max_size, "style image") for s in styles]
+    low = min(cfg.scales)
+    for what, img, side in [("content image", content_rgb, low),
+                            *(("style image", s, max(16, round(cfg.style_scale * low))) for s in style_rgbs)]:
+        h, w = img.shape[:2]
+        if min(h, w) * side < 16 * max(h, w):  # resized to long side ``side``, VGG needs a short side of 16
+            raise UserError(f"{what} {w}x{h} is too thin: its short side would be {min(h, w) * side // max(h, w)} px "
+                            f"at {side} px, VGG needs 16 (use a larger size)")
+
+    def snapshot(iteration: int, rgb: np.ndarray) -> None:
+        save_image(rgb, out.with_name(f"{out.stem}_{iteration:05d}{out.suffix}"))
+
+    try:
+        result = optimize(content_rgb, style_rgbs, cfg, progress=progress, snapshot=snapshot)
+    except OptimizeInterrupted as e:
+        save_image(e.result.image, out)
+        raise OptimizeInterrupted(e.result, out) from None
+    save_image(result.image, out)
+    return result, out
+
+
+def format_result(result: OptimizeResult, out: Path) -> str:
+    """What ``optimize_files`` wrote, and each loss at the first and the last iteration."""
+    first, final = result.first_losses, result.final_losses
+    h, w = result.image.shape[:2]
+    lines = [f"wrote {out} ({w}x{h}) after {result.iterations} iterations in {result.seconds:.1f} s"]
+    for k in ("style", "content", "tv", "total"):
+        change = f" ({100 * (final[k] / first[k] - 1):+.1f}%)" if first[k] else ""
+        lines.append(f"  {k:8s} loss {first[k]:.5g} -> {final[k]:.5g}{change}")
+    return "\n".join(lines)
 
 
 def _resize(rgb: np.ndarray, long_side: int) -> np.ndarray:

@@ -22,8 +22,10 @@ import collections
 import logging
 import math
 import os
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -153,14 +155,19 @@ def bench_models(models: list[StyleModel], size: tuple[int, int], repeats: int =
 
 
 def run_bench(models: list[str], sizes: list[tuple[int, int]], threads: int | None = None,
-              provider: str | None = None, reference: str | os.PathLike | None = None, repeats: int = 5,
+              provider: str | None = None, reference=None, repeats: int = 5,
               min_seconds: float = 1.0, source: str | None = None, smooth: bool = False) -> list[BenchResult]:
     """Every model (and the ``reference`` model, first) at every size; with ``smooth``, each
-    also with smoothing on."""
+    also with smoothing on. ``reference`` may be a function that writes the model to the path
+    it is given (the CLI's export of the Johnson net), for the run's length."""
+    if callable(reference):
+        with tempfile.TemporaryDirectory(prefix="fastnst-bench-") as tmp:
+            made = reference(Path(tmp) / "johnson-reference.onnx")
+            return run_bench(models, sizes, threads, provider, made, repeats, min_seconds, source, smooth)
     if not models and not reference:
-        raise UserError("nothing to measure: give --model M.onnx and/or --reference")
+        raise UserError("nothing to measure: give a model and/or the reference")
     if repeats < 1:
-        raise UserError(f"--repeats must be at least 1, got {repeats}")
+        raise UserError(f"repeats must be at least 1, got {repeats}")
     loaded = [StyleModel(p, provider, threads) for p in ([reference] if reference else []) + list(models)]
     results = []
     for size in sizes:

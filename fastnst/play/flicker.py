@@ -33,3 +33,20 @@ def format_flicker(errors: dict[str, float]) -> str:
             err = errors[label]
             lines.append(f"  {label:<18}{err:8.3f}  ({ratio(err, inp)} input, {ratio(err, plain)} unsmoothed)")
     return "\n".join(lines)
+
+
+def model_flicker(model: str, video: str, frames: int = 100, size: str | None = None, smooth: bool = False,
+                  threads: int | None = None) -> list[str]:
+    """`fastnst eval --video`: ``video_flicker`` of every style of ``model`` on the first ``frames`` frames
+    of ``video`` resized to ``size`` ("WxH", default 640x480), as lines of text."""
+    from fastnst.play.bench import parse_sizes
+    from fastnst.play.video import read_frames
+
+    wh = parse_sizes(size or "640x480")[0]
+    played = StyleModel(model, threads=threads)
+    clip = read_frames(video, frames, wh)
+    lines = [f"{video}: {len(clip)} frames at {wh[0]}x{wh[1]}, model {played.name}"]
+    for i in range(len(played.style_names)):  # every style of a multi-style model
+        played.set_style(np.eye(len(played.style_names), dtype=np.float32)[i])
+        lines.append(f"{played.label()}: {format_flicker(video_flicker(played, clip, smooth))}")
+    return lines

@@ -96,3 +96,43 @@ class LiveStyle:
             self.proc.send_signal(signal.SIGINT)
             self.proc.wait()
         return self.read_status()
+
+
+def start_learning(painting: str, base: StyleModel, source: str, provider: str | None, threads: int,
+                   say=log.info) -> LiveStyle:
+    """`webcam --learn PAINTING`: the learner process, adding the painting to ``base`` on the
+    source's frames in a run folder of its own, and the player's hook to it."""
+    import importlib.util
+
+    from fastnst import UserError
+    from fastnst.play.video import camera_index
+
+    if importlib.util.find_spec("torch") is None:
+        raise UserError("`fastnst webcam --learn` needs the train extra: pip install '.[train]' in the fastnst folder")
+    if not Path(painting).is_file():
+        raise UserError(f"painting not found: {painting}")
+    name = Path(painting).stem
+    run = Path("runs") / f"{base.path.stem}+{name}"
+    for n in range(2, 1000):  # an earlier run stays as it is
+        if not run.exists():
+            break
+        run = Path("runs") / f"{base.path.stem}+{name}-{n}"
+    work = run / "live"
+    camera = camera_index(source) is not None
+    flags = {"add": [painting], "base": str(base.path), "run_dir": str(run),
+             "data": str(work / FRAMES) if camera else source}
+    say(f"learning {name} in the background (run folder {run}); playing the nearest style of {base.path.stem} "
+        f"once it is found")
+    return LiveStyle(work, json.dumps({"train_flags": flags}), name, save_frames=camera, wait_first=not camera,
+                     provider=provider, threads=threads, learner_threads=max(1, (os.cpu_count() or 2) - threads))
+
+
+def finish_learning(live: LiveStyle, interrupted: bool, say=log.info) -> tuple[dict, bool]:
+    """Wait for the learner (Ctrl-C: stop it, keeping a resumable run); its last status, and whether it
+    was interrupted."""
+    if not interrupted and live.proc.poll() is None and live.read_status().get("state") != "done":
+        say(f"{live.status}: finishing the run (Ctrl-C stops it and keeps a resumable checkpoint)")
+    try:
+        return live.finish(interrupted), interrupted
+    except KeyboardInterrupt:
+        return live.finish(True), True

@@ -22,7 +22,7 @@ from fastnst import UserError
 from fastnst.config import check_weights
 from fastnst.play import contract
 from fastnst.play.errors import first_line
-from fastnst.play.shipped import find_model, shipped_models
+from fastnst.play.shipped import card_summary, find_model, shipped_dir, shipped_models
 
 log = logging.getLogger(__name__)
 
@@ -258,3 +258,22 @@ def select_style(models: list[StyleModel], spec: str, what: str = "style") -> tu
 
 def _is_ort_error(e: Exception) -> bool:
     return type(e).__module__.startswith("onnxruntime")
+
+
+def model_listing(names: list[str | os.PathLike] | None = None) -> list[str]:
+    """One line per model (name, size, its card's summary), and one naming the styles of a multi-style
+    model; by default the shipped models, and where their files and cards are."""
+    paths = names or list(shipped_models().values())
+    if not paths:
+        return [f"no shipped models are installed (looked in {shipped_dir()})"]
+    models = [StyleModel(p, "cpu", threads=1) for p in paths]
+    width = max(len(m.path.stem) for m in models)
+    lines = []
+    for m in models:
+        summary = card_summary(m.path.with_suffix(".md")) or "(no model card summary)"
+        lines.append(f"{m.path.stem:<{width}}  {m.path.stat().st_size / 1e6:5.1f} MB  {summary}")
+        if len(m.style_names) > 1:
+            lines.append(f"{'':<{width}}  {len(m.style_names)} styles: {', '.join(m.style_names)}")
+    if not names:
+        lines.append(f"model files and cards (NAME.md): {shipped_dir()}")
+    return lines

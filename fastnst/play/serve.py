@@ -23,6 +23,7 @@ from pathlib import Path
 from fastnst import UserError
 from fastnst.play import contract
 from fastnst.play.model import StyleModel
+from fastnst.play.shipped import models_or_shipped
 
 log = logging.getLogger(__name__)
 
@@ -173,3 +174,21 @@ def export_site(table: dict[str, Path | bytes], dest: str | os.PathLike) -> Path
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return dest
+
+
+def serve_models(names: list[str | os.PathLike] | None, host: str = "127.0.0.1", port: int = 8000,
+                 export: str | os.PathLike | None = None, onnxruntime_web: str | os.PathLike | None = None,
+                 ready=log.info) -> Path | None:
+    """`fastnst serve`: the page with ``names`` (default: every shipped model, the one with the most styles
+    first), served until Ctrl-C (``ready(line)`` says where), or with ``export`` written to that folder
+    (returned)."""
+    table = site_table(models_or_shipped(names), onnxruntime_web, most_styles_first=not names)
+    if export:
+        return export_site(table, export)
+    server = make_server(table, host, port)
+    try:
+        ready(f"fastnst page: {server_url(server)} (Ctrl-C stops)")
+        server.serve_forever()
+    finally:
+        server.server_close()
+    return None

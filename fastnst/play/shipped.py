@@ -6,6 +6,8 @@ import importlib.resources
 import os
 from pathlib import Path
 
+from fastnst import UserError
+
 
 def shipped_dir() -> Path:
     """The folder of the styles shipped with the package (``fastnst.models``: the repo's ``models/``)."""
@@ -39,3 +41,11 @@ def find_model(name_or_path: str | os.PathLike) -> Path | None:
     if path.suffix == "" and len(path.parts) == 1:
         return shipped_models().get(path.name)
     return None
+
+
+def models_or_shipped(names: list[str | os.PathLike] | None) -> list[str | os.PathLike]:
+    """``names``, or every shipped model; UserError where there is none."""
+    names = names or list(shipped_models().values())
+    if not names:
+        raise UserError("no shipped models are installed: pass --model M.onnx (train one with `fastnst train`)")
+    return names

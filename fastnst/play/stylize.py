@@ -26,7 +26,7 @@ from fastnst import UserError
 from fastnst.play.images import (IMAGE_SUFFIXES, OUTPUT_IMAGE_SUFFIXES, check_image_side, image_side, list_images,
                                  load_image, save_image)
 from fastnst.play.files import check_output_path
-from fastnst.play.model import StyleModel, parse_style_spec, select_style
+from fastnst.play.model import StyleModel, models_with_style, parse_style_spec, select_style
 from fastnst.play.overlay import draw_label
 from fastnst.play.pipeline import FramePipeline, long_side_size
 from fastnst.play.video import OUTPUT_VIDEO_SUFFIXES, VideoSink, is_video_path, open_capture, source_fps
@@ -244,3 +244,30 @@ def _check_creatable(folder: Path) -> None:
         raise UserError(f"cannot create output folder {folder}: {existing} is a file")
     if not os.access(existing, os.W_OK):
         raise UserError(f"output folder is not writable: {existing}")
+
+
+def stylize(model_names: list[str], inputs: list[str | os.PathLike], output: str | os.PathLike | None = None, *,
+            style: str | None = None, sheet: str | None = None, blend: str | None = None, size: int | None = None,
+            strength: float = 1.0, preserve_color: bool = False, smooth: bool = False, overwrite: bool = False,
+            provider: str | None = None, threads: int | None = None) -> list[Path]:
+    """`fastnst stylize`: the inputs through each model (with ``style``: each model that has it, in
+    it) to ``output`` (a folder, default "."; or a file for one input and model), or with ``sheet``
+    that photo in every style (or ``blend`` "a,b") as one image file ``output``. Returns the files
+    written; Ctrl-C raises ``StylizeInterrupted`` with those finished."""
+    if sheet and (inputs or style or not output):
+        raise UserError("a sheet renders one photo in every style of the models (or a blend of two) to one "
+                        "image file; it takes no other inputs and no style")
+    if blend and not sheet:
+        raise UserError("a blend row goes with a sheet")
+    if not inputs and not sheet:
+        raise UserError("nothing to stylize: give images, videos or folders (or a sheet's photo)")
+    models = [StyleModel(m, provider, threads) for m in model_names]
+    if sheet:
+        return [style_sheet(models, sheet, output, size, blend)]
+    if style:  # each model that has the style plays it
+        found = models_with_style(models, style)
+        for i, weights in found:
+            models[i].set_style(weights)
+        models = [models[i] for i, _ in found]
+    return stylize_files(models, inputs, output or ".", size, strength, preserve_color, smooth=smooth,
+                         overwrite=overwrite)
