@@ -105,17 +105,24 @@ def _add_train(sub) -> None:
     from fastnst.config import TrainConfig  # torch-free
     d = TrainConfig()
     p = sub.add_parser("train", help="train a feed-forward style network and export it to ONNX", description="Train "
-                       "a net for one painting or several, or add one to a trained net (--add-style IMAGE --base "
-                       "twelve_styles); flags override the recipe. Multi-process: torchrun --nproc_per_node=N -m "
-                       "fastnst train ...")
+                       "a net for one painting, or one for several (repeat --style), checkpointing as it goes, and export "
+                       "it to ONNX. Add a painting to a trained net in about a minute with --add-style IMAGE --base "
+                       "twelve_styles (only the new style's norm parameters train), or retrain a style, e.g. steadier, "
+                       "with --tune-style NAME --base RUN. Flags override the recipe. Multi-process: torchrun "
+                       "--nproc_per_node=N -m fastnst train ...")
     a = p.add_argument
     a("--style", dest="style_paths", action="append", metavar="IMAGE", help="a painting; repeat for a multi-style net")
-    a("--add-style", dest="add", action="append", metavar="IMAGE", help="a painting to add to --base's styles")
-    a("--tune-style", dest="tune", action="append", metavar="NAME", help="a style of --base to retrain")
-    a("--add-from", metavar="nearest|mean|NAME", help="where --add-style starts: the closest base style (default)")
-    a("--style-image", action="append", metavar="NAME=IMAGE", help="where the painting of --base's style NAME is")
-    a("--base", metavar="RUN|MODEL|RECIPE", help="the trained net that --add-style and --tune-style build on")
-    a("--data", help="photos folder, video, camera index or Hugging Face dataset id (--base MODEL: built-in photos)")
+    a("--add-style", dest="add", action="append", metavar="IMAGE", help="a painting to add to --base's styles (repeatable)")
+    a("--tune-style", dest="tune", action="append", metavar="NAME", help="a style of --base to retrain from where it is, e.g. with "
+      "a higher --stability-weight (steadier) or --style-weight (bolder); repeatable")
+    a("--add-from", metavar="nearest|mean|NAME", help="where --add-style starts: the base style closest to "
+      "the painting (nearest, the default), the mean of the base styles, or the base style NAME")
+    a("--style-image", action="append", metavar="NAME=IMAGE", help="the painting of --base's style NAME where it is not "
+      "at the path recorded in training (e.g. to --tune-style a shipped model); repeatable")
+    a("--base", metavar="RUN|MODEL|RECIPE", help="what --add-style and --tune-style build on (the rest stays "
+      "frozen): a run folder, checkpoint, exported ONNX model, shipped name (twelve_styles) or the recipe that trains it")
+    a("--data", help="folder of photos (recursive), a video (frames sampled evenly), a camera index or a "
+      "Hugging Face dataset id user/name (default with --base MODEL: the photos built into fastnst)")
     a("--extra-data", action="append", metavar="DIR", help="another folder of photos to train on too")
     a("--holdout", type=int, metavar="N", help="keep the last N photos of --data out of training (for eval --holdout)")
     a("--data-split", help=f"split of a Hugging Face dataset (default: {d.data_split})")
@@ -206,7 +213,8 @@ def _add_stylize(sub) -> None:
     a = p.add_argument
     a("inputs", nargs="*", metavar="INPUT", help="images, videos or folders of images")
     _add_player_args(p, "ONNX model or shipped name (`fastnst models`); repeat for one output each", "paint in", True)
-    a("--output-dir", "-o", help="folder (default .) for <input>_<model>[_<style>].<ext>, or one output's file")
+    a("--output-dir", "-o", help="folder (default .) for <input>_<model>[_<style>].<ext> "
+      "(videos .mp4; never replacing one without --overwrite), or, for one input and model, the output file")
     a("--overwrite", action="store_true", help="replace outputs of those names that exist")
     a("--sheet", metavar="PHOTO", help="PHOTO in every style of the models, a labelled grid to -o SHEET.png")
     a("--blend", metavar="A,B", help="with --sheet: one row from style A to style B (0, 0.25, 0.5, 0.75 and 1 of B)")
@@ -237,16 +245,19 @@ def _add_webcam(sub) -> None:
     a = p.add_argument
     _add_player_args(p, "ONNX model or shipped name; repeat to switch with n/p (default: every shipped one)", "start")
     a("--source", default="0", help="camera index, video file, URL or device path (default: 0)")
-    a("--width", type=int, default=640, help="processing width (0: the source's); smaller: faster, bigger strokes")
+    a("--width", type=int, default=640, help="processing width (default 640; 0: the source's); "
+      "smaller is faster with bigger strokes, and the summary names one that should reach 30 fps")
     a("--no-display", action="store_true", help="headless: no window; print a timing summary")
     a("--frames", type=int, help="stop after N frames")
-    a("--virtual-camera", nargs="?", const="", metavar="DEVICE", help="also to a virtual camera for calls ('.[vcam]')")
+    a("--virtual-camera", nargs="?", const="", metavar="DEVICE", help="also send the picture (no overlay) to a virtual "
+      "camera for calls: OBS Virtual Camera, or v4l2loopback (DEVICE: /dev/videoN); needs pip install '.[vcam]'")
     a("--loop", action="store_true", help="play a video file over and over")
     a("--no-pace", action="store_true", help="play a video file as fast as it stylizes, not at its frame rate")
     a("--output", help="write every frame shown to this .mp4")
     a("--record-dir", default=".", help="folder for 'r' recordings and Enter snapshots (default: .)")
     a("--mirror", action="store_true", help="start mirrored")
-    a("--learn", metavar="PAINTING", help="learn this painting as a new style while playing (needs '.[train]')")
+    a("--learn", metavar="PAINTING", help="learn this painting as a new style while playing "
+      "(needs '.[train]'): starts in the nearest style and swaps in the new one as it trains; Ctrl-C keeps a resumable run")
     p.set_defaults(func=_run_webcam)
 
 
@@ -307,7 +318,9 @@ def _run_bench(args) -> int:
 
 def _add_eval(sub) -> None:
     p = sub.add_parser("eval", help="perceptual loss on held-out photos, or flicker on a video", description="Photos: "
-                       "each style's losses on photos it did not train on (--holdout N). Video: its warping error.")
+                       "each style's content, style and TV losses (weighted as in training) on photos it did not train "
+                       "on (--holdout N), next to its own training loss. Video (--video): the flow-warped frame-to-frame "
+                       "difference of the stylized frames next to the input's own; lower is less flicker.")
     a = p.add_argument
     a("--model", required=True, help="ONNX model (.onnx) or the name of a shipped model")
     a("--style", action="append", metavar="IMAGE", help="a style's painting, by file name (default: as trained)")
@@ -341,7 +354,10 @@ def _run_eval(args) -> int:
 
 def _add_serve(sub) -> None:
     p = sub.add_parser("serve", help="the webcam in a browser: a local page that plays the models (onnxruntime-web)",
-                       description="A page that plays the models on the browser's camera; nothing leaves the browser.")
+                       description="A page that plays every style of the "
+                       "models on the browser's camera (onnxruntime-web), on the visitor's machine: nothing leaves the "
+                       "browser. Style and blend picker, strength, colours, snapshot, record, your own .onnx by drag and "
+                       "drop, and a video or image file when there is no camera.")
     a = p.add_argument
     a("--model", "-m", action="append", help="ONNX model file or shipped style name; repeatable (default: all shipped)")
     a("--host", default="127.0.0.1", help="address (browsers allow a camera on localhost or HTTPS only)")
