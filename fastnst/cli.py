@@ -15,7 +15,8 @@ import signal
 import sys
 import warnings
 
-from fastnst import UserError, __version__, stop_signals
+from fastnst import UserError, __version__
+from fastnst.signals import clear_stops, last_stop, record_stop
 
 log = logging.getLogger("fastnst")
 
@@ -889,10 +890,10 @@ def main(argv: list[str] | None = None) -> int:
         warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\.")  # the ONNX exporter's notes
         for var in ("HF_HUB_VERBOSITY", "DATASETS_VERBOSITY"):  # read when those libraries load
             os.environ.setdefault(var, "error")
-    stop_signals.clear()
+    clear_stops()
 
     def on_signal(signum, frame):
-        stop_signals.append(signum)
+        record_stop(signum)
         raise KeyboardInterrupt
 
     try:
@@ -913,7 +914,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if old is not None:
             signal.signal(signal.SIGTERM, old)
-    return 128 + stop_signals[-1] if code == 130 and stop_signals else code
+    return 128 + last_stop() if code == 130 and last_stop() is not None else code
 
 
 # Modules of the train extra (`pip install '.[train]'`); the base install has none of them.

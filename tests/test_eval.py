@@ -13,8 +13,8 @@ onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
 from fastnst import UserError, cli
-from fastnst.config import LossConfig, NetConfig, TrainConfig, to_json
-from fastnst.learn.evaluate import TERMS, evaluate, load_eval_image, train_config_of
+from fastnst.config import LossConfig, NetConfig, TrainConfig, to_json, train_config_from_json
+from fastnst.learn.evaluate import TERMS, evaluate, load_eval_image
 from fastnst.learn.export import export_onnx
 from fastnst.learn.nets import TransformNet
 
@@ -77,17 +77,17 @@ def test_load_eval_image_is_a_center_square(tmp_path):
     assert np.array_equal(out, full[:, 20:40])
 
 
-def test_train_config_round_trips_through_metadata():
-    assert train_config_of({"fastnst.config": to_json(CFG)}) == CFG
-    assert train_config_of({}) == TrainConfig()  # no metadata: defaults (with a warning)
-    with pytest.raises(UserError, match="fastnst.config"):
-        train_config_of({"fastnst.config": "{not json"})
+def test_train_config_round_trips_through_json():
+    assert train_config_from_json(to_json(CFG)) == CFG
+    assert train_config_from_json(None) == TrainConfig()  # no metadata: defaults (with a warning)
+    with pytest.raises(UserError, match="unreadable training config"):
+        train_config_from_json("{not json")
 
 
 def test_model_losses_are_finite_and_weighted_terms_add_up(models, photos, style):
     torch.manual_seed(0)
     (row,) = evaluate(models[0], photos, [style], size=32)
-    assert row.images == 3 and row.method == "tiny (fast)"
+    assert row.images == 3 and row.method == "tiny (custom)"  # a shape no preset has
     assert all(math.isfinite(row.losses[k]) and row.losses[k] >= 0 for k in TERMS)
     assert row.losses["content"] > 0 and row.losses["style"] > 0
     parts = row.losses["content"] + row.losses["style"] + row.losses["tv"]

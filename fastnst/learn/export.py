@@ -23,7 +23,7 @@ from torch import nn
 
 import fastnst
 from fastnst import UserError
-from fastnst.config import TrainConfig, to_json
+from fastnst.config import TrainConfig, to_json, train_config_from_json
 from fastnst.play.contract import (FLOAT_INPUT_NAME, FLOAT_IO_CONTRACT, INPUT_NAME, IO_CONTRACT, META_CONFIG,
                                    META_IO, META_NAME, META_STYLES, META_VERSION, META_VGG, OUTPUT_NAME,
                                    STYLE_INPUT_NAME)
@@ -139,7 +139,6 @@ def read_onnx(path: str | os.PathLike) -> tuple[nn.Module, TrainConfig]:
     import onnx
     from onnx import numpy_helper
 
-    from fastnst.learn.evaluate import train_config_of
     from fastnst.learn.nets import TransformNet
 
     try:
@@ -149,7 +148,7 @@ def read_onnx(path: str | os.PathLike) -> tuple[nn.Module, TrainConfig]:
     meta = {p.key: p.value for p in model.metadata_props}
     if meta.get(META_IO) != IO_CONTRACT or META_CONFIG not in meta:
         raise UserError(f"{path} is not a model exported by fastnst (no {IO_CONTRACT} I/O or training config)")
-    cfg = train_config_of(meta, str(path))
+    cfg = train_config_from_json(meta[META_CONFIG], str(path))
     weights = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     io = FrameIO(TransformNet(cfg.net))  # the exported module: its state_dict names the initializers
     state = io.state_dict()

@@ -43,6 +43,7 @@ from fastnst.learn.nets import TransformNet
 from fastnst.learn.rundir import RunLock, holds_run
 from fastnst.play.files import atomic_path, check_output_path
 from fastnst.play.images import load_image, resize_long_side, save_image
+from fastnst.signals import record_stop
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,7 @@ class _StopFlag:
         self._old: dict[int, Any] = {}
 
     def _handle(self, signum, frame):
-        fastnst.stop_signals.append(signum)
+        record_stop(signum)
         if self.requested and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.requested = True
@@ -248,7 +249,8 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, rank: int, world: int,
     else:
         total_steps = math.ceil(cfg.epochs * n_images / per_step)
 
-    precision, why = pick_precision(cfg.precision, device, launch_bound=cfg.net.arch == "fast")
+    # A stride2 stem keeps every layer at H/2 and below: kernels so small that their launches bound a step.
+    precision, why = pick_precision(cfg.precision, device, launch_bound=cfg.net.stem == "stride2")
     torch.manual_seed(cfg.seed)
     net = (_base_net(cfg, base) if base else TransformNet(cfg.net)).to(device)
     trained_styles = torch.tensor(trained)  # the styles samples are drawn for
