@@ -163,6 +163,26 @@ def read_onnx(path: str | os.PathLike) -> tuple[nn.Module, TrainConfig]:
     return net.eval(), cfg
 
 
+def torchscript_export(module: nn.Module, args: tuple[torch.Tensor, ...], path: str | os.PathLike,
+                       input_names: Sequence[str], output_names: Sequence[str] = (OUTPUT_NAME,),
+                       dynamic_axes: dict[str, dict[int, str]] | None = None) -> None:
+    """``module`` traced on ``args`` and written to ``path`` as ONNX opset 17 by torch's TorchScript
+    exporter, without its warnings: every ONNX file fastnst writes goes through here."""
+    with warnings.catch_warnings():
+        # NOTE: the TorchScript exporter on purpose, not the dynamo one torch now recommends: that one
+        # exports far slower, only at opset 18, and folds away a weight read_onnx reads back (docs/training.md).
+        warnings.simplefilter("ignore", DeprecationWarning)
+        # The tracer's warnings (len() of a tensor, Slice folding) are about graphs that could differ
+        # at other sizes; check_parity runs the result at two odd sizes instead.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", "Constant folding", UserWarning)
+        # Instance norm always normalizes with the input's own statistics (no running stats), which
+        # the exporter calls train=True: that is what the model computes, in training and here.
+        warnings.filterwarnings("ignore", "ONNX export mode is set to TrainingMode.EVAL", UserWarning)
+        torch.onnx.export(module, args, str(path), dynamo=False, opset_version=17, input_names=list(input_names),
+                          output_names=list(output_names), dynamic_axes=dynamic_axes)
+
+
 def export_onnx(net: nn.Module, path: str | os.PathLike, metadata: dict[str, str] | None = None,
                 float_io: bool = False) -> Path:
     """Export ``net`` (a TransformNet; moved to the CPU, eval mode) to ``path`` atomically.
@@ -182,19 +202,8 @@ def export_onnx(net: nn.Module, path: str | os.PathLike, metadata: dict[str, str
     else:
         module, sample, io, inp = FrameIO(net), torch.zeros(1, 64, 64, 3, dtype=torch.uint8), IO_CONTRACT, INPUT_NAME
         axes = {0: "N", 1: "H", 2: "W"}
-    with atomic_path(path) as tmp, warnings.catch_warnings():
-        # The tracer's warnings (len() of a tensor, Slice folding) are about graphs that could differ
-        # at other sizes; check_parity runs the result at two odd sizes instead.
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        warnings.filterwarnings("ignore", "Constant folding", UserWarning)
-        # Instance norm always normalizes with the input's own statistics (no running stats), which
-        # the exporter calls train=True: that is what the model computes, in training and here.
-        warnings.filterwarnings("ignore", "ONNX export mode is set to TrainingMode.EVAL", UserWarning)
-        torch.onnx.export(
-            module, (sample, style), str(tmp), dynamo=False, opset_version=17,
-            input_names=[inp, STYLE_INPUT_NAME], output_names=[OUTPUT_NAME],
-            dynamic_axes={inp: axes, OUTPUT_NAME: axes},
-        )
+    with atomic_path(path) as tmp:
+        torchscript_export(module, (sample, style), tmp, [inp, STYLE_INPUT_NAME], dynamic_axes={inp: axes, OUTPUT_NAME: axes})
         model = onnx.load(str(tmp))
         meta = {META_VERSION: fastnst.__version__, **(metadata or {}), META_IO: io}
         for k, v in meta.items():
