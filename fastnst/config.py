@@ -127,14 +127,9 @@ def preset(name: str) -> NetConfig:
 @dataclass(frozen=True)
 class LossConfig:
     """Which VGG, which layers, which weights. Shared by train, optimize and eval; the defaults
-    are the training loss (``fastnst optimize`` starts from ``OPTIMIZE_LOSS``).
-
-    Johnson et al. 2016 (VGG16) use content relu2_2 and style relu1_2..relu4_3. On caffe-vgg19
-    we use content relu2_2 and style relu1_1..relu4_1: relu5_1 adds ~25% to a CPU step and its
-    Gram term is tiny. The per-layer weights undo the spread of Gram magnitudes across layers
-    (mean squared Gram of scream.jpg: ~3e2, 1.4e4, 5e3, 2.6e5 for relu1_1..relu4_1), so each
-    layer counts about equally and style_weight is the one knob. style_weight 3e2 against
-    content 1 was picked by eye on scream.jpg at 128 px (1e3 and above wash out the content).
+    are the training loss (``fastnst optimize`` starts from ``OPTIMIZE_LOSS``): relu5_1 left out
+    for its cost, and per-layer style weights that even out the layers' Gram magnitudes, so that
+    ``style_weight`` is the one knob (docs/training.md, "The loss's layers and weights").
     """
 
     vgg: str = "caffe-vgg19"  # or torchvision-vgg16/19, a state_dict path, or "random" (untrained, for tests)

@@ -46,7 +46,7 @@ class FrameIO(nn.Module):
 
     The frame is edge-replicated by ``MARGIN`` pixels all round and the output cropped back: a
     net trained on crops paints a band of its own along a picture's edge (a flat strip, then a
-    dotted line 3-5 px in), which the margin moves out of the picture.
+    dotted line a few pixels in), which the margin moves out of the picture.
     """
 
     def __init__(self, net: nn.Module):
@@ -314,8 +314,8 @@ def check_parity(net: nn.Module, onnx_path: str | os.PathLike, sizes=PARITY_SIZE
     """Run the ONNX model in onnxruntime and the torch model eagerly on the same random frames at
     each (H, W) in ``sizes``, with each of ``parity_styles``; return the worst mean absolute difference in [0, 1] units.
 
-    uint8 models: torch and onnxruntime agree to ~1e-6 before rounding, so a pixel sitting on a
-    rounding boundary may differ by one level (1/255 > tol); the check therefore fails if any pixel
+    uint8 models: torch and onnxruntime agree to float rounding before the uint8 rounding, so a
+    pixel sitting on a rounding boundary may differ by one level (1/255 > tol); the check therefore fails if any pixel
     is off by more than one level or the mean difference exceeds ``tol``. Float models: the max
     difference must stay within ``tol``. Raises ParityError, naming the size and style weights.
     """

@@ -105,7 +105,7 @@ class Upsample(nn.Module):
     "nearest": nearest resize + 3x3 conv (Odena et al. 2016); "bilinear": the same with a
     bilinear resize (no 2x2 blocks for the conv to undo); "shuffle": 3x3 conv to 4x the
     channels at the low resolution + pixel shuffle (Shi et al. 2016); "deconv": a 4x4 stride-2
-    transposed conv (kernel divisible by the stride, so no uneven overlap; 2.25x fewer MACs).
+    transposed conv (kernel divisible by the stride, so no uneven overlap; fewer MACs).
     """
 
     def __init__(self, cin: int, cout: int, mode: str, pad_mode: str, n_styles: int):
