@@ -29,7 +29,7 @@ def dynamo_export(net: TransformNet, path: Path) -> None:
     s = net.cfg.n_styles
     torch.onnx.export(FrameIO(net), (torch.zeros(1, 64, 64, 3, dtype=torch.uint8), torch.full((s,), 1.0 / s)),
                       str(path), dynamo=True, opset_version=18, input_names=[INPUT_NAME, STYLE_INPUT_NAME],
-                      output_names=[OUTPUT_NAME], dynamic_shapes={INPUT_NAME: {0: n, 1: h, 2: w}, STYLE_INPUT_NAME: None})
+                      output_names=[OUTPUT_NAME], dynamic_shapes=({0: n, 1: h, 2: w}, None))
 
 
 def main() -> None:

@@ -58,14 +58,14 @@ class FrameIO(nn.Module):
         else:
             _fold_io(self.net)
 
-    def forward(self, frames: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-        """frames (N, H, W, 3) uint8 BGR, style (S,) float -> (N, H, W, 3) uint8 BGR."""
-        style = style.reshape(1, -1)  # (1, S): one mix for every frame
+    def forward(self, frames: torch.Tensor, style_weights: torch.Tensor) -> torch.Tensor:
+        """frames (N, H, W, 3) uint8 BGR, style_weights (S,) float -> (N, H, W, 3) uint8 BGR."""
+        style_weights = style_weights.reshape(1, -1)  # (1, S): one mix for every frame
         n, h, w, _ = frames.shape
         m = MARGIN
         if not self.interleaved:
             x = F.pad(frames.permute(0, 3, 1, 2).float(), (m,) * 4, mode="replicate")  # (N, 3, H + 2m, W + 2m) BGR
-            y = (torch.sigmoid(self.net.logits(x, style)) * 255.0).round()  # (N, 3, H + 2m, W + 2m) BGR
+            y = (torch.sigmoid(self.net.logits(x, style_weights)) * 255.0).round()  # (N, 3, H + 2m, W + 2m) BGR
             return y.to(torch.uint8).permute(0, 2, 3, 1)[:, m:m + h, m:m + w]  # (N, H, W, 3)
         # The margin, then as TransformNet.forward: odd sizes get one replicated row/column
         # (dropped below), and edge padding, p pixels all round, for a stem that does not pad.
@@ -74,7 +74,7 @@ class FrameIO(nn.Module):
         hp, wp = frames.shape[1] - 2 * p, frames.shape[2] - 2 * p  # H' + 2m, W' + 2m: even
         x = frames.reshape(n, 1, hp + 2 * p, (wp + 2 * p) * 3).float()  # (N, 1, hp + 2p, 3(wp + 2p)) BGR 0-255
         # The bias tiled along a row: a broadcast over the last dim of 3 is slow in onnxruntime.
-        z = self.net.logits(x, style) + self.bias.repeat(wp)  # (N, 1, hp, 3wp) BGR logits
+        z = self.net.logits(x, style_weights) + self.bias.repeat(wp)  # (N, 1, hp, 3wp) BGR logits
         y = (torch.sigmoid(z) * 255.0).round().to(torch.uint8)
         return y.reshape(n, hp, wp, 3)[:, m:m + h, m:m + w]  # (N, H, W, 3)
 
@@ -195,7 +195,7 @@ def export_onnx(net: nn.Module, path: str | os.PathLike, metadata: dict[str, str
 
     path = Path(path)
     net = net.cpu().eval()
-    style = torch.full((net.cfg.n_styles,), 1.0 / net.cfg.n_styles)  # (S,)
+    style_weights = torch.full((net.cfg.n_styles,), 1.0 / net.cfg.n_styles)  # (S,)
     if float_io:
         module, sample, io, inp = _FloatIO(net), torch.zeros(1, 3, 64, 64), FLOAT_IO_CONTRACT, FLOAT_INPUT_NAME
         axes = {0: "N", 2: "H", 3: "W"}
@@ -203,7 +203,7 @@ def export_onnx(net: nn.Module, path: str | os.PathLike, metadata: dict[str, str
         module, sample, io, inp = FrameIO(net), torch.zeros(1, 64, 64, 3, dtype=torch.uint8), IO_CONTRACT, INPUT_NAME
         axes = {0: "N", 1: "H", 2: "W"}
     with atomic_path(path) as tmp:
-        torchscript_export(module, (sample, style), tmp, [inp, STYLE_INPUT_NAME], dynamic_axes={inp: axes, OUTPUT_NAME: axes})
+        torchscript_export(module, (sample, style_weights), tmp, [inp, STYLE_INPUT_NAME], dynamic_axes={inp: axes, OUTPUT_NAME: axes})
         model = onnx.load(str(tmp))
         meta = {META_VERSION: fastnst.__version__, **(metadata or {}), META_IO: io}
         for k, v in meta.items():
@@ -286,14 +286,14 @@ def export_reference(path: str | os.PathLike) -> Path:
 
 
 class _FloatIO(nn.Module):
-    """The bare net with the ONNX style input: image (N, 3, H, W), style (S,)."""
+    """The bare net with the ONNX style input: image (N, 3, H, W), style weights (S,)."""
 
     def __init__(self, net: nn.Module):
         super().__init__()
         self.net = net
 
-    def forward(self, image: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-        return self.net(image, style.reshape(1, -1))
+    def forward(self, image: torch.Tensor, style_weights: torch.Tensor) -> torch.Tensor:
+        return self.net(image, style_weights.reshape(1, -1))
 
 
 def parity_styles(n: int) -> list[torch.Tensor]:
@@ -329,13 +329,13 @@ def check_parity(net: nn.Module, onnx_path: str | os.PathLike, sizes=PARITY_SIZE
     module = FrameIO(net) if uint8 else _FloatIO(net)
     rng = np.random.default_rng(0)
     worst = 0.0
-    for (h, w), style in itertools.product(sizes, parity_styles(net.cfg.n_styles)):
+    for (h, w), style_weights in itertools.product(sizes, parity_styles(net.cfg.n_styles)):
         x = rng.integers(0, 256, (1, h, w, 3), dtype=np.uint8) if uint8 \
             else rng.random((1, 3, h, w), dtype=np.float32)  # (1, H, W, 3) BGR or (1, 3, H, W) RGB
         with torch.no_grad():
-            want = module(torch.from_numpy(x), style).numpy().astype(np.float64) / (255.0 if uint8 else 1.0)
-        got = sess.run([OUTPUT_NAME], {inp.name: x, STYLE_INPUT_NAME: style.numpy()})[0]
-        where = f"{h}x{w}, style weights {np.round(style.numpy(), 3).tolist()}"
+            want = module(torch.from_numpy(x), style_weights).numpy().astype(np.float64) / (255.0 if uint8 else 1.0)
+        got = sess.run([OUTPUT_NAME], {inp.name: x, STYLE_INPUT_NAME: style_weights.numpy()})[0]
+        where = f"{h}x{w}, style weights {np.round(style_weights.numpy(), 3).tolist()}"
         if got.shape != want.shape:
             raise ParityError(f"{onnx_path}: onnxruntime output shape {got.shape} != torch {want.shape} at {where}")
         got = got.astype(np.float64) / (255.0 if uint8 else 1.0)
