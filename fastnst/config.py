@@ -281,11 +281,11 @@ _NEW_KEY = {"TrainConfig": "style_paths", "NetConfig": "n_styles"}
 
 def _current_keys(cls: type, data: dict[str, Any]) -> dict[str, Any]:
     """``data`` with the older spellings of a key (``_OLD_KEYS``) under its current name, and
-    without ``[net] antialias = false``, which every older config carries (the blur is gone)."""
+    without ``[net] antialias = false``, which older configs carry for a blur fastnst does not have."""
     if cls is NetConfig and "antialias" in data:
         if data["antialias"] is not False:
-            raise UserError(f"config: [net] antialias = {data['antialias']!r} is no longer supported "
-                            "(the blur before the stride-2 convs was removed); drop the key")
+            raise UserError("config: [net] antialias (a blur before the stride-2 convs) is not supported; "
+                            "drop the key")
         data = {k: v for k, v in data.items() if k != "antialias"}
     old = [k for k in _OLD_KEYS.get(cls.__name__, ()) if k in data]
     if not old:

@@ -145,5 +145,5 @@ def test_arch_is_read_off_the_shape_and_older_configs_still_load():
     assert (cfg.channels, cfg.res_blocks, cfg.n_styles, cfg.arch) == ((16, 32), 9, 12, "custom")
     assert "arch" not in to_dict(cfg) and "antialias" not in to_dict(cfg)
     assert from_dict(NetConfig, {"arch": "johnson", "res_blocks": 2}) == dataclasses.replace(NET_PRESETS["johnson"], res_blocks=2)
-    with pytest.raises(UserError, match="antialias = True is no longer supported"):
+    with pytest.raises(UserError, match=r"antialias \(a blur before the stride-2 convs\) is not supported"):
         from_dict(NetConfig, {**old, "antialias": True})
