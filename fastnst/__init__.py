@@ -9,7 +9,3 @@ class UserError(Exception):
     ``fastnst.cli`` prints it as one line on stderr and exits non-zero, without a traceback.
     """
 
-
-# The signals (SIGINT, SIGTERM) that asked the running command to stop, newest last: whoever
-# catches one appends it, and the command line exits with 128 + the last.
-stop_signals: list[int] = []

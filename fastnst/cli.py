@@ -11,12 +11,12 @@ import argparse
 import logging
 import os
 import shlex
-import signal
 import sys
 import warnings
 
-from fastnst import UserError, __version__, stop_signals
+from fastnst import UserError, __version__
 from fastnst.config import parse_list, parse_pairs
+from fastnst.signals import clear_stops, last_stop, sigterm_interrupts
 
 log = logging.getLogger("fastnst")
 
@@ -27,21 +27,17 @@ def _error(msg: str) -> None:
 
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors (no usage block); its subcommand parsers are the same class."""
-
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _at_least(low: float, kind: type = int):
-    """An argparse type: a number of ``kind`` that is at least ``low``."""
-
+    """An argparse type: a number of ``kind`` that is at least ``low`` (argparse words a non-number)."""
     def parse(text: str):
-        try:
-            if (value := kind(text)) >= low:  # also refuses nan
-                return value
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a{'n integer' if kind is int else ' number'}, got {text!r}") from None
+        if (value := kind(text)) >= low:  # also refuses nan
+            return value
         raise argparse.ArgumentTypeError(f"must be at least {low}, got {text}")
+    parse.__name__ = kind.__name__  # argparse: "invalid int value: 'x'"
     return parse
 
 
@@ -105,22 +101,21 @@ def _add_train(sub) -> None:
     from fastnst.config import TrainConfig  # torch-free
     d = TrainConfig()
     p = sub.add_parser("train", help="train a feed-forward style network and export it to ONNX", description="Train "
-                       "a net for one painting, or one for several (repeat --style), checkpointing as it goes, and export "
-                       "it to ONNX. Add a painting to a trained net in about a minute with --add-style IMAGE --base "
-                       "twelve_styles (only the new style's norm parameters train), or retrain a style, e.g. steadier, "
-                       "with --tune-style NAME --base RUN. Flags override the recipe. Multi-process: torchrun "
-                       "--nproc_per_node=N -m fastnst train ...")
+                       "a net for one painting, or one for several (repeat --style), and export it to ONNX. Add a "
+                       "painting to a trained net in about a minute with --add-style IMAGE --base twelve_styles (only "
+                       "its norm parameters train), or retrain a style with --tune-style NAME --base RUN. Flags "
+                       "override the recipe. Multi-process: torchrun --nproc_per_node=N -m fastnst train ...")
     a = p.add_argument
     a("--style", dest="style_paths", action="append", metavar="IMAGE", help="a painting; repeat for a multi-style net")
-    a("--add-style", dest="add", action="append", metavar="IMAGE", help="a painting to add to --base's styles (repeatable)")
-    a("--tune-style", dest="tune", action="append", metavar="NAME", help="a style of --base to retrain from where it is, e.g. with "
-      "a higher --stability-weight (steadier) or --style-weight (bolder); repeatable")
-    a("--add-from", metavar="nearest|mean|NAME", help="where --add-style starts: the base style closest to "
-      "the painting (nearest, the default), the mean of the base styles, or the base style NAME")
-    a("--style-image", action="append", metavar="NAME=IMAGE", help="the painting of --base's style NAME where it is not "
-      "at the path recorded in training (e.g. to --tune-style a shipped model); repeatable")
-    a("--base", metavar="RUN|MODEL|RECIPE", help="what --add-style and --tune-style build on (the rest stays "
-      "frozen): a run folder, checkpoint, exported ONNX model, shipped name (twelve_styles) or the recipe that trains it")
+    a("--add-style", dest="add", action="append", metavar="IMAGE", help="a painting to add to --base's (repeatable)")
+    a("--tune-style", dest="tune", action="append", metavar="NAME", help="a style of --base to retrain from where it "
+      "is, e.g. with a higher --stability-weight (steadier) or --style-weight (bolder); repeatable")
+    a("--add-from", metavar="nearest|mean|NAME", help="where --add-style starts: the base style closest to the "
+      "painting (nearest, the default), the mean of the base styles, or the base style NAME")
+    a("--style-image", action="append", metavar="NAME=IMAGE", help="the painting of --base's style NAME, where it "
+      "is not at the path recorded in training (e.g. to --tune-style a shipped model); repeatable")
+    a("--base", metavar="RUN|MODEL|RECIPE", help="what --add-style and --tune-style build on (the rest stays frozen): "
+      "a run folder, checkpoint, exported ONNX model, shipped name (twelve_styles) or the recipe that trains it")
     a("--data", help="folder of photos (recursive), a video (frames sampled evenly), a camera index or a "
       "Hugging Face dataset id user/name (default with --base MODEL: the photos built into fastnst)")
     a("--extra-data", action="append", metavar="DIR", help="another folder of photos to train on too")
@@ -188,7 +183,7 @@ def _add_export(sub) -> None:
 
 
 def _run_export(args) -> int:
-    from fastnst.learn.export import export_trained
+    from fastnst.learn.train import export_trained
     out, step = export_trained(args.checkpoint, args.output, args.int8, args.calibrate,
                                parse_list(args.styles, "--styles") if args.styles else (),
                                parse_pairs(args.rename, "--rename"))
@@ -257,7 +252,7 @@ def _add_webcam(sub) -> None:
     a("--record-dir", default=".", help="folder for 'r' recordings and Enter snapshots (default: .)")
     a("--mirror", action="store_true", help="start mirrored")
     a("--learn", metavar="PAINTING", help="learn this painting as a new style while playing "
-      "(needs '.[train]'): starts in the nearest style and swaps in the new one as it trains; Ctrl-C keeps a resumable run")
+      "('.[train]'): starts in the nearest style and swaps in the new one as it trains; Ctrl-C keeps a resumable run")
     p.set_defaults(func=_run_webcam)
 
 
@@ -319,8 +314,8 @@ def _run_bench(args) -> int:
 def _add_eval(sub) -> None:
     p = sub.add_parser("eval", help="perceptual loss on held-out photos, or flicker on a video", description="Photos: "
                        "each style's content, style and TV losses (weighted as in training) on photos it did not train "
-                       "on (--holdout N), next to its own training loss. Video (--video): the flow-warped frame-to-frame "
-                       "difference of the stylized frames next to the input's own; lower is less flicker.")
+                       "on (--holdout N), next to its training loss. Video: the flow-warped frame-to-frame difference "
+                       "of the stylized frames next to the input's own; lower is less flicker.")
     a = p.add_argument
     a("--model", required=True, help="ONNX model (.onnx) or the name of a shipped model")
     a("--style", action="append", metavar="IMAGE", help="a style's painting, by file name (default: as trained)")
@@ -356,8 +351,8 @@ def _add_serve(sub) -> None:
     p = sub.add_parser("serve", help="the webcam in a browser: a local page that plays the models (onnxruntime-web)",
                        description="A page that plays every style of the "
                        "models on the browser's camera (onnxruntime-web), on the visitor's machine: nothing leaves the "
-                       "browser. Style and blend picker, strength, colours, snapshot, record, your own .onnx by drag and "
-                       "drop, and a video or image file when there is no camera.")
+                       "browser. Blends, strength, colours, snapshot, record, your own .onnx by drag and drop, and a "
+                       "video or image file when there is no camera.")
     a = p.add_argument
     a("--model", "-m", action="append", help="ONNX model file or shipped style name; repeatable (default: all shipped)")
     a("--host", default="127.0.0.1", help="address (browsers allow a camera on localhost or HTTPS only)")
@@ -401,8 +396,7 @@ def _check_empty(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one command. Every error ends here: one line on stderr and exit 2 (no traceback
-    unless -v); Ctrl-C and SIGTERM end a command the same way (exit 130 and 143)."""
+    """Run one command: every error ends here as one line on stderr and exit 2; Ctrl-C exits 130, SIGTERM 143."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
     if not args.verbose:  # third-party retries and warnings: not ours to print
@@ -411,30 +405,20 @@ def main(argv: list[str] | None = None) -> int:
         warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\.")  # the ONNX exporter's notes
         for var in ("HF_HUB_VERBOSITY", "DATASETS_VERBOSITY"):  # read when those libraries load
             os.environ.setdefault(var, "error")
-    stop_signals.clear()
-
-    def on_signal(signum, frame):
-        stop_signals.append(signum)
-        raise KeyboardInterrupt
-    try:
-        old = signal.signal(signal.SIGTERM, on_signal)
-    except ValueError:  # not the main thread: leave signals alone
-        old = None
-    try:
-        _check_empty(args)
-        code = args.func(args)  # a command that stops early on a signal returns 130
-    except KeyboardInterrupt as e:
-        _error(str(e) or "interrupted")
-        code = 130
-    except Exception as e:
-        if args.verbose and not isinstance(e, UserError):
-            raise
-        _error(_one_line(e, args.command))
-        code = 2
-    finally:
-        if old is not None:
-            signal.signal(signal.SIGTERM, old)
-    return 128 + stop_signals[-1] if code == 130 and stop_signals else code
+    clear_stops()
+    with sigterm_interrupts():
+        try:
+            _check_empty(args)
+            code = args.func(args)  # a command that stops early on a signal returns 130
+        except KeyboardInterrupt as e:
+            _error(str(e) or "interrupted")
+            code = 130
+        except Exception as e:
+            if args.verbose and not isinstance(e, UserError):
+                raise
+            _error(_one_line(e, args.command))
+            code = 2
+    return 128 + last_stop() if code == 130 and last_stop() is not None else code
 
 
 # Modules of the train extra (`pip install '.[train]'`); the base install has none of them.

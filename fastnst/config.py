@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import sys
 from dataclasses import dataclass, field
@@ -74,19 +75,17 @@ STYLE_NAME_RESERVED = ",:="  # the separators of --style A:W,B:W and --rename OL
 
 @dataclass(frozen=True)
 class NetConfig:
-    """TransformNet shape. ``arch`` names the preset these values came from; the defaults are
-    the "fast" preset, the real-time net that ``fastnst train`` trains by default: nothing but
-    the stride-2 stem and output runs at full resolution, and a narrow, separable residual
-    stage runs at H/8. Reflection padding inside and edge-replicated ends: zero padding is
-    faster but lets the net find the frame border and paint bands along it (docs/results)."""
+    """TransformNet shape. The defaults are the "fast" preset, the real-time net that ``fastnst
+    train`` trains by default: nothing but the stride-2 stem and output runs at full resolution,
+    and a narrow, separable residual stage runs at H/8. Reflection padding inside and
+    edge-replicated ends: zero padding is faster but lets the net find the frame border and
+    paint bands along it (docs/results)."""
 
-    arch: str = "fast"
     # Stem, then one per inner stride-2 down: 3 put the residual blocks at H/8, 2 at H/4 (stride2 stem).
     channels: tuple[int, ...] = (16, 32, 64)
     res_blocks: int = 3
     end_kernel: int = 4  # stem and output kernel (Johnson: 9x9); odd for stem "conv", even for "stride2"
     upsample: str = "nearest"  # nearest resize + conv (Odena et al. 2016) | "bilinear" | "shuffle" | "deconv"
-    antialias: bool = False  # a fixed 3x3 binomial blur before each stride-2 conv inside (Zhang 2019)
     stem: str = "stride2"  # "conv": full-res conv stem and output | "stride2": stride-2 stem and transposed-conv output
     block: str = "separable"  # residual block convs: "full" 3x3 | "separable" depthwise + pointwise
     padding: str = "reflect"  # "reflect" (Johnson) | "zeros"
@@ -103,17 +102,23 @@ class NetConfig:
         check_number("[net] end_kernel", self.end_kernel, 1, INT_MAX, integer=True)
         check_number("[net] n_styles", self.n_styles, 1, INT_MAX, integer=True)
 
+    @property
+    def arch(self) -> str:
+        """The preset this shape is (whatever its style count), or "custom": a name read off the
+        shape, so it cannot disagree with it."""
+        return next((name for name, p in NET_PRESETS.items() if dataclasses.replace(p, n_styles=self.n_styles) == self),
+                    "custom")
+
 
 NET_PRESETS: dict[str, NetConfig] = {
     "fast": NetConfig(),
     # Johnson et al. 2016, with upsample+conv instead of transposed conv (Odena et al. 2016).
-    "johnson": NetConfig(arch="johnson", channels=(32, 64, 128), res_blocks=5, end_kernel=9, stem="conv",
-                         block="full"),
+    "johnson": NetConfig(channels=(32, 64, 128), res_blocks=5, end_kernel=9, stem="conv", block="full"),
 }
 
 
 def preset(name: str) -> NetConfig:
-    """The named architecture (``--arch``, ``[net] arch``)."""
+    """The named architecture (``--arch``, ``[net] arch``): where a config starts, not a field of it."""
     if name not in NET_PRESETS:
         raise UserError(f"unknown architecture {name!r} (choose from {', '.join(NET_PRESETS)})")
     return NET_PRESETS[name]
@@ -122,14 +127,9 @@ def preset(name: str) -> NetConfig:
 @dataclass(frozen=True)
 class LossConfig:
     """Which VGG, which layers, which weights. Shared by train, optimize and eval; the defaults
-    are the training loss (``fastnst optimize`` starts from ``OPTIMIZE_LOSS``).
-
-    Johnson et al. 2016 (VGG16) use content relu2_2 and style relu1_2..relu4_3. On caffe-vgg19
-    we use content relu2_2 and style relu1_1..relu4_1: relu5_1 adds ~25% to a CPU step and its
-    Gram term is tiny. The per-layer weights undo the spread of Gram magnitudes across layers
-    (mean squared Gram of scream.jpg: ~3e2, 1.4e4, 5e3, 2.6e5 for relu1_1..relu4_1), so each
-    layer counts about equally and style_weight is the one knob. style_weight 3e2 against
-    content 1 was picked by eye on scream.jpg at 128 px (1e3 and above wash out the content).
+    are the training loss (``fastnst optimize`` starts from ``OPTIMIZE_LOSS``): relu5_1 left out
+    for its cost, and per-layer style weights that even out the layers' Gram magnitudes, so that
+    ``style_weight`` is the one knob (docs/training.md, "The loss's layers and weights").
     """
 
     vgg: str = "caffe-vgg19"  # or torchvision-vgg16/19, a state_dict path, or "random" (untrained, for tests)
@@ -280,7 +280,13 @@ _NEW_KEY = {"TrainConfig": "style_paths", "NetConfig": "n_styles"}
 
 
 def _current_keys(cls: type, data: dict[str, Any]) -> dict[str, Any]:
-    """``data`` with the older spellings of a key (``_OLD_KEYS``) under its current name."""
+    """``data`` with the older spellings of a key (``_OLD_KEYS``) under its current name, and
+    without ``[net] antialias = false``, which older configs carry for a blur fastnst does not have."""
+    if cls is NetConfig and "antialias" in data:
+        if data["antialias"] is not False:
+            raise UserError("config: [net] antialias (a blur before the stride-2 convs) is not supported; "
+                            "drop the key")
+        data = {k: v for k, v in data.items() if k != "antialias"}
     old = [k for k in _OLD_KEYS.get(cls.__name__, ()) if k in data]
     if not old:
         return data
@@ -306,13 +312,14 @@ def from_dict(cls: type, data: dict[str, Any], where: str = "", base: Any = None
     parent's default is not LossConfig() (TrainConfig.loss, OptimizeConfig.loss).
     """
     data = _current_keys(cls, data)
+    if cls is NetConfig and "arch" in data:  # [net] arch = "johnson": start from that preset
+        base = preset(data["arch"])
+        data = {k: v for k, v in data.items() if k != "arch"}
     hints = get_type_hints(cls)
     unknown = sorted(set(data) - set(hints))
     if unknown:
         prefix = f"{where}." if where else ""
         raise UserError(f"unknown config key(s): {', '.join(prefix + k for k in unknown)}")
-    if cls is NetConfig and "arch" in data:  # [net] arch = "johnson": start from that preset
-        base = preset(data["arch"])
     values = {k: _coerce(hints[k], v, f"{where}.{k}".strip("."), _field_default(cls, k) if base is None else getattr(base, k))
               for k, v in data.items()}
     return dataclasses.replace(base, **values) if base is not None else cls(**values)
@@ -324,6 +331,18 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 
 def to_json(cfg: Any) -> str:
     return json.dumps(to_dict(cfg), sort_keys=True)
+
+
+def train_config_from_json(text: str | None, where: str = "model") -> TrainConfig:
+    """The TrainConfig ``to_json`` wrote, e.g. into a model's metadata (``where`` names the model);
+    None, for a model not trained by fastnst: the defaults, with a warning."""
+    if not text:
+        logging.getLogger(__name__).warning("%s has no training config: using the default loss configuration", where)
+        return TrainConfig()
+    try:
+        return from_dict(TrainConfig, json.loads(text))
+    except (json.JSONDecodeError, TypeError) as e:
+        raise UserError(f"{where}: unreadable training config in its metadata ({e})") from None
 
 
 TABLES = ("net", "loss")

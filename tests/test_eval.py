@@ -13,8 +13,8 @@ onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
 from fastnst import UserError, cli
-from fastnst.config import LossConfig, NetConfig, TrainConfig, to_json
-from fastnst.learn.evaluate import TERMS, evaluate, load_eval_image, train_config_of
+from fastnst.config import LossConfig, NetConfig, TrainConfig, to_json, train_config_from_json
+from fastnst.learn.evaluate import TERMS, evaluate, load_eval_image
 from fastnst.learn.export import export_onnx
 from fastnst.learn.nets import TransformNet
 
@@ -77,17 +77,17 @@ def test_load_eval_image_is_a_center_square(tmp_path):
     assert np.array_equal(out, full[:, 20:40])
 
 
-def test_train_config_round_trips_through_metadata():
-    assert train_config_of({"fastnst.config": to_json(CFG)}) == CFG
-    assert train_config_of({}) == TrainConfig()  # no metadata: defaults (with a warning)
-    with pytest.raises(UserError, match="fastnst.config"):
-        train_config_of({"fastnst.config": "{not json"})
+def test_train_config_round_trips_through_json():
+    assert train_config_from_json(to_json(CFG)) == CFG
+    assert train_config_from_json(None) == TrainConfig()  # no metadata: defaults (with a warning)
+    with pytest.raises(UserError, match="unreadable training config"):
+        train_config_from_json("{not json")
 
 
 def test_model_losses_are_finite_and_weighted_terms_add_up(models, photos, style):
     torch.manual_seed(0)
     (row,) = evaluate(models[0], photos, [style], size=32)
-    assert row.images == 3 and row.method == "tiny (fast)"
+    assert row.images == 3 and row.method == "tiny (custom)"  # a shape no preset has
     assert all(math.isfinite(row.losses[k]) and row.losses[k] >= 0 for k in TERMS)
     assert row.losses["content"] > 0 and row.losses["style"] > 0
     parts = row.losses["content"] + row.losses["style"] + row.losses["tv"]
@@ -110,7 +110,7 @@ def test_identity_model_has_zero_content_loss_and_tiny_model_does_not(models, ph
 def test_gatys_reference_row(models, photos, style):
     torch.manual_seed(0)
     rows = evaluate(models[1], photos, [style], size=32, limit=1, gatys=5)
-    assert [r.method for r in rows] == ["tiny (fast)", "gatys-5"] and rows[1].images == 1
+    assert [r.method for r in rows] == ["tiny (custom)", "gatys-5"] and rows[1].images == 1
     assert all(math.isfinite(rows[1].losses[k]) for k in TERMS)
     # Gatys starts from the photo (the identity model's output) and descends the same loss.
     assert rows[1].losses["total"] <= rows[0].losses["total"] * (1 + 1e-6)
@@ -122,7 +122,7 @@ def test_cli_prints_a_table(models, photos, style, capsys):
                      "--size", "32", "--limit", "2"]) == 0
     out = capsys.readouterr().out
     assert "| method | images | content | style | tv | total |" in out
-    assert "| tiny (fast) | 2 |" in out
+    assert "| tiny (custom) | 2 |" in out
 
 
 @pytest.mark.parametrize("args,msg", [(["--content", "MISSING"], "not found"), (["--size", "8"], "size"),
@@ -193,7 +193,7 @@ def test_a_multi_style_model_is_scored_per_style(tmp_path, photos):
 
     enc = VGGEncoder.from_config(cfg.loss)  # one random VGG for both calls
     rows = evaluate(model, photos, size=32, encoder=enc)  # the paintings its config recorded
-    assert [(r.method, r.style) for r in rows] == [("duo/ink (fast)", "ink"), ("duo/oil (fast)", "oil")]
+    assert [(r.method, r.style) for r in rows] == [("duo/ink (custom)", "ink"), ("duo/oil (custom)", "oil")]
     assert rows[0].losses["total"] != rows[1].losses["total"]
     (oil,) = [r for r in evaluate(model, photos, [paths[1], paths[0]], size=32, encoder=enc) if r.style == "oil"]
     assert oil.losses == rows[1].losses  # --style matched by name, in any order

@@ -51,9 +51,10 @@ def _export(module, path: Path, dynamic: bool = True) -> Path:
     """A torch module on uint8 (N, H, W, 3) frames -> an ONNX model (fixed 1x64x64x3 input if not ``dynamic``)."""
     torch = pytest.importorskip("torch")
     pytest.importorskip("onnx")
+    from fastnst.learn.export import torchscript_export
+
     axes = {"frames": {0: "N", 1: "H", 2: "W"}} if dynamic else None
-    torch.onnx.export(module, (torch.zeros(1, 64, 64, 3, dtype=torch.uint8),), str(path), dynamo=False,
-                      opset_version=17, input_names=["frames"], output_names=["stylized"], dynamic_axes=axes)
+    torchscript_export(module, (torch.zeros(1, 64, 64, 3, dtype=torch.uint8),), path, ["frames"], dynamic_axes=axes)
     return path
 
 

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from fastnst import UserError
-from fastnst.config import NET_PRESETS, NetConfig, preset
+from fastnst.config import NET_PRESETS, NetConfig, from_dict, preset, to_dict
 from fastnst.learn.export import MARGIN, FrameIO, export_onnx
 from fastnst.learn.nets import TransformNet
 
@@ -38,9 +38,9 @@ def test_presets_keep_size_in_range(name):
 
 
 OPTIONS = [{"stem": "conv", "end_kernel": 3}, {"stem": "stride2"}, {"upsample": "nearest"}, {"upsample": "shuffle"},
-           {"upsample": "deconv"}, {"upsample": "bilinear"}, {"antialias": True}, {"block": "full"},
+           {"upsample": "deconv"}, {"upsample": "bilinear"}, {"block": "full"},
            {"block": "separable"}, {"padding": "reflect"}, {"padding": "zeros"}, {"end_kernel": 2}, {"end_kernel": 6},
-           {"end_kernel": 8}, {"channels": (16, 32)}, {"channels": (16, 32), "antialias": True}]
+           {"end_kernel": 8}, {"channels": (16, 32)}]
 
 
 @pytest.mark.parametrize("changes", OPTIONS)
@@ -60,18 +60,6 @@ def test_each_option_builds_runs_and_trains(changes):
 def test_bad_options_raise(changes):
     with pytest.raises(ValueError):
         TransformNet(dataclasses.replace(NET_PRESETS["fast"], **changes))
-
-
-def test_blur_keeps_flat_maps_and_removes_the_finest_checkerboard():
-    from fastnst.learn.nets import Blur
-
-    blur = Blur(2)
-    flat = torch.full((1, 2, 9, 12), 0.7)
-    assert torch.allclose(blur(flat), flat)
-    checker = (torch.arange(12)[None, :] + torch.arange(10)[:, None]) % 2 * 2.0 - 1  # (10, 12), +-1
-    y = blur(checker.expand(1, 2, 10, 12))
-    assert y[..., 1:-1, 1:-1].abs().max() < 1e-6  # the Nyquist pattern is gone inside
-    assert not list(blur.parameters())  # fixed, nothing to train
 
 
 def test_unknown_preset_is_a_user_error():
@@ -105,7 +93,7 @@ def _reference(net: TransformNet, frames: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("name, changes", [("fast", {}), ("fast", {"padding": "zeros"}),
                                            ("fast", {"end_kernel": 8}),
                                            pytest.param("johnson", {}, marks=pytest.mark.slow),
-                                           ("fast", {"upsample": "bilinear", "antialias": True}),
+                                           ("fast", {"upsample": "bilinear"}),
                                            pytest.param("fast", {"channels": (16, 32)}, marks=pytest.mark.slow)])
 def test_onnx_with_folded_io_matches_the_plain_net(tmp_path, name, changes):
     ort = pytest.importorskip("onnxruntime")
@@ -145,3 +133,17 @@ def test_only_zero_padding_marks_the_frame_border(padding, marked):
         y = net(torch.full((1, 3, 24, 32), 0.4))[0]  # (3, 24, 32)
     tile = y[:, 8:10, 8:10].repeat(1, 12, 16)  # an interior 2x2 tile over the whole frame
     assert ((y - tile).abs().max() > 1e-3) == marked
+
+
+def test_arch_is_read_off_the_shape_and_older_configs_still_load():
+    assert NET_PRESETS["fast"].arch == "fast" and dataclasses.replace(NET_PRESETS["johnson"], n_styles=3).arch == "johnson"
+    assert dataclasses.replace(NET_PRESETS["fast"], channels=(16, 32)).arch == "custom"
+    # A shipped model's metadata: labelled "fast" with other channels, and the blur switched off.
+    old = {"antialias": False, "arch": "fast", "block": "separable", "channels": [16, 32], "end_kernel": 4,
+           "padding": "reflect", "res_blocks": 9, "stem": "stride2", "styles": 12, "upsample": "nearest"}
+    cfg = from_dict(NetConfig, old)
+    assert (cfg.channels, cfg.res_blocks, cfg.n_styles, cfg.arch) == ((16, 32), 9, 12, "custom")
+    assert "arch" not in to_dict(cfg) and "antialias" not in to_dict(cfg)
+    assert from_dict(NetConfig, {"arch": "johnson", "res_blocks": 2}) == dataclasses.replace(NET_PRESETS["johnson"], res_blocks=2)
+    with pytest.raises(UserError, match=r"antialias \(a blur before the stride-2 convs\) is not supported"):
+        from_dict(NetConfig, {**old, "antialias": True})

@@ -346,15 +346,15 @@ def test_the_play_hint_is_quoted_for_a_shell(work, capsys):
 # ---------------------------------------------------------------- metadata against the graph
 def test_a_model_naming_styles_it_has_no_input_for_is_refused(tmp_path, capsys):
     onnx = pytest.importorskip("onnx")
+    from fastnst.learn.export import torchscript_export
 
     class Invert(torch.nn.Module):
         def forward(self, x):
             return 255 - x
 
     path = tmp_path / "two.onnx"
-    torch.onnx.export(Invert(), (torch.zeros(1, 64, 64, 3, dtype=torch.uint8),), str(path), dynamo=False,
-                      opset_version=17, input_names=["frames"], output_names=["stylized"],
-                      dynamic_axes={"frames": {0: "N", 1: "H", 2: "W"}})
+    torchscript_export(Invert(), (torch.zeros(1, 64, 64, 3, dtype=torch.uint8),), path, ["frames"],
+                       dynamic_axes={"frames": {0: "N", 1: "H", 2: "W"}})
     model = onnx.load(str(path))
     model.metadata_props.add(key="fastnst.styles", value=json.dumps(["a", "b"]))
     onnx.save(model, str(path))

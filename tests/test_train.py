@@ -21,7 +21,7 @@ from fastnst.learn.data import to_tensor
 from fastnst.learn.losses import PerceptualLoss
 from fastnst.learn.nets import TransformNet
 from fastnst.learn.checkpoint import CHECKPOINT_NAME, config_of, load_checkpoint, net_of, resume_config, save_checkpoint
-from fastnst.learn.train import TrainingDiverged, lr_at, train
+from fastnst.learn.train import MetricSums, StepMetrics, TrainingDiverged, lr_at, train
 
 TINY_NET = replace(NET_PRESETS["johnson"], channels=(4, 8, 8), res_blocks=1)
 TINY_LOSS = LossConfig(vgg="random", content_layers=("relu2_1",), style_layers={"relu1_1": 1.0, "relu2_1": 1.0},
@@ -267,3 +267,21 @@ def test_two_process_gloo_ddp_ends_with_identical_weights(setup):
     assert any(not torch.equal(r0["state"][k], init[k]) for k in init)  # it did train
     ckpt = load_checkpoint(cfg.run_dir)
     assert ckpt["world_size"] == 2 and ckpt["data_position"] == 3 * 2 * 2  # 3 steps x 2 images x 2 ranks
+    row = json.loads((Path(cfg.run_dir) / "metrics.jsonl").read_text().splitlines()[-1])  # the ranks' means
+    assert row["step"] == 3 and all(np.isfinite(row[k]) and row[k] >= 0 for k in ("content", "style", "tv", "total"))
+
+
+def test_step_metrics_travel_as_one_vector_and_sum_into_a_metrics_row():
+    m = StepMetrics(losses=torch.tensor([1.0, 2.0, 3.0, 4.0]), stop=torch.tensor([1.0]),
+                    style_sums=torch.tensor([0.5, 0.0, 0.25]), style_counts=torch.tensor([1.0, 0.0, 3.0]))
+    vec = m.to_tensor()
+    assert vec.shape == (4 + 1 + 2 * 3,)
+    back = StepMetrics.from_tensor(vec).all_reduced(world=1)  # one process: the same figures, in float64
+    assert back.losses.dtype == torch.float64 and back.total == 4.0 and back.stop.item() == 1.0
+    assert back.style_sums.tolist() == [0.5, 0.0, 0.25] and back.style_counts.tolist() == [1.0, 0.0, 3.0]
+    sums = MetricSums(3)
+    sums.add(back)
+    sums.add(StepMetrics.from_tensor(torch.zeros(11, dtype=torch.float64)))
+    row, per_style = sums.means(("a", "b", "c"))
+    assert sums.steps == 2 and row == {"content": 0.5, "style": 1.0, "tv": 1.5, "total": 2.0}
+    assert per_style == {"a": 0.5, "c": 0.25 / 3}  # b had no samples: no mean

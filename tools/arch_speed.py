@@ -26,7 +26,7 @@ import onnxruntime as ort
 import torch
 
 from fastnst.config import NET_PRESETS, NetConfig
-from fastnst.learn.export import INPUT_NAME, OUTPUT_NAME, STYLE_INPUT_NAME, export_onnx
+from fastnst.learn.export import INPUT_NAME, OUTPUT_NAME, STYLE_INPUT_NAME, export_onnx, torchscript_export
 from fastnst.learn.nets import TransformNet
 
 THIN = NetConfig(arch="thin", channels=(8, 16, 32), res_blocks=3, end_kernel=3)  # the first real-time candidate
@@ -73,9 +73,8 @@ class NaiveFrameIO(torch.nn.Module):
 def export(name: str, cfg: NetConfig, path: Path) -> None:
     net = TransformNet(cfg).eval()
     if "naive" in name:
-        torch.onnx.export(NaiveFrameIO(net), (torch.zeros(1, 64, 64, 3, dtype=torch.uint8),), str(path), dynamo=False,
-                          opset_version=17, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                          dynamic_axes={INPUT_NAME: {0: "N", 1: "H", 2: "W"}, OUTPUT_NAME: {0: "N", 1: "H", 2: "W"}})
+        torchscript_export(NaiveFrameIO(net), (torch.zeros(1, 64, 64, 3, dtype=torch.uint8),), path, [INPUT_NAME],
+                           dynamic_axes={INPUT_NAME: {0: "N", 1: "H", 2: "W"}, OUTPUT_NAME: {0: "N", 1: "H", 2: "W"}})
     else:
         export_onnx(net, path)
 

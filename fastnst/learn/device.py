@@ -41,9 +41,8 @@ def pick_device(name: str, local_rank: int = 0) -> torch.device:
 
 def cpu_has_fast_bf16() -> bool:
     """Whether this CPU has bf16 instructions (AVX512-BF16 or AMX). Without them, bf16
-    convolutions are emulated: 0.38x fp32's speed on an AVX-512 CPU, about 50x slower on an
-    AVX2 one (docs/training.md). oneDNN's own check says yes on any AVX-512 CPU, so on x86 we
-    ask for the instructions themselves."""
+    convolutions are emulated, far slower than fp32 (docs/training.md). oneDNN's own check says
+    yes on any AVX-512 CPU, so on x86 we ask for the instructions themselves."""
     if not torch.backends.mkldnn.is_available():
         return False
     has_avx512_bf16 = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
@@ -55,9 +54,8 @@ def cpu_has_fast_bf16() -> bool:
 def pick_precision(name: str, device: torch.device, launch_bound: bool = False) -> tuple[str, str]:
     """(precision, why) for a --precision flag on ``device``: "auto" is bf16 where the device runs
     bf16 convolutions natively and fp32 elsewhere, and fp32 on a GPU for ``launch_bound`` work
-    (training the real-time net: its steps wait on kernel launches, which autocast adds to; bf16
-    measured 0.73-0.79x of fp32 at batch 4 on an H200, docs/training.md). "fp32" and "bf16" are
-    taken as given."""
+    (a net so small that its steps wait on kernel launches, which autocast adds to; there bf16
+    is slower, docs/training.md). "fp32" and "bf16" are taken as given."""
     if name not in PRECISIONS:
         raise UserError(f"unknown precision {name!r} (use {', '.join(PRECISIONS)})")
     if device.type == "cuda":

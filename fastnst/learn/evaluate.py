@@ -14,7 +14,6 @@ added as further functions over the same loaded model.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -28,8 +27,9 @@ import torch
 from PIL import Image
 
 from fastnst import UserError
-from fastnst.config import OptimizeConfig, TrainConfig, from_dict
+from fastnst.config import OptimizeConfig, TrainConfig, train_config_from_json
 from fastnst.learn.data import to_tensor
+from fastnst.play.contract import META_CONFIG
 from fastnst.play.images import list_images, load_image
 from fastnst.learn.device import autocast, pick_precision
 from fastnst.learn.losses import PerceptualLoss
@@ -61,19 +61,6 @@ def load_eval_image(path: str | os.PathLike, size: int) -> np.ndarray:
         img = img.resize((nw, nh), Image.Resampling.LANCZOS)
     left, top = (nw - size) // 2, (nh - size) // 2
     return np.asarray(img.crop((left, top, left + size, top + size)))
-
-
-def train_config_of(metadata: dict[str, str], model: str = "model") -> TrainConfig:
-    """The TrainConfig stored in a model's ``fastnst.config`` metadata (defaults, with a
-    warning, when there is none, e.g. a model not trained by fastnst)."""
-    text = metadata.get("fastnst.config")
-    if not text:
-        log.warning("%s has no fastnst.config metadata: using the default loss configuration", model)
-        return TrainConfig()
-    try:
-        return from_dict(TrainConfig, json.loads(text))
-    except (json.JSONDecodeError, TypeError) as e:
-        raise UserError(f"{model}: unreadable fastnst.config metadata ({e})") from None
 
 
 @torch.no_grad()
@@ -127,7 +114,7 @@ def evaluate(model: str | os.PathLike, content: str | os.PathLike, styles: Seque
     if gatys < 0 or (limit is not None and limit < 1):
         raise UserError("gatys iterations must be >= 0 and limit >= 1")
     runner = StyleModel(model, provider="cpu", threads=threads)
-    cfg = train_config_of(runner.metadata, str(runner.path))
+    cfg = train_config_from_json(runner.metadata.get(META_CONFIG), str(runner.path))
     style_paths = _style_paths(runner.style_names, styles, cfg)
     paths = list_images(content)
     if holdout and holdout > len(paths):

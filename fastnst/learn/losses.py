@@ -51,11 +51,11 @@ class PerceptualLoss(nn.Module):
     """Content + style + TV loss against S fixed style images.
 
     The Gram targets of each style are computed once here and kept as buffers (S, C, C).
-    ``forward(x, content_targets, style=None)`` with x: (B, 3, H, W) RGB [0, 1], the dict from
-    ``content_targets(content)`` and per-sample style weights (B, S) (one-hot: that style; a
-    mix blends the Gram targets; None: ``style_blend``, default equal) returns scalars
-    {"content", "style", "tv", "total"} (the first three unweighted, ``total`` weighted) and
-    "style_each", the (B,) per-sample style terms. With ``teacher_targets`` (the
+    ``forward(x, content_targets, teacher_targets=None, style_weights=None)`` with x: (B, 3, H, W)
+    RGB [0, 1], the dict from ``content_targets(content)`` and per-sample style weights (B, S)
+    (one-hot: that style; a mix blends the Gram targets; None: ``style_blend``, default equal)
+    returns scalars {"content", "style", "tv", "total"} (the first three unweighted, ``total``
+    weighted) and "style_each", the (B,) per-sample style terms. With ``teacher_targets`` (the
     ``content_targets`` of a teacher net's output) it adds "distill", the content loss against
     them, weighted by ``distill_weight`` in ``total``.
     """
@@ -97,9 +97,9 @@ class PerceptualLoss(nn.Module):
     def _buf(layer: str) -> str:
         return f"gram_{layer}"
 
-    def style_targets(self, style: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def style_targets(self, style_weights: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """{layer: (B or 1, C, C)} Gram targets for style weights (B, S) (None: the blend)."""
-        mix = self.blend if style is None else style.float()  # (B, S)
+        mix = self.blend if style_weights is None else style_weights.float()  # (B, S)
         return {layer: torch.einsum("bs,scd->bcd", mix, getattr(self, self._buf(layer))) for layer in self.style_layers}
 
     @torch.no_grad()
@@ -109,11 +109,11 @@ class PerceptualLoss(nn.Module):
 
     def forward(self, x: torch.Tensor, content_targets: Mapping[str, torch.Tensor],
                 teacher_targets: Mapping[str, torch.Tensor] | None = None,
-                style: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                style_weights: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         feats = self.encoder(x)
         c = sum(content_loss(feats[l], content_targets[l]) for l in self.content_layers)
         each = x.new_zeros(len(x), dtype=torch.float32) + style_loss(
-            {l: gram_matrix(feats[l]) for l in self.style_layers}, self.style_targets(style), self.style_layers)  # (B,)
+            {l: gram_matrix(feats[l]) for l in self.style_layers}, self.style_targets(style_weights), self.style_layers)  # (B,)
         s = each.mean()
         tv = tv_loss(x.float())
         total = self.content_weight * c + self.style_weight * s + self.tv_weight * tv
@@ -133,7 +133,7 @@ def stability_loss(
     A small random camera motion T (an integer translation, as a crop) plus sensor-like
     Gaussian noise should not change the texture: fn(T(x) + noise) ~= T(fn(x)), in the spirit
     of Gupta et al. 2017 and the noise training of the chainer fast-neuralstyle forks.
-    Shifts that are not multiples of the net's stride (8 for `fast`, 4 for `johnson`) are exactly
+    Shifts that are not multiples of the net's total stride (2 for each stride-2 layer) are exactly
     what makes strokes boil.
 
     x: (B, 3, H, W) input, y = fn(x): (B, 3, H, W). Returns the mean squared difference on

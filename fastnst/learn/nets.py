@@ -1,12 +1,12 @@
 """TransformNet: the feed-forward style network (Johnson et al. 2016) and its faster variants.
 
-Contract: ``forward(x, style)`` takes (B, 3, H, W) RGB in [0, 1] and per-sample style weights
+Contract: ``forward(x, style_weights)`` takes (B, 3, H, W) RGB in [0, 1] and per-sample style weights
 (B, N) (``NetConfig.n_styles`` = N; one-hot picks a style, a convex mix blends them; omitted: the
 first style) and returns (B, 3, H, W) RGB in [0, 1] (a sigmoid output), for any H and W (odd ones included) large enough that the deepest
 level keeps more than one pixel for instance norm (and, with reflection padding, more pixels
 than the pad). Each upsampling stage resizes or crops to the exact size of the matching
 downsampling stage; a stride2 stem pads odd inputs by one replicated row/column that the
-output drops again. ``logits(x, style)`` is the pre-sigmoid body, which ``fastnst.learn.export.FrameIO``
+output drops again. ``logits(x, style_weights)`` is the pre-sigmoid body, which ``fastnst.learn.export.FrameIO``
 rewires to fold the uint8/BGR/NHWC conversions into the ONNX graph.
 
 docs/results records what each option costs at 640x480 on a 2-core CPU and why "fast" is
@@ -26,7 +26,7 @@ class CondInstanceNorm(nn.Module):
     """Conditional instance norm (Dumoulin et al. 2017): instance norm (Ulyanov et al. 2016)
     with one scale and shift per style, mixed by the style weights.
 
-    ``forward(x, style)``: x (B, C, H, W), style (B, N) or (1, N) -> (B, C, H, W). With N = 1
+    ``forward(x, style_weights)``: x (B, C, H, W), style_weights (B, N) or (1, N) -> (B, C, H, W). With N = 1
     and weight 1 it is ``nn.InstanceNorm2d(C, affine=True)``, whose (C,) parameters it loads.
     """
 
@@ -35,8 +35,8 @@ class CondInstanceNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(n_styles, channels))  # (N, C)
         self.bias = nn.Parameter(torch.zeros(n_styles, channels))  # (N, C)
 
-    def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-        scale, shift = style @ self.weight, style @ self.bias  # (B or 1, C)
+    def forward(self, x: torch.Tensor, style_weights: torch.Tensor) -> torch.Tensor:
+        scale, shift = style_weights @ self.weight, style_weights @ self.bias  # (B or 1, C)
         if len(scale) == 1:  # one mix for the whole batch (the player): one InstanceNormalization op in ONNX
             return F.instance_norm(x, weight=scale[0], bias=shift[0])
         return F.instance_norm(x) * scale[:, :, None, None] + shift[:, :, None, None]  # (B, C, H, W)
@@ -52,7 +52,7 @@ class CondInstanceNorm(nn.Module):
 class ConvNormAct(nn.Sequential):
     """pad -> conv -> conditional instance norm -> ReLU (each optional).
     ``pad_mode``: "reflect" or "zeros"; ``pad``: the padding width (default ``k // 2``, "same"
-    at stride 1). ``forward(x, style)``."""
+    at stride 1). ``forward(x, style_weights)``."""
 
     def __init__(self, cin: int, cout: int, k: int, stride: int = 1, pad_mode: str = "reflect",
                  norm: bool = True, act: bool = True, groups: int = 1, pad: int | None = None, n_styles: int = 1):
@@ -67,9 +67,9 @@ class ConvNormAct(nn.Sequential):
             layers.append(nn.ReLU(inplace=True))
         super().__init__(*layers)
 
-    def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, style_weights: torch.Tensor) -> torch.Tensor:
         for layer in self:
-            x = layer(x, style) if isinstance(layer, CondInstanceNorm) else layer(x)
+            x = layer(x, style_weights) if isinstance(layer, CondInstanceNorm) else layer(x)
         return x
 
 
@@ -92,26 +92,11 @@ class ResidualBlock(nn.Module):
             raise ValueError(f"unknown residual block type {block!r}")
         self.body = nn.ModuleList(body)
 
-    def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, style_weights: torch.Tensor) -> torch.Tensor:
         y = x
         for layer in self.body:
-            y = layer(y, style)
+            y = layer(y, style_weights)
         return x + y
-
-
-class Blur(nn.Module):
-    """A fixed 3x3 binomial low-pass ([1, 2, 1] x [1, 2, 1] / 16) per channel, reflection padded,
-    for anti-aliased downsampling before a stride-2 conv (Zhang 2019). No parameters. Against the
-    lattice it halved the texture's tie to the 4-px grid but cost loss, flicker and 17% of the fps
-    (docs/results/lessons.md), so no preset uses it."""
-
-    def __init__(self, channels: int):
-        super().__init__()
-        k = torch.tensor([1.0, 2.0, 1.0])
-        self.register_buffer("kernel", (k[:, None] * k[None, :] / 16).expand(channels, 1, 3, 3).clone())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), self.kernel, groups=x.shape[1])
 
 
 class Upsample(nn.Module):
@@ -120,7 +105,7 @@ class Upsample(nn.Module):
     "nearest": nearest resize + 3x3 conv (Odena et al. 2016); "bilinear": the same with a
     bilinear resize (no 2x2 blocks for the conv to undo); "shuffle": 3x3 conv to 4x the
     channels at the low resolution + pixel shuffle (Shi et al. 2016); "deconv": a 4x4 stride-2
-    transposed conv (kernel divisible by the stride, so no uneven overlap; 2.25x fewer MACs).
+    transposed conv (kernel divisible by the stride, so no uneven overlap; fewer MACs).
     """
 
     def __init__(self, cin: int, cout: int, mode: str, pad_mode: str, n_styles: int):
@@ -136,15 +121,15 @@ class Upsample(nn.Module):
             raise ValueError(f"unknown upsample mode {mode!r}")
         self.norm = CondInstanceNorm(cout, n_styles)
 
-    def forward(self, x: torch.Tensor, size: torch.Size, style: torch.Tensor) -> torch.Tensor:
-        conv = self.conv if self.mode == "deconv" else (lambda t: self.conv(t, style))
+    def forward(self, x: torch.Tensor, size: torch.Size, style_weights: torch.Tensor) -> torch.Tensor:
+        conv = self.conv if self.mode == "deconv" else (lambda t: self.conv(t, style_weights))
         if self.mode in ("nearest", "bilinear"):
             y = conv(F.interpolate(x, size=size, mode=self.mode))  # (B, cout, *size)
         elif self.mode == "shuffle":
             y = F.pixel_shuffle(conv(x), 2)[..., : size[0], : size[1]]  # (B, cout, *size)
         else:
             y = conv(x)[..., : size[0], : size[1]]  # (B, cout, 2h, 2w) -> (B, cout, *size)
-        return F.relu(self.norm(y, style))
+        return F.relu(self.norm(y, style_weights))
 
 
 class TransformNet(nn.Module):
@@ -194,8 +179,6 @@ class TransformNet(nn.Module):
             self.stem = ConvNormAct(3, c1, k, stride=2, pad_mode="zeros", pad=p - ep, n_styles=n)
             self.out = nn.ConvTranspose2d(c1, 3, k, stride=2, padding=p + 2 * eq)
         # Built in this order (the order the seed's random init follows) whatever the depth.
-        self.blur1 = Blur(c1) if cfg.antialias else nn.Identity()
-        self.blur2 = Blur(c2) if cfg.antialias and c3 else nn.Identity()
         self.down1 = ConvNormAct(c1, c2, 3, stride=2, pad_mode=pad, n_styles=n)
         self.down2 = ConvNormAct(c2, c3, 3, stride=2, pad_mode=pad, n_styles=n) if c3 else None
         self.res = nn.ModuleList([ResidualBlock(c3 or c2, cfg.block, pad, n) for _ in range(cfg.res_blocks)])
@@ -206,37 +189,37 @@ class TransformNet(nn.Module):
         """Every conditional instance norm: the only per-style parameters."""
         return [m for m in self.modules() if isinstance(m, CondInstanceNorm)]
 
-    def style_weights(self, style: torch.Tensor | None, batch: int) -> torch.Tensor:
+    def _checked_weights(self, style_weights: torch.Tensor | None, batch: int) -> torch.Tensor:
         """None -> the first style, (B, N) or (1, N) as given."""
-        if style is None:
-            style = F.one_hot(torch.zeros(1, dtype=torch.long), self.cfg.n_styles).float()  # (1, N)
-        if not torch.jit.is_tracing() and (style.dim() != 2 or style.shape[1] != self.cfg.n_styles
-                                           or style.shape[0] not in (1, batch)):
+        if style_weights is None:
+            style_weights = F.one_hot(torch.zeros(1, dtype=torch.long), self.cfg.n_styles).float()  # (1, N)
+        if not torch.jit.is_tracing() and (style_weights.dim() != 2 or style_weights.shape[1] != self.cfg.n_styles
+                                           or style_weights.shape[0] not in (1, batch)):
             raise ValueError(f"style weights must be (B, {self.cfg.n_styles}) or (1, {self.cfg.n_styles}), "
-                             f"got {tuple(style.shape)}")
-        return style
+                             f"got {tuple(style_weights.shape)}")
+        return style_weights
 
-    def logits(self, x: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
+    def logits(self, x: torch.Tensor, style_weights: torch.Tensor | None = None) -> torch.Tensor:
         """(B, 3, H, W) -> (B, 3, H, W) pre-sigmoid output (H, W even for a stride2 stem, whose
         input comes already padded by ``edge_pad[0]`` on each side: (B, 3, H + 2p, W + 2p))."""
-        style = self.style_weights(style, x.shape[0]).to(x.device)  # (B or 1, N)
-        s1 = self.stem(x, style)  # (B, c1, H, W), or (B, c1, H/2, W/2) for a stride2 stem
-        s2 = y = self.down1(self.blur1(s1), style)  # (B, c2, ceil(h1/2), ceil(w1/2))
+        style_weights = self._checked_weights(style_weights, x.shape[0]).to(x.device)  # (B or 1, N)
+        s1 = self.stem(x, style_weights)  # (B, c1, H, W), or (B, c1, H/2, W/2) for a stride2 stem
+        s2 = y = self.down1(s1, style_weights)  # (B, c2, ceil(h1/2), ceil(w1/2))
         if self.down2 is not None:
-            y = self.down2(self.blur2(s2), style)  # (B, c3, ceil(h1/4), ceil(w1/4))
+            y = self.down2(s2, style_weights)  # (B, c3, ceil(h1/4), ceil(w1/4))
         for block in self.res:
-            y = block(y, style)
+            y = block(y, style_weights)
         if self.up1 is not None:
-            y = self.up1(y, s2.shape[-2:], style)  # (B, c2, *s2 size)
-        y = self.up2(y, s1.shape[-2:], style)  # (B, c1, *s1 size)
+            y = self.up1(y, s2.shape[-2:], style_weights)  # (B, c2, *s2 size)
+        y = self.up2(y, s1.shape[-2:], style_weights)  # (B, c1, *s1 size)
         if self.edge_pad[1]:
             y = F.pad(y, (self.edge_pad[1],) * 4, mode="replicate")
-        return self.out(y, style) if isinstance(self.out, ConvNormAct) else self.out(y)  # (B, 3, H, W)
+        return self.out(y, style_weights) if isinstance(self.out, ConvNormAct) else self.out(y)  # (B, 3, H, W)
 
-    def forward(self, x: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, style_weights: torch.Tensor | None = None) -> torch.Tensor:
         if self.cfg.stem == "conv":
-            return torch.sigmoid(self.logits(x, style))  # (B, 3, H, W) in [0, 1]
+            return torch.sigmoid(self.logits(x, style_weights))  # (B, 3, H, W) in [0, 1]
         h, w = x.shape[-2:]
         p = self.edge_pad[0]
         x = F.pad(x, (p, p + w % 2, p, p + h % 2), mode="replicate")  # (B, 3, H' + 2p, W' + 2p), H', W' even
-        return torch.sigmoid(self.logits(x, style)[..., :h, :w])  # (B, 3, H, W) in [0, 1]
+        return torch.sigmoid(self.logits(x, style_weights)[..., :h, :w])  # (B, 3, H, W) in [0, 1]

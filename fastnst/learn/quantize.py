@@ -3,11 +3,10 @@
 Only the convolutions are quantized: per-channel int8 weights and uint8 activations, in the QDQ
 format that onnxruntime fuses into integer convolution kernels. Instance norm, resize, the
 residual adds and the uint8 I/O stay in float. Activation ranges are averaged over the
-calibration frames (one frame's extremes would stretch a range and cost precision). On the fast
-preset this runs ~1.3x faster on a 2-core x86 CPU and moves the output by 1-4 levels of 255
-on average, for the same held-out perceptual loss; but the warping error on video rises by
-64-85% (quantization noise defeats the stability training), so it is an option, not the default
-(docs/results/lessons.md, "int8")."""
+calibration frames (one frame's extremes would stretch a range and cost precision). It runs
+faster on a CPU for about the same held-out perceptual loss, but its noise defeats the stability
+training (more flicker on video), so it is an option, not the default (docs/results/lessons.md,
+"int8")."""
 
 from __future__ import annotations
 

@@ -23,7 +23,8 @@ import shlex
 import signal
 import sys
 import time
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -35,14 +36,16 @@ import fastnst
 from fastnst import UserError
 from fastnst.config import TrainConfig, to_dict
 from fastnst.learn.checkpoint import (CHECKPOINT_FORMAT, CHECKPOINT_NAME, config_of, load_checkpoint, load_trained,
-                                      net_of, run_folder, save_checkpoint)
+                                      model_file, net_of, run_folder, save_checkpoint)
 from fastnst.learn.data import CropDataset, decode_image, make_loader, open_dataset, to_tensor
 from fastnst.learn.device import autocast, pick_device, pick_precision
+from fastnst.learn.export import export_model, select_styles
 from fastnst.learn.losses import PerceptualLoss, stability_loss
 from fastnst.learn.nets import TransformNet
 from fastnst.learn.rundir import RunLock, holds_run
 from fastnst.play.files import atomic_path, check_output_path
 from fastnst.play.images import load_image, resize_long_side, save_image
+from fastnst.signals import record_stop
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +121,7 @@ class _StopFlag:
         self._old: dict[int, Any] = {}
 
     def _handle(self, signum, frame):
-        fastnst.stop_signals.append(signum)
+        record_stop(signum)
         if self.requested and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.requested = True
@@ -133,34 +136,6 @@ class _StopFlag:
     def __exit__(self, *exc):
         for s, h in self._old.items():
             signal.signal(s, h)
-
-
-# ---------------------------------------------------------------- the loop
-def train(cfg: TrainConfig, resume: str | os.PathLike | None = None, export: bool = True,
-          overwrite: bool = False,
-          on_step: Callable[[int, int, TransformNet, float | None], None] | None = None) -> TrainResult:
-    """Train a TransformNet for ``cfg`` (or continue the run at ``resume``: a run folder or a
-    checkpoint, whose config wins except for RESUMABLE_FIELDS, which the caller applies with
-    ``checkpoint.resume_config``). The run is written to ``cfg.run_dir``, which is locked for the run,
-    and which must not hold another run unless ``overwrite``. All input checks happen before the
-    run folder is made.
-
-    ``on_step(step, total_steps, net, loss)``, if given, runs on rank 0 before the first step
-    (loss None) and after each one (e.g. to publish the net as it learns).
-
-    Raises UserError for bad input, TrainingDiverged on a NaN/inf loss (the last checkpoint is
-    kept) and KeyboardInterrupt after saving a checkpoint when interrupted (Ctrl-C, SIGTERM).
-    """
-    ckpt = load_checkpoint(resume, resuming=True) if resume is not None else None
-    check_config(cfg)
-    started = world_size() > 1 and not dist.is_initialized()
-    rank, world, device = _dist_setup(cfg.device)
-    try:
-        with contextlib.ExitStack() as stack:  # the run folder's lock, once taken
-            return _train(cfg, ckpt, rank, world, device, resume, export, overwrite, stack, on_step)
-    finally:
-        if started and dist.is_initialized():
-            dist.destroy_process_group()
 
 
 def world_size() -> int:
@@ -222,9 +197,206 @@ def trainable_parameters(net: TransformNet, styles: list[int] | None = None) -> 
     return params
 
 
+# ---------------------------------------------------------------- what the steps share
+LOSS_TERMS = ("content", "style", "tv", "total")
+
+
+@dataclass
+class StepMetrics:
+    """One step's figures, as every rank sees them after the step's single all_reduce (so all ranks
+    stop, on a NaN or a Ctrl-C, at the same step). Tensors, so that the all_reduce can sum them."""
+
+    losses: torch.Tensor  # (4,) LOSS_TERMS; summed over ranks, then the mean
+    stop: torch.Tensor  # (1,) > 0: some rank was asked to stop
+    style_sums: torch.Tensor  # (S,) per style, the sum of its samples' style terms
+    style_counts: torch.Tensor  # (S,) per style, its samples
+
+    @classmethod
+    def of_step(cls, losses: dict[str, torch.Tensor], stop: bool, which: torch.Tensor, n_styles: int,
+                device: torch.device) -> "StepMetrics":
+        """This rank's figures: ``losses`` from PerceptualLoss, ``which`` (B,) the samples' styles."""
+        return cls(torch.stack([losses[k].detach().float() for k in LOSS_TERMS]),
+                   torch.tensor([float(stop)], device=device),
+                   torch.zeros(n_styles, device=device).index_add(0, which.to(device), losses["style_each"].detach().float()),
+                   torch.bincount(which, minlength=n_styles).float().to(device))
+
+    def to_tensor(self) -> torch.Tensor:
+        return torch.cat([self.losses, self.stop, self.style_sums, self.style_counts])
+
+    @classmethod
+    def from_tensor(cls, vec: torch.Tensor) -> "StepMetrics":
+        n = (len(vec) - 5) // 2
+        return cls(vec[:4], vec[4:5], vec[5:5 + n], vec[5 + n:])
+
+    def all_reduced(self, world: int) -> "StepMetrics":
+        """Every rank's figures summed (the losses averaged), on the CPU in float64."""
+        vec = self.to_tensor()
+        if world > 1:
+            dist.all_reduce(vec)
+            vec[:4] = vec[:4] / world
+        return StepMetrics.from_tensor(vec.cpu().double())
+
+    @property
+    def total(self) -> float:
+        return self.losses[3].item()
+
+
+@dataclass
+class MetricSums:
+    """StepMetrics summed since the last metrics.jsonl row."""
+
+    n_styles: int
+    steps: int = 0
+    losses: torch.Tensor = field(init=False)  # (4,) LOSS_TERMS
+    style_sums: torch.Tensor = field(init=False)  # (S,)
+    style_counts: torch.Tensor = field(init=False)  # (S,)
+
+    def __post_init__(self):
+        self.losses = torch.zeros(4, dtype=torch.float64)
+        self.style_sums = torch.zeros(self.n_styles, dtype=torch.float64)
+        self.style_counts = torch.zeros(self.n_styles, dtype=torch.float64)
+
+    def add(self, m: StepMetrics) -> None:
+        self.steps += 1
+        self.losses += m.losses
+        self.style_sums += m.style_sums
+        self.style_counts += m.style_counts
+
+    def means(self, names: tuple[str, ...]) -> tuple[dict[str, float], dict[str, float]]:
+        """(the mean of each loss term, the mean style term of each style that had samples)."""
+        row = dict(zip(LOSS_TERMS, (self.losses / self.steps).tolist()))
+        per_style = {name: (self.style_sums[i] / self.style_counts[i]).item() for i, name in enumerate(names)
+                     if self.style_counts[i] > 0}
+        return row, per_style
+
+
+@dataclass
+class _Run:
+    """What a run's steps share: made once by ``_setup``; ``step``, ``data_position``, ``skipped``
+    and ``good`` move as it trains."""
+
+    cfg: TrainConfig
+    rank: int
+    world: int
+    device: torch.device
+    precision: str
+    net: TransformNet  # this rank's weights
+    model: torch.nn.Module  # ``net``, or ``net`` in DistributedDataParallel under torchrun
+    ploss: PerceptualLoss
+    teacher: TransformNet | None
+    opt: torch.optim.Optimizer
+    loader: Any
+    trained: list[int]  # the styles samples are drawn for
+    total_steps: int
+    run_dir: Path
+    ckpt_path: Path
+    onnx_path: Path | None
+    preview: torch.Tensor | None
+    step: int
+    data_position: int  # samples drawn so far, every rank's
+    skipped: set[str]
+    good: str  # what a divergence message names: a checkpoint of finite weights that resumes
+
+    @property
+    def per_step(self) -> int:
+        return self.cfg.batch_size * self.world
+
+    @property
+    def channels_last(self) -> bool:
+        # The layout oneDNN's and cuDNN's fast bf16 convolutions want; in fp32 it is slower (docs/training.md).
+        return self.precision == "bf16"
+
+    def state(self) -> dict[str, Any]:
+        """The checkpoint's contents (``fastnst.learn.checkpoint``)."""
+        cuda = self.device.type == "cuda"
+        return {
+            "format": CHECKPOINT_FORMAT, "fastnst_version": fastnst.__version__,
+            "step": self.step, "data_position": self.data_position, "world_size": self.world,
+            "precision": self.precision, "model": self.net.state_dict(), "optimizer": self.opt.state_dict(),
+            "rng": {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state(self.device) if cuda else None},
+            "config": to_dict(self.cfg), "vgg": self.cfg.loss.vgg, "skipped": sorted(self.skipped),
+        }
+
+
+# ---------------------------------------------------------------- the loop
+def train(cfg: TrainConfig, resume: str | os.PathLike | None = None, export: bool = True,
+          overwrite: bool = False,
+          on_step: Callable[[int, int, TransformNet, float | None], None] | None = None) -> TrainResult:
+    """Train a TransformNet for ``cfg`` (or continue the run at ``resume``: a run folder or a
+    checkpoint, whose config wins except for RESUMABLE_FIELDS, which the caller applies with
+    ``checkpoint.resume_config``). The run is written to ``cfg.run_dir``, which is locked for the run,
+    and which must not hold another run unless ``overwrite``. All input checks happen before the
+    run folder is made.
+
+    ``on_step(step, total_steps, net, loss)``, if given, runs on rank 0 before the first step
+    (loss None) and after each one (e.g. to publish the net as it learns).
+
+    Raises UserError for bad input, TrainingDiverged on a NaN/inf loss (the last checkpoint is
+    kept) and KeyboardInterrupt after saving a checkpoint when interrupted (Ctrl-C, SIGTERM).
+    """
+    ckpt = load_checkpoint(resume, resuming=True) if resume is not None else None
+    check_config(cfg)
+    started = world_size() > 1 and not dist.is_initialized()
+    rank, world, device = _dist_setup(cfg.device)
+    try:
+        with contextlib.ExitStack() as stack:  # the run folder's lock, once taken
+            return _train(cfg, ckpt, rank, world, device, resume, export, overwrite, stack, on_step)
+    finally:
+        if started and dist.is_initialized():
+            dist.destroy_process_group()
+
+
 def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, rank: int, world: int, device: torch.device,
            resume: str | os.PathLike | None, export: bool, overwrite: bool, stack: contextlib.ExitStack,
            on_step: Callable[[int, int, TransformNet, float | None], None] | None = None) -> TrainResult:
+    run = _setup(cfg, ckpt, rank, world, device, resume, export, overwrite, stack)
+    from tqdm.auto import tqdm  # imported late: only a training draws a bar
+
+    # Redrawn ten times a second on a terminal, once a minute into a log file (nohup, a cluster job).
+    bar = tqdm(total=run.total_steps, initial=run.step, unit="step", dynamic_ncols=True, disable=rank != 0,
+               mininterval=0.1 if sys.stderr.isatty() else 60)
+    stack.callback(bar.close)  # before an error's message is printed, not after it
+    sums, t_log, last = MetricSums(cfg.net.n_styles), time.perf_counter(), {}  # the next metrics row's
+    if on_step is not None and rank == 0:
+        on_step(run.step, run.total_steps, run.net, None)
+    with _StopFlag() as stop:
+        batches = iter(run.loader)  # it draws a seed from torch's RNG, so the saved state goes back after it
+        if ckpt is not None:
+            torch.set_rng_state(ckpt["rng"]["torch"])
+            if device.type == "cuda" and ckpt["rng"].get("cuda") is not None:
+                torch.cuda.set_rng_state(ckpt["rng"]["cuda"], device)
+        while run.step < run.total_steps:
+            batch, bad = next(batches)  # (B, 3, S, S)
+            run.skipped.update(bad)  # unreadable images the loader passed over, reported at the end
+            batch, weights, metrics = _step(run, batch, stop)
+            sums.add(metrics)
+            bar.update(1)
+            if on_step is not None and rank == 0:
+                on_step(run.step, run.total_steps, run.net, metrics.total)
+            # Logs, previews and checkpoints: rank 0 writes, every rank checks the weights.
+            if rank == 0 and (run.step % cfg.log_every == 0 or run.step == run.total_steps):
+                last = _log_row(run, sums, time.perf_counter() - t_log, bar)
+                sums, t_log = MetricSums(cfg.net.n_styles), time.perf_counter()
+            if rank == 0 and run.preview is not None and cfg.preview_every and run.step % cfg.preview_every == 0:
+                _save_preview(run.net, run.preview, run.run_dir / f"preview_{run.step:06d}.png", device, run.trained[0])
+            stopping = metrics.stop.item() > 0  # on every rank at once: the request went through the all_reduce
+            if run.step % cfg.checkpoint_every == 0 or run.step == run.total_steps or stopping:
+                _save_checkpoint(run, batch, weights)
+            if stopping:
+                bar.close()
+                if rank == 0:
+                    log.info("interrupted at step %d; checkpoint saved: %s (resume with --resume %s)",
+                             run.step, run.ckpt_path, run.run_dir)
+                raise KeyboardInterrupt
+    bar.close()
+    del batches  # the loader's worker processes end before the export
+    return _finish(run, last)
+
+
+def _setup(cfg: TrainConfig, ckpt: dict[str, Any] | None, rank: int, world: int, device: torch.device,
+           resume: str | os.PathLike | None, export: bool, overwrite: bool, stack: contextlib.ExitStack) -> _Run:
+    """Every input checked, then the run folder claimed: the net, loss, optimizer and data of the run,
+    at the checkpoint's step when resuming."""
     run_dir = Path(cfg.run_dir)
     if export and cfg.output and Path(cfg.output).parent != run_dir:  # one in the run folder is checked below
         check_output_path(cfg.output, (".onnx",), what="model")
@@ -248,10 +420,11 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, rank: int, world: int,
     else:
         total_steps = math.ceil(cfg.epochs * n_images / per_step)
 
-    precision, why = pick_precision(cfg.precision, device, launch_bound=cfg.net.arch == "fast")
+    # The net, its loss, a teacher, the optimizer; in this order, which the seed's draws follow.
+    # A stride2 stem keeps every layer at H/2 and below: kernels so small that their launches bound a step.
+    precision, why = pick_precision(cfg.precision, device, launch_bound=cfg.net.stem == "stride2")
     torch.manual_seed(cfg.seed)
     net = (_base_net(cfg, base) if base else TransformNet(cfg.net)).to(device)
-    trained_styles = torch.tensor(trained)  # the styles samples are drawn for
     ploss = PerceptualLoss.from_config(cfg.loss, styles).to(device)
     if base and ckpt is None:
         _start_new_styles(cfg, net, ploss, source, n_base, trained, device, precision)
@@ -267,6 +440,7 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, rank: int, world: int,
         except (RuntimeError, ValueError, KeyError) as e:
             raise UserError(f"{resume}: the checkpoint's weights do not fit its own config ({type(e).__name__})") from None
         step, data_position, skipped = ckpt["step"], ckpt["data_position"], set(ckpt["skipped"])
+
     # Every check is done: only now the run folder is made (or claimed), and locked for the run.
     ckpt_path = run_dir / CHECKPOINT_NAME
     if rank == 0:
@@ -282,147 +456,96 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, rank: int, world: int,
                         "uninterrupted run", ckpt.get("precision", "fp32"), precision)
     if rank == 0:  # lines logged after the checkpoint (or by an earlier run) would be logged twice
         _truncate_metrics(run_dir / "metrics.jsonl", step)
-    # channels_last: the layout oneDNN's and cuDNN's fast bf16 convolutions want (in fp32 it
-    # measured 0.89-0.95x of NCHW for the fast net on an H200 at batch 4-16, so only for bf16).
-    channels_last = precision == "bf16"
-    if channels_last:
+
+    # The layout and the processes the steps run in, and the data from where the run stands.
+    if precision == "bf16":  # _Run.channels_last
         net = net.to(memory_format=torch.channels_last)
         ploss = ploss.to(memory_format=torch.channels_last)
     cuda = device.type == "cuda"
     model = torch.nn.parallel.DistributedDataParallel(net, device_ids=[device] if cuda else None) if world > 1 else net
-
     loader = make_loader(source, cfg.image_size, cfg.seed, cfg.batch_size, data_position // world,
                          (total_steps - step) * cfg.batch_size, rank, world, cfg.workers)
-
-    def state() -> dict[str, Any]:
-        return {
-            "format": CHECKPOINT_FORMAT, "fastnst_version": fastnst.__version__,
-            "step": step, "data_position": data_position, "world_size": world, "precision": precision,
-            "model": net.state_dict(), "optimizer": opt.state_dict(),
-            "rng": {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state(device) if cuda else None},
-            "config": to_dict(cfg), "vgg": cfg.loss.vgg, "skipped": sorted(skipped),
-        }
-
-    # What a divergence message names: a checkpoint of finite weights with a finite output, that resumes.
-    good = _last_good(Path(resume), step, run_dir) if ckpt is not None else _last_good(None, step, run_dir)
-    names = cfg.style_names
+    good = _last_good(Path(resume) if ckpt is not None else None, step, run_dir)
+    run = _Run(cfg, rank, world, device, precision, net, model, ploss, teacher, opt, loader, trained, total_steps,
+               run_dir, ckpt_path, onnx_path, preview, step, data_position, skipped, good)
     if rank == 0:
+        names = cfg.style_names
         log.info("training %s: %d steps of %d x %dpx on %s in %s (%s%s), %s images%s, run folder %s",
-                 ", ".join(names[i] for i in trained_styles), total_steps, per_step, cfg.image_size, device,
-                 precision, why, ", channels_last" if channels_last else "",
+                 ", ".join(names[i] for i in trained), total_steps, per_step, cfg.image_size, device,
+                 precision, why, ", channels_last" if run.channels_last else "",
                  n_images if n_images is not None else "streamed", f", {world} processes" if world > 1 else "",
                  run_dir)
-    from tqdm.auto import tqdm
+    return run
 
-    n_styles = cfg.net.n_styles
-    # Redrawn ten times a second on a terminal, once a minute into a log file (nohup, a cluster job).
-    bar = tqdm(total=total_steps, initial=step, unit="step", dynamic_ncols=True, disable=rank != 0,
-               mininterval=0.1 if sys.stderr.isatty() else 60)
-    stack.callback(bar.close)  # before an error's message is printed, not after it
-    # Sums since the last metrics row, in the layout of the step's all_reduce vector below, except
-    # that slot 4 counts the steps (the vector's slot 4 is the stop request).
-    sums, t_log, last = torch.zeros(5 + 2 * n_styles, dtype=torch.float64), time.perf_counter(), {}
-    if on_step is not None and rank == 0:
-        on_step(step, total_steps, net, None)
-    with _StopFlag() as stop:
-        batches = iter(loader)  # it draws a seed from torch's RNG, so the saved state goes back after it
-        if ckpt is not None:
-            torch.set_rng_state(ckpt["rng"]["torch"])
-            if cuda and ckpt["rng"].get("cuda") is not None:
-                torch.cuda.set_rng_state(ckpt["rng"]["cuda"], device)
-        while step < total_steps:
-            batch, bad = next(batches)  # (B, 3, S, S)
-            skipped.update(bad)
-            batch = batch.to(device, non_blocking=True)
-            if channels_last:
-                batch = batch.contiguous(memory_format=torch.channels_last)
-            # Sample k of the run (k = j * world + rank for this rank's j-th sample) learns style k mod S.
-            k = (data_position // world + torch.arange(len(batch))) * world + rank  # (B,)
-            which = trained_styles[k % len(trained_styles)]  # (B,) style indices
-            style = torch.nn.functional.one_hot(which, n_styles).float().to(device)  # (B, N)
-            # The transform nets run in fp32 and only VGG under autocast: in bf16 a net's gradient
-            # drifted from fp32's as it trained (docs/training.md), and fp32 there costs little.
-            out = model(batch, style)  # (B, 3, S, S)
-            taught = teacher(batch, style) if teacher is not None else None
-            with autocast(device, precision):
-                targets = ploss.content_targets(batch)
-                teacher_targets = ploss.content_targets(taught) if taught is not None else None
-                losses = ploss(out, targets, teacher_targets, style[:, trained_styles])  # ploss knows the trained styles
-            if cfg.loss.stability_weight > 0:  # no VGG pass: a second net pass on a shifted crop
-                losses["total"] = losses["total"] + cfg.loss.stability_weight * stability_loss(
-                    lambda x: net(x, style), batch, out)
-            # One all_reduce a step: every rank sees the same sums and stop request, so all of
-            # them stop (NaN, Ctrl-C) at the same step. Layout: content, style, tv, total (means
-            # over ranks), stop, then per style the sum of its samples' style terms and their count.
-            each = losses["style_each"].detach().float()  # (B,)
-            vec = torch.cat([torch.stack([losses[k].detach().float() for k in ("content", "style", "tv", "total")]),
-                             torch.tensor([float(stop.requested)], device=device),
-                             torch.zeros(n_styles, device=device).index_add(0, which.to(device), each),
-                             torch.bincount(which, minlength=n_styles).float().to(device)])
-            if world > 1:
-                dist.all_reduce(vec)
-                vec[:4] = vec[:4] / world
-            vec = vec.cpu().double()
-            if not torch.isfinite(vec[:4]).all():
-                bar.close()
-                raise TrainingDiverged(f"loss became {vec[3].item()} at step {step + 1}; stopped. {good}")
-            opt.zero_grad(set_to_none=True)
-            losses["total"].backward()
-            for group in opt.param_groups:
-                group["lr"] = lr_at(cfg, step, total_steps)
-            opt.step()
-            step += 1
-            data_position += per_step
-            sums[:4] += vec[:4]
-            sums[4] += 1
-            sums[5:] += vec[5:]
-            bar.update(1)
-            if on_step is not None and rank == 0:
-                on_step(step, total_steps, net, vec[3].item())
-            if rank == 0 and (step % cfg.log_every == 0 or step == total_steps):
-                last = _log_row(run_dir, step, sums, names, per_step, time.perf_counter() - t_log, bar)
-                sums.zero_()
-                t_log = time.perf_counter()
-            if rank == 0 and preview is not None and cfg.preview_every and step % cfg.preview_every == 0:
-                _save_preview(net, preview, run_dir / f"preview_{step:06d}.png", device, trained[0])
-            stopping = vec[4].item() > 0
-            if step % cfg.checkpoint_every == 0 or step == total_steps or stopping:
-                if not _finite(net, batch, style, world):  # the next step's loss would be NaN: keep the last good one
-                    bar.close()
-                    raise TrainingDiverged(f"the weights diverged at step {step} (the net's output is no longer "
-                                           f"finite); stopped. {good}")
-                if rank == 0:
-                    save_checkpoint(ckpt_path, state())
-                good = _last_good(ckpt_path, step, run_dir)
-            if stopping:
-                bar.close()
-                if rank == 0:
-                    log.info("interrupted at step %d; checkpoint saved: %s (resume with --resume %s)",
-                             step, ckpt_path, run_dir)
-                raise KeyboardInterrupt
-    bar.close()
-    del batches, loader
 
-    if world > 1:  # every rank met its own unreadable images
-        gathered: list[Any] = [None] * world
+def _step(run: _Run, batch: torch.Tensor, stop: _StopFlag) -> tuple[torch.Tensor, torch.Tensor, StepMetrics]:
+    """One optimizer step on ``batch`` (B, 3, S, S): (the batch on the device, its (B, N) style
+    weights, the step's metrics, every rank's)."""
+    cfg, device, n_styles = run.cfg, run.device, run.cfg.net.n_styles
+    batch = batch.to(device, non_blocking=True)
+    if run.channels_last:
+        batch = batch.contiguous(memory_format=torch.channels_last)
+    # Sample k of the run (k = j * world + rank for this rank's j-th sample) learns style k mod S.
+    trained = torch.tensor(run.trained)
+    k = (run.data_position // run.world + torch.arange(len(batch))) * run.world + run.rank  # (B,)
+    style_index = trained[k % len(trained)]  # (B,)
+    style_weights = torch.nn.functional.one_hot(style_index, n_styles).float().to(device)  # (B, N)
+    # The transform nets run in fp32 and only VGG under autocast: in bf16 a net's gradient
+    # drifts from fp32's as it trains (docs/training.md), and fp32 there costs little.
+    out = run.model(batch, style_weights)  # (B, 3, S, S)
+    taught = run.teacher(batch, style_weights) if run.teacher is not None else None
+    with autocast(device, run.precision):
+        targets = run.ploss.content_targets(batch)
+        teacher_targets = run.ploss.content_targets(taught) if taught is not None else None
+        losses = run.ploss(out, targets, teacher_targets, style_weights[:, trained])  # ploss knows the trained styles
+    if cfg.loss.stability_weight > 0:  # no VGG pass: a second net pass on a shifted crop
+        losses["total"] = losses["total"] + cfg.loss.stability_weight * stability_loss(
+            lambda x: run.net(x, style_weights), batch, out)
+    metrics = StepMetrics.of_step(losses, stop.requested, style_index, n_styles, device).all_reduced(run.world)
+    if not torch.isfinite(metrics.losses).all():
+        raise TrainingDiverged(f"loss became {metrics.total} at step {run.step + 1}; stopped. {run.good}")
+    run.opt.zero_grad(set_to_none=True)
+    losses["total"].backward()
+    for group in run.opt.param_groups:
+        group["lr"] = lr_at(cfg, run.step, run.total_steps)
+    run.opt.step()
+    run.step += 1
+    run.data_position += run.per_step
+    return batch, style_weights, metrics
+
+
+def _save_checkpoint(run: _Run, batch: torch.Tensor, style_weights: torch.Tensor) -> None:
+    """The checkpoint, once the weights are known good on every rank (else TrainingDiverged, and
+    the last checkpoint stays)."""
+    if not _finite(run.net, batch, style_weights, run.world):  # the next step's loss would be NaN
+        raise TrainingDiverged(f"the weights diverged at step {run.step} (the net's output is no longer "
+                               f"finite); stopped. {run.good}")
+    if run.rank == 0:
+        save_checkpoint(run.ckpt_path, run.state())
+    run.good = _last_good(run.ckpt_path, run.step, run.run_dir)
+
+
+def _finish(run: _Run, last: dict[str, float]) -> TrainResult:
+    """The final preview and, on rank 0, the exported model."""
+    skipped = run.skipped
+    if run.world > 1:  # every rank met its own unreadable images
+        gathered: list[Any] = [None] * run.world
         dist.all_gather_object(gathered, sorted(skipped))
         skipped = set().union(*gathered)
-    net = net.cpu().eval().to(memory_format=torch.contiguous_format)
+    net = run.net.cpu().eval().to(memory_format=torch.contiguous_format)
     out = None
-    if rank == 0:
-        if preview is not None:
-            _save_preview(net, preview, run_dir / "preview_final.png", torch.device("cpu"), trained[0])
+    if run.rank == 0:
+        if run.preview is not None:
+            _save_preview(net, run.preview, run.run_dir / "preview_final.png", torch.device("cpu"), run.trained[0])
         if skipped:
             log.warning("skipped %d unreadable, corrupt or tiny image(s) (short side < %d px)",
-                        len(skipped), max(8, cfg.image_size // 2))
-        if export:
-            from fastnst.learn.export import export_model
-
-            calibration = calibration_photos(cfg) if cfg.int8 else None
-            out = export_model(net, onnx_path, cfg, calibration)
-    if world > 1:
+                        len(skipped), max(8, run.cfg.image_size // 2))
+        if run.onnx_path is not None:
+            calibration = calibration_photos(run.cfg) if run.cfg.int8 else None
+            out = export_model(net, run.onnx_path, run.cfg, calibration)
+    if run.world > 1:
         dist.barrier()
-    return TrainResult(net, ckpt_path, out, step, sorted(skipped), last, rank)
+    return TrainResult(net, run.ckpt_path, out, run.step, sorted(skipped), last, run.rank)
 
 
 def calibration_photos(cfg: TrainConfig) -> list[Any]:
@@ -432,16 +555,13 @@ def calibration_photos(cfg: TrainConfig) -> list[Any]:
     return source["image"][:n] if hasattr(source, "__len__") else [x["image"] for x in source.take(n)]
 
 
-def _log_row(run_dir: Path, step: int, sums: torch.Tensor, names: tuple[str, ...], per_step: int, seconds: float,
-             bar) -> dict[str, float]:
+def _log_row(run: _Run, sums: MetricSums, seconds: float, bar) -> dict[str, float]:
     """Append the means since the last row to metrics.jsonl and show them on the progress bar."""
-    n_steps = sums[4].item()
-    row = dict(zip(("content", "style", "tv", "total"), (sums[:4] / n_steps).tolist()))
-    n = len(names)
-    per_style = {name: (sums[5 + i] / sums[5 + n + i]).item() for i, name in enumerate(names) if sums[5 + n + i] > 0}
-    img_s = n_steps * per_step / seconds
-    _append_metrics(run_dir / "metrics.jsonl", {"step": step, **row, "images_per_s": img_s,
-                                                **({"style_by_name": per_style} if n > 1 else {})})
+    names = run.cfg.style_names
+    row, per_style = sums.means(names)
+    img_s = sums.steps * run.per_step / seconds
+    _append_metrics(run.run_dir / "metrics.jsonl", {"step": run.step, **row, "images_per_s": img_s,
+                                                    **({"style_by_name": per_style} if len(names) > 1 else {})})
     # One line however many styles: the mean style term here, each style's in metrics.jsonl.
     bar.set_postfix(c=f"{row['content']:.3g}", s=f"{row['style']:.3g}", img_s=f"{img_s:.1f}", refresh=False)
     return row
@@ -477,9 +597,9 @@ def _last_good(checkpoint: Path | None, step: int, run_dir: Path) -> str:
 
 
 @torch.no_grad()
-def _finite(net: TransformNet, batch: torch.Tensor, style: torch.Tensor, world: int) -> bool:
+def _finite(net: TransformNet, batch: torch.Tensor, style_weights: torch.Tensor, world: int) -> bool:
     """Whether the weights and the net's output on ``batch`` are finite, on every rank."""
-    ok = all(torch.isfinite(p).all() for p in net.parameters()) and torch.isfinite(net(batch, style)).all()
+    ok = all(torch.isfinite(p).all() for p in net.parameters()) and torch.isfinite(net(batch, style_weights)).all()
     flag = torch.tensor([float(ok)], device=batch.device)
     if world > 1:
         dist.all_reduce(flag, op=dist.ReduceOp.MIN)
@@ -515,11 +635,11 @@ def _load_preview(cfg: TrainConfig, held: list[Any], max_size: int) -> torch.Ten
 
 
 @torch.no_grad()
-def _save_preview(net: TransformNet, img: torch.Tensor, path: Path, device: torch.device, style: int) -> None:
-    """``img`` in style number ``style`` (the first one this run trains) to ``path``."""
+def _save_preview(net: TransformNet, img: torch.Tensor, path: Path, device: torch.device, style_index: int) -> None:
+    """``img`` in style number ``style_index`` (the first one this run trains) to ``path``."""
     was_training = net.training
     net.eval()
-    weights = torch.nn.functional.one_hot(torch.tensor([style]), net.cfg.n_styles).float().to(device)  # (1, N)
+    weights = torch.nn.functional.one_hot(torch.tensor([style_index]), net.cfg.n_styles).float().to(device)  # (1, N)
     y = net(img.to(device), weights)[0].float().cpu()  # (3, H, W) in [0, 1]
     net.train(was_training)
     save_image((y.permute(1, 2, 0) * 255).round().byte().numpy(), path)
@@ -545,3 +665,27 @@ def _truncate_metrics(path: Path, step: int) -> None:
     keep = [line for line in path.read_text().splitlines() if logged_by(line)]
     with atomic_path(path) as tmp:
         tmp.write_text("".join(line + "\n" for line in keep))
+
+
+def export_trained(source: str | os.PathLike, output: str | os.PathLike | None = None, int8: bool | None = None,
+                   calibrate: str | None = None, keep: Sequence[str] = (),
+                   rename: Mapping[str, str] | None = None) -> tuple[Path, int | None]:
+    """`fastnst export`: a run, checkpoint or exported model (``source``), cut down to the styles ``keep``
+    and renamed (``select_styles``), to ``output`` (default: ``<model name>.onnx`` here, never replacing
+    a file), int8 if ``int8`` (default: as trained) calibrated on ``calibrate`` (default: the training
+    photos). Returns the path and the checkpoint's step (None for a model)."""
+    ckpt = load_trained(source)
+    cfg = config_of(ckpt)
+    if int8 is not None:
+        cfg = replace(cfg, int8=int8)
+    if calibrate:
+        cfg = replace(cfg, data=calibrate, data_split="train", holdout=0)
+    net, cfg = select_styles(net_of(ckpt), cfg, keep, rename)
+    out = check_output_path(output or f"{cfg.model_name}.onnx", (".onnx",), inputs=(model_file(source),), what="model")
+    if not output and out.exists():  # a name the user did not give is never replaced
+        raise UserError(f"{out} exists; name the output with -o (-o {shlex.quote(str(out))} replaces it)")
+    try:
+        calibration = calibration_photos(cfg) if cfg.int8 else None
+    except UserError as e:  # e.g. a shipped model: its training photos are on another machine
+        raise UserError(f"{e} (int8 calibration photos: give --calibrate DATA)") from None
+    return export_model(net, out, cfg, calibration), ckpt["step"]
