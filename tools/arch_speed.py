@@ -29,7 +29,7 @@ from fastnst.config import NET_PRESETS, NetConfig
 from fastnst.learn.export import INPUT_NAME, OUTPUT_NAME, STYLE_INPUT_NAME, export_onnx, torchscript_export
 from fastnst.learn.nets import TransformNet
 
-THIN = NetConfig(arch="thin", channels=(8, 16, 32), res_blocks=3, end_kernel=3)  # the first real-time candidate
+THIN = NetConfig(channels=(8, 16, 32), res_blocks=3, end_kernel=3)  # the first real-time candidate
 FAST = NET_PRESETS["fast"]
 R = dataclasses.replace
 CANDIDATES: dict[str, NetConfig] = {

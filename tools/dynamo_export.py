@@ -21,7 +21,7 @@ from fastnst.config import NET_PRESETS
 from fastnst.learn.export import FrameIO, export_onnx, read_onnx
 from fastnst.learn.nets import TransformNet
 from fastnst.play.contract import INPUT_NAME, OUTPUT_NAME, STYLE_INPUT_NAME
-from fastnst.play.runtime import resolve_model
+from fastnst.play.model import resolve_model
 
 
 def dynamo_export(net: TransformNet, path: Path) -> None:
