@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from fastnst import UserError, cli
-from fastnst.config import NET_PRESETS, LossConfig, NetConfig, TrainConfig, load_recipe, read_recipe, to_json
+from fastnst.config import NET_PRESETS, LossConfig, TrainConfig, load_recipe, read_recipe, to_json
 from fastnst.learn.recipe import resolve_train
 
 RECIPES = sorted((Path(__file__).resolve().parents[1] / "train").rglob("*.toml"))

@@ -14,7 +14,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -243,7 +242,7 @@ def test_dropped_text_file(live):
 
 def other_contract_onnx() -> bytes:
     """A valid ONNX model with another contract: float RGB NCHW in and out."""
-    onnx = pytest.importorskip("onnx", reason="building a test model needs onnx (the train extra)")
+    pytest.importorskip("onnx", reason="building a test model needs onnx (the train extra)")
     from onnx import TensorProto, helper
 
     x = helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, "H", "W"])

@@ -21,7 +21,6 @@ from __future__ import annotations
 import collections
 import logging
 import math
-import os
 import tempfile
 import time
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ import numpy as np
 from fastnst import UserError
 from fastnst.play.player import STAGES, PlayerState, run_player
 from fastnst.play.model import StyleModel
-from fastnst.play.pipeline import processing_size
+from fastnst.play.pipeline import check_settings, processing_size
 from fastnst.play.video import open_capture, read_frames
 
 log = logging.getLogger(__name__)
@@ -64,8 +63,7 @@ def parse_sizes(text: str) -> list[tuple[int, int]]:
             w, h = (int(v) for v in part.lower().strip().split("x"))
         except ValueError:
             raise UserError(f"bad size {part!r}: use WIDTHxHEIGHT, e.g. 640x480") from None
-        if w < 16 or h < 16:
-            raise UserError(f"size {part!r} is too small (at least 16x16)")
+        check_settings(side=min(w, h), what=f"each side of size {part!r}")
         sizes.append((w, h))
     return sizes
 

@@ -11,9 +11,21 @@ import time
 import cv2
 import numpy as np
 
+from fastnst import UserError
 from fastnst.play.color import luminance_transfer
 from fastnst.play.model import StyleModel
 from fastnst.play.smoothing import TemporalSmoother
+
+MIN_SIDE = 16  # the smallest processing side that the nets' strided stages still paint
+
+
+def check_settings(strength: float = 1.0, side: int | None = None, what: str = "size") -> None:
+    """The settings every player command takes, checked where they enter: ``strength`` in 0..1 and a
+    processing ``side`` (named ``what``) of at least MIN_SIDE pixels."""
+    if not 0.0 <= strength <= 1.0:
+        raise UserError(f"strength must be between 0 and 1, got {strength}")
+    if side is not None and side < MIN_SIDE:
+        raise UserError(f"{what} must be at least {MIN_SIDE} pixels, got {side}")
 
 
 def processing_size(width: int, height: int, target_width: int | None) -> tuple[int, int]:

@@ -28,7 +28,7 @@ from fastnst.play.images import (IMAGE_SUFFIXES, OUTPUT_IMAGE_SUFFIXES, check_im
 from fastnst.play.files import check_output_path
 from fastnst.play.model import StyleModel, models_with_style, parse_style_spec, select_style
 from fastnst.play.overlay import draw_label
-from fastnst.play.pipeline import FramePipeline, long_side_size
+from fastnst.play.pipeline import FramePipeline, check_settings, long_side_size
 from fastnst.play.video import OUTPUT_VIDEO_SUFFIXES, VideoSink, is_video_path, open_capture, source_fps
 
 log = logging.getLogger(__name__)
@@ -161,10 +161,7 @@ def stylize_files(models: list[StyleModel], inputs: list[str | os.PathLike], out
                   smooth: bool = False, overwrite: bool = False) -> list[Path]:
     """Every input through every model; returns the written files. ``smooth`` applies to videos only.
     Files of default names (``out_dir`` a folder) that exist are refused unless ``overwrite``."""
-    if not 0.0 <= strength <= 1.0:
-        raise UserError(f"strength must be between 0 and 1, got {strength}")
-    if size is not None and size < 16:
-        raise UserError(f"size must be at least 16 pixels, got {size}")
+    check_settings(strength, size)
     paths = expand_inputs(inputs)
     out_dir = Path(out_dir)
     if out_dir.suffix and not out_dir.is_dir() and not is_file_target(out_dir):
@@ -212,8 +209,7 @@ def style_sheet(models: list[StyleModel], photo: str | os.PathLike, out: str | o
     photo at long side ``size`` (default: its own, at most SHEET_MAX_CELL), SHEET_COLUMNS a row.
     Written atomically to the image ``out``."""
     out = check_output_path(out, OUTPUT_IMAGE_SUFFIXES, (photo,), "image")
-    if size is not None and size < 16:
-        raise UserError(f"size must be at least 16 pixels, got {size}")
+    check_settings(side=size)
     if blend is None:
         cells = [(m, np.eye(len(m.style_names), dtype=np.float32)[i]) for m in models for i in range(len(m.style_names))]
     else:

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fastnst import UserError
-from fastnst.play.shipped import models_or_shipped
 from fastnst.play.files import check_output_path
-from fastnst.play.player import PlayerState, PlayerSummary, StopReason, check_display, run_player, style_fields
 from fastnst.play.model import StyleModel, select_style
+from fastnst.play.pipeline import check_settings
+from fastnst.play.player import PlayerState, PlayerSummary, StopReason, check_display, run_player, style_fields
+from fastnst.play.shipped import models_or_shipped
 from fastnst.play.video import OUTPUT_VIDEO_SUFFIXES, open_capture, source_fps, source_size
 
 log = logging.getLogger(__name__)
@@ -74,10 +75,7 @@ def run_webcam(o: WebcamOptions, say=log.info) -> WebcamRun:
     from fastnst.play.live import finish_learning, start_learning
     from fastnst.play.vcam import open_virtual_camera
 
-    if not 0.0 <= o.strength <= 1.0:
-        raise UserError(f"strength must be between 0 and 1, got {o.strength}")
-    if o.width is not None and o.width != 0 and o.width < 16:
-        raise UserError(f"width must be 0 or at least 16, got {o.width}")
+    check_settings(o.strength, o.width or None, "width (0: the source's)")
     if o.frames is not None and o.frames < 1:
         raise UserError(f"frames must be at least 1, got {o.frames}")
     if o.loop and not Path(o.source).is_file():
