@@ -351,7 +351,7 @@ def test_an_error_mid_run_leaves_no_output_and_a_source_error_is_one_user_error(
 def test_no_camera_suggests_source(tiny_onnx, capsys):
     assert main(["webcam", "-m", str(tiny_onnx), "--source", "97", "--no-display", "--frames", "1"]) == 2
     err = capsys.readouterr().err
-    assert "no camera at index 97" in err and "--source VIDEO" in err
+    assert "no camera at index 97: give a video file instead, or try another camera index (98)" in err
 
 
 def test_unreadable_and_missing_video(tiny_onnx, tmp_path, capsys):
