@@ -280,7 +280,7 @@ def test_optimize_refuses_a_nan_blend_weight(tmp_path, capsys):
     img = tmp_path / "c.png"
     Image.new("RGB", (48, 40), "blue").save(img)
     _fails(capsys, ["optimize", "--content", str(img), "--style", str(img), "--style", str(img), "--style-blend", "nan,1",
-                    "-o", str(tmp_path / "o.png"), "--size", "32", "--iterations", "1"], "style-blend: weights must be")
+                    "-o", str(tmp_path / "o.png"), "--size", "32", "--iterations", "1"], "style_blend: weights must be")
     assert not (tmp_path / "o.png").exists()
 
 
