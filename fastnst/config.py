@@ -40,12 +40,12 @@ def check_number(name: str, value: Any, low: float, high: float = F32_MAX, above
     if not (number and value <= high):  # too large, inf, NaN or not a number: say the whole range
         bound += f" and at most {high:g}"
     what = "" if number else "an integer " if integer else "a number "
-    raise UserError(f"{name.replace('_', '-')} must be {what}{bound}, got {value!r}")
+    raise UserError(f"{name} must be {what}{bound}, got {value!r}")
 
 
 def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        raise UserError(f"{name.replace('_', '-')} must be one of {', '.join(choices)}, got {value!r}")
+        raise UserError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
 
 
 def check_weights(name: str, weights: Any) -> None:
@@ -66,7 +66,7 @@ def check_style_name(name: Any, where: str = "style name") -> None:
     """A style name must be one that a ``--style NAME`` or ``NAME:W,...`` spec can select."""
     if not isinstance(name, str) or not name.strip() or name != name.strip() \
             or any(c in STYLE_NAME_RESERVED or not c.isprintable() for c in name):
-        raise UserError(f"{where} {name!r} cannot be selected with --style: use a non-empty name without "
+        raise UserError(f"{where} {name!r} cannot be selected by name: use a non-empty name without "
                         f"{' '.join(repr(c) for c in STYLE_NAME_RESERVED)}, control characters or spaces at its ends")
 
 
@@ -152,9 +152,9 @@ class LossConfig:
             check_number(name, getattr(self, name), 0)
         if not isinstance(self.content_layers, tuple) or not self.content_layers \
                 or not all(isinstance(n, str) for n in self.content_layers):
-            raise UserError(f"content-layers must be a list of one or more layer names, got {self.content_layers!r}")
+            raise UserError(f"content_layers must be a list of one or more layer names, got {self.content_layers!r}")
         if not isinstance(self.style_layers, dict) or not all(isinstance(n, str) for n in self.style_layers):
-            raise UserError(f"style-layers must be a table of layer = weight, got {self.style_layers!r}")
+            raise UserError(f"style_layers must be a table of layer = weight, got {self.style_layers!r}")
         for w in self.style_layers.values():
             check_number("style layer weight", w, 0)
 
@@ -223,13 +223,13 @@ class TrainConfig:
         check_number("lr", self.lr, 0, above=True)
         check_number("epochs", self.epochs, 0, 1e6)
         if self.steps == 0 and self.epochs == 0:
-            raise UserError("give a positive number of --steps or --epochs")
+            raise UserError("give a positive number of steps or epochs")
         check_choice("precision", self.precision, PRECISIONS)
-        check_choice("lr-schedule", self.lr_schedule, LR_SCHEDULES)
+        check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         for name in ("style_paths", "extra_data", "tune", "names"):
             value = getattr(self, name)
             if not isinstance(value, tuple) or not all(isinstance(v, str) and v for v in value):
-                raise UserError(f"{name.replace('_', '-')} must be a list of non-empty strings, got {value!r}")
+                raise UserError(f"{name} must be a list of non-empty strings, got {value!r}")
         for i, name in enumerate(self.style_names):  # where a name enters: a painting's file name, a rename
             check_style_name(name, "style name" if self.names else f"style name (from {self.style_paths[i]})")
 
@@ -429,12 +429,12 @@ class OptimizeConfig:
             check_number("iterations", n, 1, INT_MAX, integer=True)
         if self.lr is not None:
             check_number("lr", self.lr, 0, above=True)
-        check_number("lr-decay", self.lr_decay, 0, 1, above=True)
-        check_number("style-scale", self.style_scale, 0, 1e3, above=True)
-        check_number("save-every", self.save_every, 0, INT_MAX, integer=True)
+        check_number("lr_decay", self.lr_decay, 0, 1, above=True)
+        check_number("style_scale", self.style_scale, 0, 1e3, above=True)
+        check_number("save_every", self.save_every, 0, INT_MAX, integer=True)
         check_number("seed", self.seed, 0, 2**63 - 1, integer=True)
         if self.style_blend is not None:
-            check_weights("style-blend", self.style_blend)
+            check_weights("style_blend", self.style_blend)
 
 
 def optimize_config(values: dict[str, Any]) -> OptimizeConfig:

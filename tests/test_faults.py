@@ -157,7 +157,7 @@ def test_train_and_optimize_refuse_sizes_vgg_cannot_take(tmp_path, capsys):
     _fails(capsys, ["optimize", "--content", str(thin), "--style", str(thin), "--size", "64", "--iterations", "1",
                     "-o", str(tmp_path / "o.png")], "too thin")
     _fails(capsys, ["train", "--style", str(thin), "--data", str(tmp_path), "--image-size", "8",
-                    "--run-dir", str(tmp_path / "run")], "image-size must be at least 16")
+                    "--run-dir", str(tmp_path / "run")], "image_size must be at least 16")
     assert not (tmp_path / "run").exists() and not (tmp_path / "o.png").exists()
 
 
@@ -300,8 +300,8 @@ def photos(tmp_path):
 
 
 @pytest.mark.parametrize("case, message", [
-    (["--checkpoint-every", "0"], "checkpoint-every must be at least 1"),
-    (["--log-every", "0"], "log-every must be at least 1"),
+    (["--checkpoint-every", "0"], "checkpoint_every must be at least 1"),
+    (["--log-every", "0"], "log_every must be at least 1"),
     (["--workers", "-1"], "workers must be at least 0"),
     ('image_size = "big"\n', "image_size must be an integer"),
     (b"style_size = 64 # \xff\xfe\n", "is not valid TOML"),

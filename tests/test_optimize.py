@@ -142,9 +142,9 @@ def test_cli_bad_input_gives_one_line_and_no_output(tmp_path, images, capsys):
     _run_error(capsys, [*base[:2], "--style", str(not_image), *base[4:]], out, "cannot read style image")
     _run_error(capsys, [*base, "--content-layers", "relu9_9"], out, "relu9_9")
     _run_error(capsys, [*base, "--style-layers", "relu1_1:-2"], out, "style layer weight must be at least 0, got -2.0")
-    _run_error(capsys, [*base, "--content-weight", "-1"], out, "content-weight must be at least 0, got -1.0")
+    _run_error(capsys, [*base, "--content-weight", "-1"], out, "content_weight must be at least 0, got -1.0")
     _run_error(capsys, [*base, "--iterations", "0"], out, "iterations must be at least 1, got 0")
-    _run_error(capsys, [*base, "--style-blend", "1,2"], out, "style-blend")
+    _run_error(capsys, [*base, "--style-blend", "1,2"], out, "style_blend")
     _run_error(capsys, [*base[:4], "-o", str(tmp_path / "nowhere" / "out.png"), *base[6:]], tmp_path / "nowhere" / "out.png", "output folder does not exist")
     _run_error(capsys, [*base[:4], "-o", str(tmp_path / "out.xyz"), *base[6:]], tmp_path / "out.xyz", "unknown image format")
 

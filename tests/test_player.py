@@ -12,8 +12,8 @@ from conftest import read_video, synthetic_frames, write_video
 
 from fastnst import UserError
 from fastnst.cli import main
-from fastnst.play.player import (KEYS, CaptureThread, PlayerState, PlayerSummary, StopReason, draw_overlay, handle_key,
-                                 run_player, style_fields, style_names, window_picture)
+from fastnst.play.player import (KEYS, CaptureThread, PlayerState, PlayerSummary, StopReason, check_display,
+                                 draw_overlay, handle_key, run_player, style_fields, style_names, window_picture)
 from fastnst.play.model import StyleModel
 
 
@@ -351,7 +351,7 @@ def test_an_error_mid_run_leaves_no_output_and_a_source_error_is_one_user_error(
 def test_no_camera_suggests_source(tiny_onnx, capsys):
     assert main(["webcam", "-m", str(tiny_onnx), "--source", "97", "--no-display", "--frames", "1"]) == 2
     err = capsys.readouterr().err
-    assert "no camera at index 97" in err and "--source VIDEO" in err
+    assert "no camera at index 97: give a video file instead, or try another camera index (98)" in err
 
 
 def test_unreadable_and_missing_video(tiny_onnx, tmp_path, capsys):
@@ -376,8 +376,10 @@ def test_no_display_without_flag_is_a_user_error(tiny_onnx, synthetic_video, mon
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     monkeypatch.setattr("sys.platform", "linux")
+    with pytest.raises(UserError, match="play with the display off$"):  # the library names the setting, not a flag
+        check_display()
     assert main(["webcam", "-m", str(tiny_onnx), "--source", str(synthetic_video)]) == 2
-    assert "--no-display" in capsys.readouterr().err
+    assert "display off (--no-display, with --frames N" in capsys.readouterr().err  # the command line adds its flag
 
 
 def test_bad_output_suffix(tiny_onnx, tmp_path):

@@ -228,22 +228,22 @@ def _recipe(where: str = "", key: str = "", value: str = "") -> str:
 
 
 @pytest.mark.parametrize("case, message", [
-    (["--style-weight", "-1"], "style-weight must be at least 0, got -1.0"),
-    (["--style-weight", "nan"], "style-weight must be at least 0 and at most 3.40282e+38"),
+    (["--style-weight", "-1"], "style_weight must be at least 0, got -1.0"),
+    (["--style-weight", "nan"], "style_weight must be at least 0 and at most 3.40282e+38"),
     (["--lr", "nan"], "lr must be above 0"),
     (["--lr", "inf"], "lr must be above 0"),
     (["--epochs", "inf"], "epochs must be at least 0 and at most 1e+06, got inf"),
-    (["--style-weight", "1e39"], "style-weight must be at least 0 and at most 3.40282e+38"),  # inf in float32
+    (["--style-weight", "1e39"], "style_weight must be at least 0 and at most 3.40282e+38"),  # inf in float32
     (["--steps", "-5"], "steps must be at least 0, got -5"),
-    (("loss", "style_weight", "inf"), "style-weight must be at least 0 and at most 3.40282e+38"),
+    (("loss", "style_weight", "inf"), "style_weight must be at least 0 and at most 3.40282e+38"),
     (("", "epochs", "inf"), "epochs must be at least 0 and at most 1e+06, got inf"),
-    (("net", "res_blocks", "-1"), "[net] res-blocks must be at least 0, got -1"),
+    (("net", "res_blocks", "-1"), "[net] res_blocks must be at least 0, got -1"),
     (("loss", "style_layers", '["relu1_1"]'), "style_layers must be a table"),
-    (("loss", "content_layers", "[]"), "content-layers must be a list of one or more layer names"),
+    (("loss", "content_layers", "[]"), "content_layers must be a list of one or more layer names"),
     (("loss", "content_layers", '["relu9_9"]'), "unknown vgg19 layer(s): relu9_9"),
     (("", "precision", '"fp8"'), "precision must be one of auto, fp32, bf16, got 'fp8'"),
     (["--teacher", "nope", "--distill-weight", "1"], "fastnst run, checkpoint or model not found: nope"),
-    ("thin", "is too thin: 64x1 at --style-size 64"),
+    ("thin", "is too thin: 64x1 at style_size 64"),
 ])
 def test_bad_numbers_lists_and_inputs_fail_before_the_run_folder_exists(work, capsys, case, message):
     tmp, flags = work
@@ -280,7 +280,7 @@ def test_optimize_refuses_a_nan_blend_weight(tmp_path, capsys):
     img = tmp_path / "c.png"
     Image.new("RGB", (48, 40), "blue").save(img)
     _fails(capsys, ["optimize", "--content", str(img), "--style", str(img), "--style", str(img), "--style-blend", "nan,1",
-                    "-o", str(tmp_path / "o.png"), "--size", "32", "--iterations", "1"], "style-blend: weights must be")
+                    "-o", str(tmp_path / "o.png"), "--size", "32", "--iterations", "1"], "style_blend: weights must be")
     assert not (tmp_path / "o.png").exists()
 
 
@@ -411,7 +411,7 @@ def test_tune_style_takes_the_painting_where_it_is_now(work, capsys):
     (tmp / "style.png").rename(moved)  # the painting is no longer where the base recorded it
     common = ["train", "--tune-style", "style", "--base", str(base), "--steps", "1", "--workers", "0",
               "--preview-every", "0", "--run-dir", str(tmp / "tuned")]
-    _fails(capsys, common, f"the painting of style style is not at {tmp / 'style.png'}: give it with --style-image style=PATH")
+    _fails(capsys, common, f"the painting of style style is not at {tmp / 'style.png'}: give where it is as style image style=PATH")
     assert not (tmp / "tuned").exists()
     _fails(capsys, common + ["--style-image", f"nope={moved}"], "give NAME=IMAGE for a style of the base (style, blue)")
     assert cli.main(common + ["--style-image", f"style={moved}"]) == 0
@@ -443,6 +443,6 @@ def test_export_replaces_only_a_model_the_user_named(work, capsys, monkeypatch):
     assert cli.main(["train", *flags, "--steps", "1", "--run-dir", str(tmp / "r"), "-o", str(tmp / "r.onnx")]) == 0
     monkeypatch.chdir(tmp)
     (tmp / "style.onnx").write_bytes(b"mine")
-    _fails(capsys, ["export", str(tmp / "r")], "style.onnx exists; name the output with -o")
+    _fails(capsys, ["export", str(tmp / "r")], "style.onnx exists; name the output file")
     assert (tmp / "style.onnx").read_bytes() == b"mine"
     assert cli.main(["export", str(tmp / "r"), "-o", "style.onnx"]) == 0 and (tmp / "style.onnx").read_bytes() != b"mine"

@@ -155,13 +155,13 @@ def test_a_style_name_points_to_the_shipped_model_that_holds_it(models_dir, tiny
     _ship(models_dir, tiny_onnx, "wave", None)
     _ship(models_dir, trio_onnx, "trio", None)
     with pytest.raises(UserError, match=r"model not found: b is a style of the shipped model trio "
-                                        r"\(--model trio --style b\)"):
+                                        r"\(choose model trio with style b\)"):
         resolve_model("b")
     photo = tmp_path / "photo.png"
     cv2.imwrite(str(photo), synthetic_frames(1)[0])
     assert main(["stylize", str(photo), "--model", "trio", "--style", "b", "-o", str(tmp_path / "out.png")]) == 0
     assert main(["stylize", str(photo), "--model", "b", "-o", str(tmp_path / "out.png")]) == 2
-    assert "--model trio --style b" in capsys.readouterr().err
+    assert "(choose model trio with style b)" in capsys.readouterr().err
 
 
 def test_webcam_without_model_plays_every_shipped_model(models_dir, tiny_onnx, trio_onnx, synthetic_video, tmp_path,
@@ -184,4 +184,4 @@ def test_webcam_without_model_plays_every_shipped_model(models_dir, tiny_onnx, t
 
 def test_webcam_without_model_and_none_shipped(models_dir, synthetic_video, capsys):
     assert main(["webcam", "--source", str(synthetic_video), "--no-display", "--frames", "1"]) == 2
-    assert "no shipped models are installed: pass --model" in capsys.readouterr().err
+    assert "no shipped models are installed: name a model file" in capsys.readouterr().err

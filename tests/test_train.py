@@ -123,7 +123,7 @@ def test_cosine_schedule_decays_the_lr_to_zero_and_the_optimizer_follows_it(setu
     train(cfg, export=False)
     last = load_checkpoint(cfg.run_dir)["optimizer"]["param_groups"][0]["lr"]
     assert last == pytest.approx(lr_at(cfg, 3, 4)) and 0 < last < 2e-3
-    with pytest.raises(UserError, match="lr-schedule"):
+    with pytest.raises(UserError, match="lr_schedule"):
         replace(cfg, lr_schedule="linear")
 
 
@@ -177,7 +177,7 @@ def write_recipe(cfg, path):
     ("empty-data", "data folder has no images"),
     ("bad-output", "output folder does not exist"),
     ("bad-resume", "not a fastnst checkpoint"),
-    ("teacher-without-weight", "distillation needs both --teacher"),
+    ("teacher-without-weight", "distillation needs both a teacher"),
     ("missing-teacher", "fastnst run, checkpoint or model not found"),
 ])
 def test_bad_input_fails_before_training(setup, capsys, case, message):

@@ -159,6 +159,6 @@ def resume_config(ckpt: dict[str, Any], overrides: dict[str, Any], run_dir: str 
         elif saved.get(k) != (tuple(v) if isinstance(v, list) else v):
             changed.append(k)
     if changed:
-        raise UserError(f"--resume continues the checkpoint's run and cannot change {', '.join(changed)} "
+        raise UserError(f"a resumed run continues the checkpoint's run and cannot change {', '.join(changed)} "
                         f"(it may change {', '.join(sorted(RESUMABLE_FIELDS))})")
     return replace(cfg, **{k: v for k, v in overrides.items() if v is not None and k in RESUMABLE_FIELDS})

@@ -91,7 +91,7 @@ def video_frames(source: str, frames: int | None = None) -> list[dict[str, Any]]
 
     camera = camera_index(source)
     if camera is None and not is_video_path(source):
-        raise UserError(f"--data {source}: not a folder of photos, a video file or a camera index")
+        raise UserError(f"data source {source}: not a folder of photos, a video file or a camera index")
     cap = open_capture(source)
     try:
         if camera is None:

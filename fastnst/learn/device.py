@@ -1,5 +1,5 @@
-"""The torch device for a --device flag ("auto" picks cuda, then mps, then cpu) and the
-numeric precision for a --precision flag."""
+"""The torch device for a device setting ("auto" picks cuda, then mps, then cpu) and the
+numeric precision for a precision setting."""
 
 from __future__ import annotations
 
@@ -25,17 +25,17 @@ def pick_device(name: str, local_rank: int = 0) -> torch.device:
     except RuntimeError:
         raise UserError(f"unknown device {name!r} (use auto, cpu, cuda, cuda:N or mps)") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA GPU is available")
+        raise UserError("device cuda: no CUDA GPU is available")
     if device.type == "mps" and not torch.backends.mps.is_available():
-        raise UserError("--device mps: MPS is not available")
+        raise UserError("device mps: MPS is not available")
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", local_rank)
     if device.type == "cuda" and device.index >= torch.cuda.device_count():
         count = torch.cuda.device_count()
         if device.index == local_rank > 0:  # torchrun: one process per GPU
-            raise UserError(f"process {local_rank} of torchrun has no GPU: this machine has {count}; "
-                            f"start at most {count} processes per machine (--nproc-per-node) or use --device cpu")
-        raise UserError(f"--device {name}: this machine has {count} CUDA GPU(s), cuda:0 and up")
+            raise UserError(f"process {local_rank} of torchrun has no GPU: this machine has {count}; start at most "
+                            f"{count} processes per machine (torchrun --nproc-per-node) or use device cpu")
+        raise UserError(f"device {name}: this machine has {count} CUDA GPU(s), cuda:0 and up")
     return device
 
 
@@ -52,7 +52,7 @@ def cpu_has_fast_bf16() -> bool:
 
 
 def pick_precision(name: str, device: torch.device, launch_bound: bool = False) -> tuple[str, str]:
-    """(precision, why) for a --precision flag on ``device``: "auto" is bf16 where the device runs
+    """(precision, why) for a precision setting on ``device``: "auto" is bf16 where the device runs
     bf16 convolutions natively and fp32 elsewhere, and fp32 on a GPU for ``launch_bound`` work
     (a net so small that its steps wait on kernel launches, which autocast adds to; there bf16
     is slower, docs/training.md). "fp32" and "bf16" are taken as given."""
@@ -68,11 +68,11 @@ def pick_precision(name: str, device: torch.device, launch_bound: bool = False) 
         fast, where = False, device.type
     support = f"{where} {'has' if fast else 'has no'} native bf16"
     if name == "auto" and device.type == "cuda" and fast and launch_bound:
-        return "fp32", "auto: bf16 is slower for this small net on a GPU; --precision bf16 for large batches"
+        return "fp32", "auto: bf16 is slower for this small net on a GPU; precision bf16 for large batches"
     if name == "auto":
         return ("bf16" if fast else "fp32"), f"auto: {support}"
     if name == "bf16" and not fast:
-        log.warning("--precision bf16: %s, so bf16 runs emulated and much slower than fp32", support)
+        log.warning("precision bf16: %s, so bf16 runs emulated and much slower than fp32", support)
     return name, "as asked"
 
 

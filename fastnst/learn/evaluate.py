@@ -170,8 +170,8 @@ def _style_paths(names: Sequence[str], given: Sequence[str | os.PathLike], cfg: 
     out = [by_name.get(n) or recorded.get(n) for n in names]
     missing = [n for n, p in zip(names, out) if not p or not Path(p).is_file()]
     if missing:
-        raise UserError(f"give the painting of style(s) {', '.join(missing)} with --style (the model's recorded "
-                        "style images are not here)")
+        raise UserError(f"give the painting of style(s) {', '.join(missing)} (the model's recorded style images "
+                        "are not here)")
     return out
 
 

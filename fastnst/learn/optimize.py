@@ -79,7 +79,7 @@ def check_config(cfg: OptimizeConfig, n_styles: int) -> None:
         raise UserError("need at least one style image")
     if cfg.style_blend is not None:
         if len(cfg.style_blend) != n_styles:
-            raise UserError(f"style-blend needs one weight per style image ({n_styles}), got {len(cfg.style_blend)}")
+            raise UserError(f"style_blend needs one weight per style image ({n_styles}), got {len(cfg.style_blend)}")
     if cfg.init not in ("content", "noise") and not Path(cfg.init).is_file():
         raise UserError(f"init image not found: {cfg.init} (use content, noise or an image path)")
 
@@ -91,7 +91,7 @@ def optimize_files(content: str | Path, styles: Sequence[str | Path], output: st
     ``OptimizeInterrupted``. Returns the result and the output path."""
     out = check_output_path(output, OUTPUT_IMAGE_SUFFIXES, (content, *styles, cfg.init), "image")
     if max_size < 16:
-        raise UserError(f"max-size must be >= 16, got {max_size}")
+        raise UserError(f"max_size must be >= 16, got {max_size}")
     check_image_side(out, cfg.scales[-1])
     check_config(cfg, len(styles))  # fail fast, before the images and VGG load
     content_rgb = load_image(content, max_size, "content image")

@@ -107,7 +107,7 @@ def quantize_int8(src: str | os.PathLike, dst: str | os.PathLike, calibration: l
                               for feed in model_feeds(src, check)]))
         if diff > max_diff:
             raise UserError(f"int8 quantization moved the output by {diff:.1f} levels of 255 on average "
-                            f"(limit {max_diff}); export the float model instead (fastnst export RUN --no-int8)")
+                            f"(limit {max_diff}); export the float model instead (int8 off)")
     log.info("int8 model %s: mean difference from the float model %.2f levels of 255 on %d photos",
              dst, diff, len(check))
     return diff

@@ -66,7 +66,7 @@ class RunLock:
                     return self
                 who = f"process {holder}" if holder else "another process"
                 raise UserError(f"run folder {self.folder} is in use by {who} (a training running there); "
-                                "wait for it to end or give another --run-dir") from None
+                                "wait for it to end or choose another run folder") from None
             try:  # the file we locked is still the lock (its owner may have deleted it meanwhile)
                 if os.fstat(fd).st_ino == os.stat(self.path).st_ino:
                     break

@@ -79,7 +79,7 @@ def lr_at(cfg: TrainConfig, step: int, total_steps: int) -> float:
 def check_config(cfg: TrainConfig) -> None:
     """The checks across fields (each number is checked by the config itself)."""
     if not cfg.style_paths:
-        raise UserError("no style image: give --style PAINTING.jpg")
+        raise UserError("no style image: give a painting to train on")
     if cfg.names and len(cfg.names) != len(cfg.style_paths):
         raise UserError(f"{len(cfg.names)} style names for {len(cfg.style_paths)} style images")
     if len(set(cfg.style_names)) != len(cfg.style_paths):
@@ -91,13 +91,13 @@ def check_config(cfg: TrainConfig) -> None:
     if cfg.net.n_styles != len(cfg.style_paths):
         raise UserError(f"the net has {cfg.net.n_styles} style(s) but {len(cfg.style_paths)} style image(s) are given")
     if cfg.tune and not cfg.base:
-        raise UserError("tune (--tune-style) retrains styles of a trained run: give --base")
+        raise UserError("tuning retrains styles of a trained run: give that run (or its model) as the base")
     if unknown := sorted(set(cfg.tune) - set(cfg.style_names)):
         raise UserError(f"no style {', '.join(unknown)} to tune; the styles are {', '.join(cfg.style_names)}")
     if cfg.base and Path(cfg.run_dir).resolve() == run_folder(cfg.base).resolve():
-        raise UserError(f"run folder {cfg.run_dir} is the base run's; give the new run its own (--run-dir)")
+        raise UserError(f"run folder {cfg.run_dir} is the base run's; give the new run a run folder of its own")
     if (cfg.loss.distill_weight > 0) != bool(cfg.teacher):
-        raise UserError("distillation needs both --teacher RUN_DIR and a positive --distill-weight")
+        raise UserError("distillation needs both a teacher (a trained run or model) and a positive distill_weight")
 
 
 def _dist_setup(device_name: str) -> tuple[int, int, torch.device]:
@@ -167,7 +167,7 @@ def _start_new_styles(cfg: TrainConfig, net: TransformNet, ploss: PerceptualLoss
     from fastnst.learn.addstyle import ADD_FROM, start_new_styles
 
     if cfg.add_from not in ADD_FROM and cfg.add_from not in cfg.style_names[:n_base]:
-        raise UserError(f"add-from must be {', '.join(ADD_FROM)} or a style of the base "
+        raise UserError(f"add_from must be {', '.join(ADD_FROM)} or a style of the base "
                         f"({', '.join(cfg.style_names[:n_base])}), got {cfg.add_from!r}")
     if cfg.add_from == "nearest" and not hasattr(source, "__len__"):
         log.info("a streamed dataset: new styles start from the mean of the base styles")
@@ -385,7 +385,7 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, rank: int, world: int,
             if stopping:
                 bar.close()
                 if rank == 0:
-                    log.info("interrupted at step %d; checkpoint saved: %s (resume with --resume %s)",
+                    log.info("interrupted at step %d; checkpoint saved: %s (resume run %s to continue)",
                              run.step, run.ckpt_path, run.run_dir)
                 raise KeyboardInterrupt
     bar.close()
@@ -416,7 +416,7 @@ def _setup(cfg: TrainConfig, ckpt: dict[str, Any] | None, rank: int, world: int,
     if cfg.steps:
         total_steps = cfg.steps
     elif n_images is None:
-        raise UserError("a streamed dataset has no known size: give --steps instead of --epochs")
+        raise UserError("a streamed dataset has no known size: give a number of steps instead of epochs")
     else:
         total_steps = math.ceil(cfg.epochs * n_images / per_step)
 
@@ -582,18 +582,18 @@ def _claim_run_folder(run_dir: Path, resume: str | os.PathLike | None, overwrite
     own = resume is not None and run_folder(resume).resolve() == run_dir.resolve()
     found = holds_run(run_dir)
     if found and not own and overwrite:
-        log.warning("%s holds an earlier run; this run replaces it (--overwrite)", run_dir)
+        log.warning("%s holds an earlier run; this run replaces it (overwrite is on)", run_dir)
     elif found and not own:
-        hint = f"--resume {shlex.quote(str(run_dir))} continues it" if found == CHECKPOINT_NAME else "it has no checkpoint"
-        raise UserError(f"run folder {run_dir} holds another run ({found}; {hint}); give another --run-dir, "
-                        "or --overwrite to replace it")
+        hint = f"resume {shlex.quote(str(run_dir))} to continue" if found == CHECKPOINT_NAME else "it has no checkpoint"
+        raise UserError(f"run folder {run_dir} holds another run ({found}; {hint}); choose another run folder, "
+                        "or overwrite it")
 
 
 def _last_good(checkpoint: Path | None, step: int, run_dir: Path) -> str:
     if checkpoint is None:
-        return "This run saved no checkpoint yet (try a lower --lr or style weight)."
-    return (f"Last good checkpoint: {checkpoint} (step {step}; continue with --resume {shlex.quote(str(checkpoint))}, "
-            "or start again with a lower --lr or style weight).")
+        return "This run saved no checkpoint yet (try a lower lr or style_weight)."
+    return (f"Last good checkpoint: {checkpoint} (step {step}; resume it to continue, "
+            "or start again with a lower lr or style_weight).")
 
 
 @torch.no_grad()
@@ -611,13 +611,13 @@ def _load_style(cfg: TrainConfig, i: int, recorded: bool) -> np.ndarray:
     ``recorded``: a base's style, whose path was recorded where the base was trained."""
     if recorded and not Path(cfg.style_paths[i]).is_file():
         name = cfg.style_names[i]
-        raise UserError(f"the painting of style {name} is not at {cfg.style_paths[i]}: give it with "
-                        f"--style-image {shlex.quote(name)}=PATH")
+        raise UserError(f"the painting of style {name} is not at {cfg.style_paths[i]}: give where it is "
+                        f"as style image {shlex.quote(name)}=PATH")
     img = load_image(cfg.style_paths[i], cfg.style_size, "style image")
     h, w = img.shape[:2]
     if min(h, w) < 16:  # VGG's deepest default layer: as optimize refuses it
-        raise UserError(f"style image {cfg.style_paths[i]} is too thin: {w}x{h} at --style-size {cfg.style_size}, "
-                        "VGG needs a short side of 16 px (use a larger --style-size or crop it)")
+        raise UserError(f"style image {cfg.style_paths[i]} is too thin: {w}x{h} at style_size {cfg.style_size}, "
+                        "VGG needs a short side of 16 px (use a larger style_size or crop it)")
     return img
 
 
@@ -683,9 +683,9 @@ def export_trained(source: str | os.PathLike, output: str | os.PathLike | None =
     net, cfg = select_styles(net_of(ckpt), cfg, keep, rename)
     out = check_output_path(output or f"{cfg.model_name}.onnx", (".onnx",), inputs=(model_file(source),), what="model")
     if not output and out.exists():  # a name the user did not give is never replaced
-        raise UserError(f"{out} exists; name the output with -o (-o {shlex.quote(str(out))} replaces it)")
+        raise UserError(f"{out} exists; name the output file (naming it {shlex.quote(str(out))} replaces it)")
     try:
         calibration = calibration_photos(cfg) if cfg.int8 else None
     except UserError as e:  # e.g. a shipped model: its training photos are on another machine
-        raise UserError(f"{e} (int8 calibration photos: give --calibrate DATA)") from None
+        raise UserError(f"{e}; int8 needs calibration photos: give a folder of them", setting="calibrate") from None
     return export_model(net, out, cfg, calibration), ckpt["step"]

@@ -108,7 +108,7 @@ def start_learning(painting: str, base: StyleModel, source: str, provider: str |
     from fastnst.play.video import camera_index
 
     if importlib.util.find_spec("torch") is None:
-        raise UserError("`fastnst webcam --learn` needs the train extra: pip install '.[train]' in the fastnst folder")
+        raise UserError("learning while playing needs the train extra: pip install '.[train]' in the fastnst folder")
     if not Path(painting).is_file():
         raise UserError(f"painting not found: {painting}")
     name = Path(painting).stem

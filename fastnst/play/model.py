@@ -49,7 +49,7 @@ def resolve_model(name_or_path: str | os.PathLike, what: str = "model") -> Path:
             continue
         if len(names) > 1 and path.name in names:
             raise UserError(f"{what} not found: {name_or_path} is a style of the shipped model {stem} "
-                            f"(--model {stem} --style {path.name})")
+                            f"(choose model {stem} with style {path.name})")
     hint = f"shipped models: {', '.join(shipped)}" if shipped else "no shipped models are installed"
     raise UserError(f"{what} not found: {name_or_path} ({hint})")
 

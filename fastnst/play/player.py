@@ -393,7 +393,7 @@ def draw_overlay(view: np.ndarray, state: PlayerState, name: str, fps: float, la
 def check_display() -> None:
     """Raise UserError when no window can be opened (a Linux server without X or Wayland)."""
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        raise UserError("no display to open a window on: use --no-display (with --frames N and --output out.mp4)")
+        raise UserError("no display to open a window on: play with the display off", setting="display")
 
 
 def _timestamped(folder: Path, prefix: str, suffix: str) -> Path:

@@ -47,5 +47,5 @@ def models_or_shipped(names: list[str | os.PathLike] | None) -> list[str | os.Pa
     """``names``, or every shipped model; UserError where there is none."""
     names = names or list(shipped_models().values())
     if not names:
-        raise UserError("no shipped models are installed: pass --model M.onnx (train one with `fastnst train`)")
+        raise UserError("no shipped models are installed: name a model file (train one with `fastnst train`)")
     return names

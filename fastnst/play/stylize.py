@@ -182,7 +182,7 @@ def stylize_files(models: list[StyleModel], inputs: list[str | os.PathLike], out
         if n > 1 or target in sources:
             raise UserError(f"two files would be written to {target}; stylize those inputs into separate folders")
         if target.exists() and not overwrite and not is_file_target(out_dir):  # a name the user did not give
-            raise UserError(f"{target} exists; stylize into another folder, or give --overwrite to replace it")
+            raise UserError(f"{target} exists; stylize into another folder, or overwrite it")
     for src in paths:  # an output keeps its input's size: one its format cannot store fails now, not after the work
         if not is_video_path(src) and (side := image_side(src)):
             for m in models:

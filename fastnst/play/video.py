@@ -53,8 +53,8 @@ def open_capture(source: str) -> cv2.VideoCapture:
         with quiet_opencv():
             cap = cv2.VideoCapture(index)
         if not cap.isOpened():
-            raise UserError(f"no camera at index {index}: pass --source VIDEO to play a video file, "
-                            f"or try another index (--source {index + 1})")
+            raise UserError(f"no camera at index {index}: give a video file instead, or try another "
+                            f"camera index ({index + 1})")
         return cap
     if "://" not in source and not Path(source).exists():
         raise UserError(f"video source not found: {source}")
