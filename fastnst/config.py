@@ -24,6 +24,7 @@ else:  # pragma: no cover
 
 # Every number of a config is checked here, on its way in (flags, recipes, checkpoints and
 # models read back, ``dataclasses.replace``), by the dataclasses' ``__post_init__``.
+VGG_MIN_SIDE = 16  # the shortest image side whose features reach VGG's deepest default layer
 F32_MAX = 3.4028234663852886e38  # the losses and style weights are float32: larger is inf there
 INT_MAX = 2**31 - 1
 
@@ -215,8 +216,7 @@ class TrainConfig:
     loss: LossConfig = field(default_factory=LossConfig)
 
     def __post_init__(self):
-        # image_size 16: VGG's deepest default layer and the fast net's H/8 stage need 16 px
-        for name, low in (("image_size", 16), ("style_size", 16), ("batch_size", 1), ("checkpoint_every", 1),
+        for name, low in (("image_size", VGG_MIN_SIDE), ("style_size", VGG_MIN_SIDE), ("batch_size", 1), ("checkpoint_every", 1),
                           ("log_every", 1), ("preview_every", 0), ("workers", 0), ("holdout", 0), ("steps", 0)):
             check_number(name, getattr(self, name), low, INT_MAX, integer=True)
         check_number("seed", self.seed, 0, 2**63 - 1, integer=True)
@@ -424,7 +424,7 @@ class OptimizeConfig:
         if not self.scales or not self.iterations:
             raise UserError("give at least one scale and one iteration count")
         for s in self.scales:
-            check_number("scales (image long sides)", s, 16, INT_MAX, integer=True)
+            check_number("scales (image long sides)", s, VGG_MIN_SIDE, INT_MAX, integer=True)
         for n in self.iterations:
             check_number("iterations", n, 1, INT_MAX, integer=True)
         if self.lr is not None:

@@ -27,7 +27,7 @@ import torch
 from PIL import Image
 
 from fastnst import UserError
-from fastnst.config import OptimizeConfig, TrainConfig, train_config_from_json
+from fastnst.config import VGG_MIN_SIDE, OptimizeConfig, TrainConfig, train_config_from_json
 from fastnst.learn.data import to_tensor
 from fastnst.play.contract import META_CONFIG
 from fastnst.play.images import list_images, load_image
@@ -109,8 +109,8 @@ def evaluate(model: str | os.PathLike, content: str | os.PathLike, styles: Seque
     (fp32 by default, so that figures stay comparable across machines)."""
     from fastnst.play.model import StyleModel
 
-    if size < 16:
-        raise UserError(f"size must be at least 16, got {size}")
+    if size < VGG_MIN_SIDE:
+        raise UserError(f"size must be at least {VGG_MIN_SIDE}, got {size}")
     if gatys < 0 or (limit is not None and limit < 1):
         raise UserError("gatys iterations must be >= 0 and limit >= 1")
     runner = StyleModel(model, provider="cpu", threads=threads)

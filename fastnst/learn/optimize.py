@@ -22,7 +22,7 @@ from PIL import Image
 
 from fastnst import UserError
 from fastnst.play.color import luminance_transfer, match_histogram
-from fastnst.config import OptimizeConfig
+from fastnst.config import VGG_MIN_SIDE, OptimizeConfig
 from fastnst.learn.data import to_tensor
 from fastnst.learn.device import autocast, pick_device, pick_precision
 from fastnst.play.files import check_output_path
@@ -90,19 +90,19 @@ def optimize_files(content: str | Path, styles: Sequence[str | Path], output: st
     the inputs downscaled to long side ``max_size``; Ctrl-C writes the best image so far, then raises
     ``OptimizeInterrupted``. Returns the result and the output path."""
     out = check_output_path(output, OUTPUT_IMAGE_SUFFIXES, (content, *styles, cfg.init), "image")
-    if max_size < 16:
-        raise UserError(f"max_size must be >= 16, got {max_size}")
+    if max_size < VGG_MIN_SIDE:
+        raise UserError(f"max_size must be >= {VGG_MIN_SIDE}, got {max_size}")
     check_image_side(out, cfg.scales[-1])
     check_config(cfg, len(styles))  # fail fast, before the images and VGG load
     content_rgb = load_image(content, max_size, "content image")
     style_rgbs = [load_image(s, max_size, "style image") for s in styles]
     low = min(cfg.scales)
     for what, img, side in [("content image", content_rgb, low),
-                            *(("style image", s, max(16, round(cfg.style_scale * low))) for s in style_rgbs)]:
+                            *(("style image", s, max(VGG_MIN_SIDE, round(cfg.style_scale * low))) for s in style_rgbs)]:
         h, w = img.shape[:2]
-        if min(h, w) * side < 16 * max(h, w):  # resized to long side ``side``, VGG needs a short side of 16
+        if min(h, w) * side < VGG_MIN_SIDE * max(h, w):  # its short side once resized to long side ``side``
             raise UserError(f"{what} {w}x{h} is too thin: its short side would be {min(h, w) * side // max(h, w)} px "
-                            f"at {side} px, VGG needs 16 (use a larger size)")
+                            f"at {side} px, VGG needs {VGG_MIN_SIDE} (use a larger size)")
 
     def snapshot(iteration: int, rgb: np.ndarray) -> None:
         save_image(rgb, out.with_name(f"{out.stem}_{iteration:05d}{out.suffix}"))
@@ -211,7 +211,7 @@ def optimize(
         for scale, n_iter in zip(cfg.scales, iterations):
             content = _resize(content_rgb, scale)
             h, w = content.shape[:2]
-            style_size = max(16, round(cfg.style_scale * scale))
+            style_size = max(VGG_MIN_SIDE, round(cfg.style_scale * scale))
             with autocast(device, precision):  # the VGG convolutions only; Grams and losses stay fp32
                 criterion = PerceptualLoss.from_config(
                     loss_cfg, [to_tensor(_resize(s, style_size))[None].to(device) for s in styles], encoder,

@@ -34,7 +34,7 @@ import torch.distributed as dist
 
 import fastnst
 from fastnst import UserError
-from fastnst.config import TrainConfig, to_dict
+from fastnst.config import VGG_MIN_SIDE, TrainConfig, to_dict
 from fastnst.learn.checkpoint import (CHECKPOINT_FORMAT, CHECKPOINT_NAME, config_of, load_checkpoint, load_trained,
                                       model_file, net_of, run_folder, save_checkpoint)
 from fastnst.learn.data import CropDataset, decode_image, make_loader, open_dataset, to_tensor
@@ -615,9 +615,9 @@ def _load_style(cfg: TrainConfig, i: int, recorded: bool) -> np.ndarray:
                         f"as style image {shlex.quote(name)}=PATH")
     img = load_image(cfg.style_paths[i], cfg.style_size, "style image")
     h, w = img.shape[:2]
-    if min(h, w) < 16:  # VGG's deepest default layer: as optimize refuses it
+    if min(h, w) < VGG_MIN_SIDE:
         raise UserError(f"style image {cfg.style_paths[i]} is too thin: {w}x{h} at style_size {cfg.style_size}, "
-                        "VGG needs a short side of 16 px (use a larger style_size or crop it)")
+                        f"VGG needs a short side of {VGG_MIN_SIDE} px (use a larger style_size or crop it)")
     return img
 
 
