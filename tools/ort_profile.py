@@ -23,8 +23,9 @@ import onnxruntime as ort
 import torch
 
 from fastnst.config import NET_PRESETS
-from fastnst.learn.export import INPUT_NAME, STYLE_INPUT_NAME, export_onnx
+from fastnst.learn.export import export_onnx
 from fastnst.learn.nets import TransformNet
+from fastnst.play import contract
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -42,9 +43,9 @@ def main(argv: list[str] | None = None) -> None:
         opts.enable_profiling = True
         opts.profile_file_prefix = f"{tmp}/prof"
         sess = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
-        feeds = {INPUT_NAME: np.random.default_rng(0).integers(0, 256, (1, 480, 640, 3), dtype=np.uint8)}
-        if len(sess.get_inputs()) == 2:  # a multi-style model: the first style
-            feeds[STYLE_INPUT_NAME] = np.eye(sess.get_inputs()[1].shape[0], dtype=np.float32)[0]
+        inputs = sess.get_inputs()  # a multi-style model plays its first style
+        feeds = contract.feeds(np.random.default_rng(0).integers(0, 256, (1, 480, 640, 3), dtype=np.uint8),
+                               np.eye(inputs[1].shape[0], dtype=np.float32)[0] if len(inputs) == 2 else None)
         warm, n = 10, 40
         for _ in range(warm):
             sess.run(None, feeds)

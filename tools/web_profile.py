@@ -66,9 +66,8 @@ def native(model: Path, threads: int, warm: int, runs: int, w: int, h: int, styl
         opts.enable_profiling = True
         opts.profile_file_prefix = f"{tmp}/prof"
         sess = ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
-        feeds = {contract.INPUT_NAME: (np.arange(w * h * 3) * 7 % 256).astype(np.uint8).reshape(1, h, w, 3)}
-        if styles:
-            feeds[contract.STYLE_INPUT_NAME] = np.eye(styles, dtype=np.float32)[0]
+        feeds = contract.feeds((np.arange(w * h * 3) * 7 % 256).astype(np.uint8).reshape(1, h, w, 3),
+                               np.eye(styles, dtype=np.float32)[0] if styles else None)
         for _ in range(warm):
             sess.run(None, feeds)
         t0 = time.perf_counter()
